@@ -1,0 +1,44 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
+/**
+ * A token bucket shared by every request that draws on one budget (a node's
+ * egress cap, the pool's repair share). Callers take before sending; a caller
+ * that finds the bucket in debt waits for exactly its share, so concurrent
+ * senders are served in arrival order without a timer per byte.
+ */
+export class BandwidthLimiter {
+  readonly rate: number
+  private readonly burst: number
+  private tokens: number
+  private last: number
+
+  /** @param rate bytes per second (Infinity: no limit); @param burst bytes allowed at once (default rate/10, at least 64 KiB) */
+  constructor (rate: number, burst?: number) {
+    this.rate = rate
+    this.burst = burst ?? Math.max(64 * 1024, rate / 10)
+    this.tokens = this.burst
+    this.last = performance.now()
+  }
+
+  get unlimited (): boolean {
+    return !Number.isFinite(this.rate) || this.rate <= 0
+  }
+
+  /** Waits until `n` bytes may be sent. Aborting refunds the reservation. */
+  async take (n: number, signal?: AbortSignal): Promise<void> {
+    if (this.unlimited) return
+    signal?.throwIfAborted()
+    const now = performance.now()
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.rate / 1000)
+    this.last = now
+    this.tokens -= n
+    if (this.tokens >= 0) return
+    const waitMs = -this.tokens / this.rate * 1000
+    try {
+      await sleep(waitMs, undefined, { signal })
+    } catch (err) {
+      this.tokens += n
+      throw err
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Messages of the control protocol, spoken over libp2p streams between nodes
+ * and the manager. Noise authenticates both ends, so the remote peer id of a
+ * stream is who sent a message. One request frame, one response frame per
+ * stream (see control-rpc.ts for the framing).
+ */
+import { ProtocolError } from './errors.ts'
+import { parseBlobId, parseContentId } from './ids.ts'
+
+export const CONTROL_PROTOCOL = '/cdn/control/1.0.0'
+
+/** Demand a node saw for one content since its last heartbeat. */
+export interface ContentLoad {
+  /** requests per second */
+  requests: number
+  /** bytes per second served */
+  bytes: number
+}
+
+/** Node → manager: ask to join the pool. */
+export interface JoinRequest {
+  type: 'join'
+  token: string
+  /** base URL of the node's HTTP data plane, e.g. http://127.0.0.1:9103 */
+  http: string
+  zone?: string
+  capacity: number
+  /** bytes/s; absent means unlimited */
+  egressCap?: number
+}
+
+/** Node → manager: periodic report. */
+export interface Heartbeat {
+  type: 'heartbeat'
+  http: string
+  capacity: number
+  used: number
+  egressCap?: number
+  /** bytes/s actually sent over the last interval */
+  egressRate: number
+  blobs: number
+  contents: Record<string, ContentLoad>
+}
+
+export interface BlobSource {
+  cid: string
+  /** HTTP URLs to fetch the blob from, tried in order */
+  sources: string[]
+}
+
+/** Manager → node: fetch these blobs, verify their hashes, keep them; then index these contents (their manifests are among the blobs or already held). */
+export interface StoreOrder {
+  type: 'store'
+  blobs: BlobSource[]
+  contents: string[]
+}
+
+/** Manager → node: remove these blobs and stop providing these contents. */
+export interface DeleteOrder {
+  type: 'delete'
+  blobs: string[]
+  contents: string[]
+}
+
+export type NodeToManager = JoinRequest | Heartbeat
+export type ManagerToNode = StoreOrder | DeleteOrder
+
+export interface Joined { type: 'joined', heartbeatMs: number }
+export interface Ack { type: 'ack', known: boolean }
+export interface StoreResult { cid: string, ok: boolean, error?: string }
+export interface Stored { type: 'stored', results: StoreResult[] }
+export interface Deleted { type: 'deleted', removed: string[] }
+export interface RpcErrorReply { type: 'error', code: string, message: string }
+
+export type Reply = Joined | Ack | Stored | Deleted | RpcErrorReply
+
+function need (ok: boolean, what: string): void {
+  if (!ok) throw new ProtocolError(`malformed control message: ${what}`)
+}
+
+const isObj = (v: unknown): v is Record<string, any> => v != null && typeof v === 'object' && !Array.isArray(v)
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0
+const isUrl = (v: unknown): boolean => typeof v === 'string' && /^https?:\/\/[^\s]+$/.test(v) && v.length < 2048
+
+function checkCommon (m: Record<string, any>): void {
+  need(isUrl(m.http), 'http must be an http(s) URL')
+  need(isNum(m.capacity), 'capacity must be a number')
+  need(m.egressCap === undefined || m.egressCap === null || isNum(m.egressCap), 'egressCap must be a number')
+}
+
+/** Validates a message a manager received from a node. */
+export function parseNodeMessage (v: unknown): NodeToManager {
+  need(isObj(v), 'not an object')
+  const m = v as Record<string, any>
+  if (m.type === 'join') {
+    need(typeof m.token === 'string', 'token must be a string')
+    need(m.zone === undefined || (typeof m.zone === 'string' && m.zone.length <= 64), 'zone must be a short string')
+    checkCommon(m)
+    return m as JoinRequest
+  }
+  if (m.type === 'heartbeat') {
+    checkCommon(m)
+    need(isNum(m.used) && isNum(m.egressRate) && isNum(m.blobs), 'used, egressRate and blobs must be numbers')
+    need(isObj(m.contents), 'contents must be an object')
+    for (const [id, load] of Object.entries(m.contents)) {
+      parseContentId(id)
+      need(isObj(load) && isNum(load.requests) && isNum(load.bytes), 'content load must have requests and bytes')
+    }
+    return m as Heartbeat
+  }
+  throw new ProtocolError(`unknown control message type ${JSON.stringify(m.type)}`)
+}
+
+/** Validates an order a node received from its manager. */
+export function parseOrder (v: unknown): ManagerToNode {
+  need(isObj(v), 'not an object')
+  const m = v as Record<string, any>
+  need(Array.isArray(m.contents), 'contents must be a list')
+  for (const c of m.contents) parseContentId(c)
+  need(Array.isArray(m.blobs), 'blobs must be a list')
+  if (m.type === 'store') {
+    for (const b of m.blobs) {
+      need(isObj(b) && Array.isArray(b.sources) && b.sources.length > 0 && b.sources.every(isUrl), 'each blob needs http sources')
+      parseBlobId(b.cid)
+    }
+    return m as StoreOrder
+  }
+  if (m.type === 'delete') {
+    for (const c of m.blobs) parseBlobId(c)
+    return m as DeleteOrder
+  }
+  throw new ProtocolError(`unknown order type ${JSON.stringify(m.type)}`)
+}
