@@ -11,13 +11,19 @@ export class BandwidthLimiter {
   private readonly burst: number
   private tokens: number
   private last: number
+  private readonly now: () => number
 
-  /** @param rate bytes per second (Infinity: no limit); @param burst bytes allowed at once (default rate/10, at least 64 KiB) */
-  constructor (rate: number, burst?: number) {
+  /**
+   * @param rate bytes per second (Infinity: no limit)
+   * @param burst bytes allowed at once (default rate/10, at least 64 KiB)
+   * @param now clock in ms, injectable so the arithmetic can be tested without waiting
+   */
+  constructor (rate: number, burst?: number, now: () => number = () => performance.now()) {
     this.rate = rate
     this.burst = burst ?? Math.max(64 * 1024, rate / 10)
     this.tokens = this.burst
-    this.last = performance.now()
+    this.now = now
+    this.last = now()
   }
 
   get unlimited (): boolean {
@@ -28,17 +34,23 @@ export class BandwidthLimiter {
   async take (n: number, signal?: AbortSignal): Promise<void> {
     if (this.unlimited) return
     signal?.throwIfAborted()
-    const now = performance.now()
-    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.rate / 1000)
-    this.last = now
-    this.tokens -= n
-    if (this.tokens >= 0) return
-    const waitMs = -this.tokens / this.rate * 1000
+    const waitMs = this.reserve(n)
+    if (waitMs === 0) return
     try {
       await sleep(waitMs, undefined, { signal })
     } catch (err) {
       this.tokens += n
       throw err
     }
+  }
+
+  /** Takes `n` tokens, going into debt if need be, and says how long the caller must wait (ms) for its share. */
+  reserve (n: number): number {
+    if (this.unlimited) return 0
+    const now = this.now()
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.rate / 1000)
+    this.last = now
+    this.tokens -= n
+    return this.tokens >= 0 ? 0 : -this.tokens / this.rate * 1000
   }
 }

@@ -1,0 +1,29 @@
+import type { Logger } from '../core/log.ts'
+import { describeError } from '../core/errors.ts'
+
+export interface RunningDaemon { stop (): Promise<void> }
+
+/**
+ * Runs a daemon until SIGINT/SIGTERM: prints one ready line on stdout (JSON with
+ * --json, which `cdn up` and scripts read), then stops it cleanly and exits 0.
+ */
+export async function runDaemon<D extends RunningDaemon> (role: string, start: () => Promise<D>, describe: (d: D) => Record<string, unknown>, json: boolean, logger: Logger): Promise<void> {
+  const daemon = await start()
+  const info = { ready: true, role, pid: process.pid, ...describe(daemon) }
+  process.stdout.write(json ? `${JSON.stringify(info)}\n` : `${role} ready: ${Object.entries(describe(daemon)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join(' ')}\n`)
+  logger.info(info, `${role} ready`)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, `${role} stopping`)
+    daemon.stop().then(() => {
+      process.exit(0)
+    }, (err: unknown) => {
+      logger.error({ err: describeError(err) }, `${role} did not stop cleanly`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGINT', () => { stop('SIGINT') })
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+}

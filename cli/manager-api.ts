@@ -1,0 +1,53 @@
+import { request } from 'undici'
+import { CdnError, NotFoundError, UnauthorizedError, UpstreamError, BadInputError, TooLargeError } from '../core/errors.ts'
+
+/** The CLI's side of the manager HTTP API (docs/PROTOCOLS.md). */
+export interface ApiOptions {
+  manager: string
+  token?: string
+  signal?: AbortSignal
+  /** ms, default 30 s */
+  timeout?: number
+}
+
+function statusError (status: number, message: string): CdnError {
+  if (status === 401) return new UnauthorizedError(message)
+  if (status === 404) return new NotFoundError(message)
+  if (status === 413) return new TooLargeError(message)
+  if (status >= 400 && status < 500) return new BadInputError(message)
+  return new UpstreamError(message)
+}
+
+function managerUrl (base: string, path: string): URL {
+  try {
+    return new URL(path, base)
+  } catch (err) {
+    throw new BadInputError(`invalid manager URL "${base}"`, { cause: err })
+  }
+}
+
+/** Calls the manager and returns parsed JSON, turning error answers and unreachable managers into one-line CdnErrors. */
+export async function callManager (opts: ApiOptions, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
+  const url = managerUrl(opts.manager, path)
+  const signals = [AbortSignal.timeout(opts.timeout ?? 30_000), ...(opts.signal != null ? [opts.signal] : [])]
+  const headers: Record<string, string> = { ...(body?.headers ?? {}) }
+  if (opts.token != null) headers.authorization = `Bearer ${opts.token}`
+  let res
+  try {
+    res = await request(url, { method, headers, body: body?.data, signal: AbortSignal.any(signals) })
+  } catch (err: any) {
+    if (err?.name === 'TimeoutError' || err?.name === 'AbortError') throw new UpstreamError(`manager at ${opts.manager} did not answer in time`, { cause: err })
+    throw new UpstreamError(`cannot reach the manager at ${opts.manager} (${err?.code ?? err?.message ?? err})`, { cause: err })
+  }
+  const text = await res.body.text()
+  let json: any
+  try {
+    json = text === '' ? {} : JSON.parse(text)
+  } catch {
+    throw new UpstreamError(`manager answered ${res.statusCode} with a body that is not JSON`)
+  }
+  if (res.statusCode >= 400) {
+    throw statusError(res.statusCode, json?.error?.message ?? `manager answered ${res.statusCode}`)
+  }
+  return json
+}

@@ -1,0 +1,53 @@
+import { parseContentId } from '../core/ids.ts'
+import { formatBytes } from '../core/units.ts'
+import { callManager, type ApiOptions } from './manager-api.ts'
+
+/** Renders rows as an aligned text table for terminals. */
+export function table (headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n')
+}
+
+function short (peerId: string): string {
+  return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId
+}
+
+export async function listContents (api: ApiOptions): Promise<any> {
+  return callManager(api, 'GET', '/api/contents')
+}
+
+export function formatContents (res: any): string {
+  const rows = (res.contents as any[]).map(c => [c.id, c.name, formatBytes(c.size), String(c.chunks), `${c.copies.min}-${c.copies.max}`, String(c.copies.nodes.length)])
+  return rows.length === 0 ? 'no contents' : table(['ID', 'NAME', 'SIZE', 'CHUNKS', 'COPIES', 'NODES'], rows)
+}
+
+export async function removeContent (api: ApiOptions, id: string): Promise<any> {
+  parseContentId(id)
+  return callManager(api, 'DELETE', `/api/contents/${id}`)
+}
+
+export async function poolStatus (api: ApiOptions): Promise<any> {
+  return callManager(api, 'GET', '/api/nodes')
+}
+
+export function formatStatus (res: any): string {
+  const rows = (res.nodes as any[]).map(n => [
+    short(n.peerId), n.state, n.zone ?? '-', `${formatBytes(n.used)} / ${formatBytes(n.capacity)}`,
+    `${formatBytes(n.egressRate ?? 0)}/s / ${n.egressCap == null ? 'unlimited' : `${formatBytes(n.egressCap)}/s`}`,
+    String(n.blobs ?? 0), n.http
+  ])
+  return rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'BLOBS', 'HTTP'], rows)
+}
+
+export async function listEvents (api: ApiOptions, limit: number): Promise<any> {
+  return callManager(api, 'GET', `/api/events?limit=${limit}`)
+}
+
+export function formatEvents (res: any): string {
+  const rows = (res.events as any[]).map(e => [
+    new Date(e.at).toISOString(), e.kind, e.content ?? '-', e.node != null ? short(e.node) : '-',
+    e.detail == null ? '' : JSON.stringify(e.detail)
+  ])
+  return rows.length === 0 ? 'no events' : table(['AT', 'KIND', 'CONTENT', 'NODE', 'DETAIL'], rows)
+}

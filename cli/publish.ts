@@ -1,0 +1,89 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { basename, extname } from 'node:path'
+import { Transform } from 'node:stream'
+import { BadInputError } from '../core/errors.ts'
+import { callManager } from './manager-api.ts'
+import { byteProgress } from './progress.ts'
+
+export interface PublishOptions {
+  manager: string
+  token?: string
+  replicas?: number
+  name?: string
+  type?: string
+  proxy: string
+  json: boolean
+}
+
+const MEDIA_TYPES: Record<string, string> = {
+  '.mp4': 'video/mp4',
+  '.m4v': 'video/mp4',
+  '.webm': 'video/webm',
+  '.mkv': 'video/x-matroska',
+  '.mov': 'video/quicktime',
+  '.mp3': 'audio/mpeg',
+  '.ogg': 'audio/ogg',
+  '.opus': 'audio/ogg',
+  '.wav': 'audio/wav',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.svg': 'image/svg+xml',
+  '.html': 'text/html; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.json': 'application/json',
+  '.pdf': 'application/pdf',
+  '.zip': 'application/zip',
+  '.iso': 'application/octet-stream'
+}
+
+export function mediaTypeOf (file: string): string {
+  return MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream'
+}
+
+export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number }
+
+export async function publish (file: string, opts: PublishOptions): Promise<PublishResult> {
+  if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token T or CDN_TOKEN')
+  let size: number
+  try {
+    const st = await stat(file)
+    if (!st.isFile()) throw new BadInputError(`${file} is not a regular file`)
+    size = st.size
+  } catch (err: any) {
+    if (err instanceof BadInputError) throw err
+    throw new BadInputError(`cannot read ${file}: ${err?.code === 'ENOENT' ? 'no such file' : err?.message}`)
+  }
+  const bar = byteProgress('publish', size, !opts.json)
+  let sent = 0
+  const counter = new Transform({
+    transform (piece: Buffer, _enc, done) {
+      sent += piece.length
+      bar.update(sent, sent >= size ? '(confirming copies)' : '')
+      done(null, piece)
+    }
+  })
+  const headers: Record<string, string> = {
+    'content-type': opts.type ?? mediaTypeOf(file),
+    'content-length': String(size),
+    'x-cdn-name': encodeURIComponent(opts.name ?? basename(file))
+  }
+  if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
+  try {
+    const body = createReadStream(file).pipe(counter)
+    const res = await callManager({ manager: opts.manager, token: opts.token, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
+    const id = String(res.id)
+    return {
+      id,
+      url: new URL(`/c/${id}`, opts.proxy).toString(),
+      link: `cdn://${id}?k=${String(res.key)}`,
+      size: Number(res.size),
+      chunks: Number(res.chunks),
+      replicas: Number(res.replicas)
+    }
+  } finally {
+    bar.stop()
+  }
+}
