@@ -208,8 +208,8 @@ program.command('up')
       '',
       'try:',
       `  export CDN_MANAGER=${s.manager} CDN_TOKEN=${s.token} CDN_PROXY=${s.proxy}`,
-      '  node cli/cdn.ts publish movie.mp4',
-      '  node cli/cdn.ts ls',
+      '  npm run -s cdn -- publish movie.mp4',
+      '  npm run -s cdn -- ls',
       '',
       'Ctrl-C stops everything.'
     ].join('\n'))
