@@ -68,6 +68,12 @@ export interface PolicySettings {
   egressHighWater: number
   /** bytes the pool may copy for its own moves in this reconcile round */
   moveBudget: number
+  /**
+   * Nodes considered when placing one new copy; 0 means all. Large pools
+   * rank a window of this many nodes (chosen by the chunk id, so still
+   * deterministic) instead of every node: placement stays O(sample).
+   */
+  placementSample: number
 }
 
 export const DEFAULT_POLICY: PolicySettings = {
@@ -79,7 +85,8 @@ export const DEFAULT_POLICY: PolicySettings = {
   diskHighWater: 0.9,
   diskLowWater: 0.8,
   egressHighWater: 0.9,
-  moveBudget: 512 * 1024 * 1024
+  moveBudget: 512 * 1024 * 1024,
+  placementSample: 0
 }
 
 export type CopyReason = 'repair' | 'bad-copy' | 'drain' | 'migrate' | 'mirror'
@@ -184,6 +191,7 @@ interface ChunkPlan { content: PolicyContent, chunk: PolicyChunk, target: number
 export function reconcile (input: PolicyInput): PolicyReport {
   const s = input.settings
   const views = buildNodeViews(input, busiestContentPerNode(input.contents))
+  const nodeList = [...views.values()]
   const perHolder = meanEgress(input.nodes, s)
   const actions: PolicyAction[] = []
   const wanted = new Map<string, number>()
@@ -199,7 +207,12 @@ export function reconcile (input: PolicyInput): PolicyReport {
       continue
     }
     const present = Math.min(...content.chunks.map(ch => healthy(ch, views).length), Infinity)
-    const target = wantedCopies(content, Number.isFinite(present) ? present : content.base, perHolder, s)
+    let target = wantedCopies(content, Number.isFinite(present) ? present : content.base, perHolder, s)
+    if (allHoldersHot(content, views)) {
+      // Every holder is saturated by it: moving copies around cannot help, one more copy can.
+      target = Math.min(target + 1, Math.max(s.maxCopies, content.base))
+      for (const n of views.values()) if (n.shedContent === content.id) n.shedContent = undefined
+    }
     wanted.set(content.id, target)
     for (const chunk of content.chunks) plans.push({ content, chunk, target })
   }
@@ -209,7 +222,9 @@ export function reconcile (input: PolicyInput): PolicyReport {
     const good = healthy(chunk, views)
     const staying = good.filter(p => !isLeaving(views.get(p)!, content.id, chunk.cid))
     if (good.length < Math.max(content.base, s.minCopies)) underReplicated++
-    const missing = target - staying.length
+    // Copies being replaced still count against the ceiling: at most one move in flight above it.
+    const ceiling = Math.max(s.maxCopies, content.base) + 1
+    const missing = Math.min(target - staying.length, ceiling - good.length)
     if (missing > 0) {
       const reason = copyReason(chunk, good, staying, content, views)
       for (let i = 0; i < missing; i++) {
@@ -232,7 +247,7 @@ export function reconcile (input: PolicyInput): PolicyReport {
     if (c.action.from.length === 0) { deferred++; continue }
     if (c.chunk.size > budget) { deferred++; continue }
     const already = placedFor.get(c.chunk.cid) ?? []
-    const to = chooseTarget(c.chunk, already, views, s)
+    const to = chooseTarget(c.chunk, already, views, nodeList, s)
     if (to == null) { deferred++; continue }
     already.push(to.peerId)
     placedFor.set(c.chunk.cid, already)
@@ -241,6 +256,14 @@ export function reconcile (input: PolicyInput): PolicyReport {
     actions.push({ ...c.action, to: to.peerId })
   }
   return { actions, wanted, underReplicated, deferred }
+}
+
+/** True when each live holder of the content's first chunk is above its egress mark because of this content. */
+function allHoldersHot (content: PolicyContent, views: Map<string, NodeView>): boolean {
+  const first = content.chunks[0]
+  if (first == null) return false
+  const live = healthy(first, views)
+  return live.length > 0 && live.every(p => views.get(p)!.shedContent === content.id)
 }
 
 /** Copies that count: on a live (alive or draining) node and not reported bad. */
@@ -327,15 +350,17 @@ function fullness (n: NodeView): number {
 }
 
 /** Placement among nodes that do not already hold (or are about to receive) the chunk and are not leaving. */
-function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string, NodeView>, s: PolicySettings): NodeView | undefined {
+function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string, NodeView>, nodeList: NodeView[], s: PolicySettings): NodeView | undefined {
   const exclude = new Set([...chunk.holders, ...already])
   const candidates: PlacementCandidate[] = []
   const avoidZones: string[] = []
-  for (const n of views.values()) {
-    if (exclude.has(n.peerId)) {
-      if (n.state !== 'dead' && n.zone != null && n.zone !== '') avoidZones.push(n.zone)
-      continue
-    }
+  for (const p of exclude) {
+    const z = views.get(p)?.zone
+    if (views.get(p)?.state !== 'dead' && z != null && z !== '') avoidZones.push(z)
+  }
+  const cid = CID.parse(chunk.cid)
+  for (const n of placementWindow(cid, nodeList, s.placementSample)) {
+    if (exclude.has(n.peerId)) continue
     if (n.state !== 'alive' || n.shedDisk > 0 || n.shedContent != null) continue
     // Above the high-water mark once this copy lands: it would only have to move again.
     if (n.capacity > 0 && n.used + n.planned + chunk.size > s.diskHighWater * n.capacity) continue
@@ -344,11 +369,21 @@ function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string,
   }
   if (candidates.length === 0) return undefined
   try {
-    const [best] = placeBlob(CID.parse(chunk.cid), candidates, 1, chunk.size, { avoidZones })
+    const [best] = placeBlob(cid, candidates, 1, chunk.size, { avoidZones })
     return views.get(best.peerId)
   } catch (err) {
     // No candidate has room for this chunk: the caller counts it as deferred.
     if (err instanceof CapacityError) return undefined
     throw err
   }
+}
+
+/** All nodes, or a window of `size` of them starting where the chunk id points. */
+function placementWindow (cid: CID, nodes: NodeView[], size: number): NodeView[] {
+  if (size <= 0 || nodes.length <= size) return nodes
+  const d = cid.multihash.digest
+  const start = ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0
+  const out: NodeView[] = []
+  for (let i = 0; i < size; i++) out.push(nodes[(start + i) % nodes.length])
+  return out
 }
