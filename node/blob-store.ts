@@ -331,11 +331,31 @@ export class BlobStore {
     }
   }
 
-  /** Removes a blob; true when it was held. Readers that already opened it finish undisturbed. */
-  async delete (cid: CID): Promise<boolean> {
+  /**
+   * Marks a held blob as wanted now (its GC grace restarts); false when it is
+   * not held. Serialised with deletes, so a blob refreshed here is not taken
+   * by a sweep that looked at it just before.
+   */
+  async refresh (cid: CID): Promise<boolean> {
     const key = cid.toString()
     return await this.exclusive(key, async () => {
       if (!this.blobs.has(key)) return false
+      await this.touch(cid)
+      return this.blobs.has(key)
+    })
+  }
+
+  /**
+   * Removes a blob; true when it was held and is now gone. With `olderThan`
+   * (ms since epoch) a blob written or refreshed since then is kept.
+   * Readers that already opened it finish undisturbed.
+   */
+  async delete (cid: CID, options: { olderThan?: number } = {}): Promise<boolean> {
+    const key = cid.toString()
+    return await this.exclusive(key, async () => {
+      const info = this.blobs.get(key)
+      if (info == null) return false
+      if (options.olderThan != null && info.mtimeMs > options.olderThan) return false
       try {
         await unlink(this.pathOf(cid))
       } catch (err: any) {

@@ -7,7 +7,7 @@ import type { CID } from 'multiformats/cid'
 import { describeError, NotFoundError } from '../core/errors.ts'
 import { MANIFEST_CODEC, parseBlobId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
-import { decodeManifest, type Manifest } from '../core/manifest.ts'
+import { decodeManifest } from '../core/manifest.ts'
 import type { BlobStore } from './blob-store.ts'
 
 export interface ContentIndexComponents {
@@ -25,8 +25,7 @@ export interface HaveBitmap {
 export class ContentIndex {
   private readonly store: ContentIndexComponents['store']
   private readonly log: Logger
-  private readonly manifests = new Map<string, Manifest>()
-  /** each content's chunk ids in canonical form (the store's keys), decoded once */
+  /** held content id → its chunk ids in canonical form (the store's keys); the rest of a manifest is not needed here */
   private readonly chunkIds = new Map<string, string[]>()
   /** chunk id → the held contents it belongs to (usually one) */
   private readonly owners = new Map<string, Set<string>>()
@@ -46,29 +45,26 @@ export class ContentIndex {
         this.log.warn({ content: cid.toString(), err: describeError(err) }, 'held manifest blob could not be indexed')
       }
     }
-    this.log.info({ contents: this.manifests.size }, 'content index loaded')
+    this.log.info({ contents: this.chunkIds.size }, 'content index loaded')
   }
 
   /** Indexes a content whose manifest blob is held. NotFoundError when it is not; BadInputError when it is no manifest. */
-  async add (contentId: CID): Promise<Manifest> {
+  async add (contentId: CID): Promise<void> {
     const key = contentId.toString()
-    const known = this.manifests.get(key)
-    if (known != null) return known
+    if (this.chunkIds.has(key)) return
     if (contentId.code !== MANIFEST_CODEC || !this.store.has(contentId)) {
       throw new NotFoundError(`manifest ${key} is not held here`)
     }
     const manifest = decodeManifest(await this.store.read(contentId))
     // Another add of the same content may have finished while we read.
-    if (this.manifests.has(key)) return this.manifests.get(key) as Manifest
+    if (this.chunkIds.has(key)) return
     const chunks = manifest.chunks.map(c => parseBlobId(c).toString())
-    this.manifests.set(key, manifest)
     this.chunkIds.set(key, chunks)
     for (const chunk of chunks) {
       let set = this.owners.get(chunk)
       if (set == null) this.owners.set(chunk, set = new Set())
       set.add(key)
     }
-    return manifest
   }
 
   /** Forgets a content; true when it was indexed. */
@@ -76,7 +72,6 @@ export class ContentIndex {
     const key = contentId.toString()
     const chunks = this.chunkIds.get(key)
     if (chunks == null) return false
-    this.manifests.delete(key)
     this.chunkIds.delete(key)
     for (const chunk of chunks) {
       const set = this.owners.get(chunk)
@@ -87,26 +82,27 @@ export class ContentIndex {
   }
 
   has (contentId: CID | string): boolean {
-    return this.manifests.has(contentId.toString())
+    return this.chunkIds.has(contentId.toString())
   }
 
-  manifest (contentId: CID | string): Manifest | undefined {
-    return this.manifests.get(contentId.toString())
+  /** Chunk ids of a held content, in order. */
+  chunksOf (contentId: CID | string): readonly string[] | undefined {
+    return this.chunkIds.get(contentId.toString())
   }
 
   get size (): number {
-    return this.manifests.size
+    return this.chunkIds.size
   }
 
   /** Ids of every indexed content. */
   contents (): string[] {
-    return [...this.manifests.keys()]
+    return [...this.chunkIds.keys()]
   }
 
   /** The contents a blob counts for: the content itself for a manifest, the owners of a chunk. */
   contentsOf (blobId: CID | string): string[] {
     const key = blobId.toString()
-    if (this.manifests.has(key)) return [key]
+    if (this.chunkIds.has(key)) return [key]
     const set = this.owners.get(key)
     return set == null ? [] : [...set]
   }
@@ -114,7 +110,7 @@ export class ContentIndex {
   /** True when some indexed content needs this blob (as its manifest or one of its chunks). */
   isReferenced (blobId: CID | string): boolean {
     const key = blobId.toString()
-    return this.manifests.has(key) || this.owners.has(key)
+    return this.chunkIds.has(key) || this.owners.has(key)
   }
 
   /** Which chunks of a content are held, or undefined when the content is not indexed. */

@@ -1,0 +1,175 @@
+/**
+ * The distribution node: the one place that builds its parts from a config,
+ * starts them in order and closes them in reverse.
+ *
+ *   blob store → content index → data plane (HTTP; its URL is announced)
+ *   → libp2p host (DHT server) → control endpoint → bootstrap dials
+ *   → re-announce held contents → manager link → garbage collector
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
+import { rpcCall } from '../core/control-rpc.ts'
+import { BadInputError, describeError } from '../core/errors.ts'
+import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
+import { parseContentId } from '../core/ids.ts'
+import type { Logger } from '../core/log.ts'
+import { createMetricsRegistry } from '../core/metrics.ts'
+import { CONTROL_PROTOCOL } from '../core/wire.ts'
+import { BlobFetcher } from './blob-fetcher.ts'
+import { BlobStore } from './blob-store.ts'
+import { ContentAnnouncer } from './content-announcer.ts'
+import { ContentIndex } from './content-index.ts'
+import { ControlEndpoint } from './control-endpoint.ts'
+import { DataPlane } from './data-plane.ts'
+import { GarbageCollector } from './gc.ts'
+import { LoadMeter } from './load-meter.ts'
+import { ManagerLink, type NodeReport } from './manager-link.ts'
+import { createNodeMetrics } from './node-metrics.ts'
+import { OrderExecutor } from './order-executor.ts'
+
+export interface NodeConfig {
+  dataDir: string
+  /** manager's libp2p multiaddr including /p2p/<peerId>; that peer id is the only one whose orders are obeyed */
+  manager: string
+  joinToken: string
+  capacity: number            // bytes
+  maxEgress: number           // bytes/s, Infinity = unlimited
+  zone?: string
+  httpHost?: string           // default '127.0.0.1'
+  httpPort?: number           // default 0 (ephemeral)
+  listen?: string[]           // libp2p listen multiaddrs, default ['/ip4/127.0.0.1/tcp/0']
+  bootstrap?: string[]        // extra DHT peers (the manager is always one)
+  heartbeatMs?: number        // default: what the manager's `joined` says
+  gcGraceMs?: number
+  logger: Logger              // from core/log.ts
+}
+
+export interface NodeDaemon { peerId: string, http: string, multiaddrs: string[], stop(): Promise<void> }
+
+/** ms a control call to the manager may take */
+const CONTROL_CALL_TIMEOUT_MS = 15_000
+/** a heartbeat lists idle held contents too, up to this many entries, so frames stay far below the 8 MiB cap */
+const MAX_REPORTED_CONTENTS = 20_000
+
+/** The peer id inside a `/p2p/<id>` multiaddr. */
+function managerPeerIdOf (addr: string): string {
+  const id = parseMultiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
+  if (id == null) throw new BadInputError(`manager address "${addr}" has no /p2p/<peerId> part; it is needed to know whose orders to obey`)
+  return id
+}
+
+export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
+  const log = config.logger
+  const managerPeerId = managerPeerIdOf(config.manager)
+  if (!Number.isFinite(config.capacity) || config.capacity < 0) throw new BadInputError(`invalid capacity ${config.capacity}`)
+  if (Number.isNaN(config.maxEgress) || config.maxEgress < 0) throw new BadInputError(`invalid max egress ${config.maxEgress}`)
+
+  // Everything started is pushed here and closed in reverse, also when a later step fails.
+  const closers: Array<{ name: string, close: () => Promise<void> }> = []
+  let stopping: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      for (const { name, close } of closers.reverse()) {
+        try {
+          await close()
+        } catch (err) {
+          log.error({ part: name, err: describeError(err) }, 'error while stopping')
+        }
+      }
+      log.info('node stopped')
+    })()
+    await stopping
+  }
+
+  try {
+    await mkdir(config.dataDir, { recursive: true })
+    const privateKey = await loadOrCreateKey(join(config.dataDir, 'peer.key'))
+    const peerId = peerIdFromPrivateKey(privateKey).toString()
+
+    const store = await BlobStore.open({ dir: join(config.dataDir, 'blobs'), capacity: config.capacity, logger: log.child({ part: 'blob-store' }) })
+    closers.push({ name: 'blob-store', close: async () => { await store.close() } })
+    const index = new ContentIndex({ store, logger: log.child({ part: 'content-index' }) })
+    await index.load()
+
+    const registry = createMetricsRegistry('node')
+    const metrics = createNodeMetrics(registry, store)
+    const limiter = new BandwidthLimiter(config.maxEgress)
+    const meter = new LoadMeter()
+
+    const dataPlane = new DataPlane({
+      store,
+      index,
+      limiter,
+      meter,
+      metrics,
+      registry,
+      health: () => ({ peerId, used: store.used, capacity: store.capacity, blobs: store.count, contents: index.size }),
+      logger: log.child({ part: 'data-plane' })
+    }, { host: config.httpHost ?? '127.0.0.1', port: config.httpPort ?? 0 })
+    const http = await dataPlane.start()
+    closers.push({ name: 'data-plane', close: async () => { await dataPlane.stop() } })
+
+    const fetcher = new BlobFetcher({ store, logger: log.child({ part: 'fetcher' }) })
+    closers.push({ name: 'fetcher', close: async () => { await fetcher.close() } })
+
+    const host: Host = await createHost({
+      privateKey,
+      listen: config.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      announce: [httpMultiaddr(http)],
+      dhtServer: true
+    })
+    closers.push({ name: 'libp2p', close: async () => { await host.stop() } })
+
+    const announcer = new ContentAnnouncer({ routing: host.contentRouting, logger: log.child({ part: 'announcer' }) })
+    const executor = new OrderExecutor({ store, index, fetcher, announcer, metrics, logger: log.child({ part: 'orders' }) })
+    const control = new ControlEndpoint({ executor, metrics, logger: log.child({ part: 'control' }) }, { managerPeerId })
+    await control.start(host)
+    closers.push({ name: 'control', close: async () => { await control.stop() } })
+
+    const background = new AbortController()
+    const peers = [config.manager, ...(config.bootstrap ?? [])]
+    const dialed = await dialBootstrap(host, peers, AbortSignal.any([background.signal, AbortSignal.timeout(10_000)]))
+    for (const f of dialed.failed) log.warn({ addr: f.addr, err: f.error }, 'could not dial bootstrap peer')
+
+    // Announcing thousands of contents takes a while; the node serves meanwhile.
+    const held = index.contents().map(c => parseContentId(c))
+    const reannounce = announcer.announceAll(held, background.signal).then(
+      (n) => { log.info({ announced: n, held: held.length }, 're-announced held contents') },
+      (err: unknown) => { log.error({ err: describeError(err) }, 're-announcing held contents failed') }
+    )
+    closers.push({ name: 're-announce', close: async () => { background.abort(new Error('node stopping')); await reannounce } })
+
+    const managerAddr = parseMultiaddr(config.manager)
+    const egressCap = Number.isFinite(config.maxEgress) && config.maxEgress > 0 ? config.maxEgress : undefined
+    const report = (): NodeReport => {
+      const load = meter.read()
+      const contents = { ...load.contents }
+      let n = Object.keys(contents).length
+      for (const id of index.contents()) {
+        if (n >= MAX_REPORTED_CONTENTS) break
+        if (contents[id] == null) { contents[id] = { requests: 0, bytes: 0 }; n++ }
+      }
+      return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents }
+    }
+    const link = new ManagerLink({
+      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS }),
+      report,
+      logger: log.child({ part: 'manager-link' })
+    }, { joinToken: config.joinToken, zone: config.zone, heartbeatMs: config.heartbeatMs })
+    link.start()
+    closers.push({ name: 'manager-link', close: async () => { await link.stop() } })
+
+    const gc = new GarbageCollector({ store, index, logger: log.child({ part: 'gc' }) }, { graceMs: config.gcGraceMs })
+    gc.start()
+    closers.push({ name: 'gc', close: async () => { await gc.stop() } })
+
+    const multiaddrs = host.getMultiaddrs().map(String).filter(a => !a.includes('/http'))
+    log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
+    return { peerId, http, multiaddrs, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}

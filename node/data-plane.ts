@@ -1,0 +1,225 @@
+/**
+ * The node's HTTP data plane (PROTOCOLS.md): chunk blobs, have-bitmaps,
+ * health and metrics. Blobs are streamed from disk in pieces, each piece
+ * paid for from the node's one egress token bucket before it is written, and
+ * the response's backpressure is honoured, so memory per request stays at one
+ * piece and a slow or vanished client costs nothing.
+ */
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { CID } from 'multiformats/cid'
+import type { Registry } from 'prom-client'
+import type { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
+import { CdnError, describeError, NotFoundError } from '../core/errors.ts'
+import { sendError, sendJson } from '../core/http-reply.ts'
+import { parseBlobId, parseContentId } from '../core/ids.ts'
+import type { Logger } from '../core/log.ts'
+import { serveMetrics } from '../core/metrics.ts'
+import type { BlobStore } from './blob-store.ts'
+import type { ContentIndex } from './content-index.ts'
+import type { LoadMeter } from './load-meter.ts'
+import type { NodeMetrics } from './node-metrics.ts'
+
+export interface DataPlaneComponents {
+  store: Pick<BlobStore, 'openReader' | 'has' | 'size'>
+  index: Pick<ContentIndex, 'have' | 'contentsOf'>
+  /** shared egress budget of the node */
+  limiter: BandwidthLimiter
+  meter: Pick<LoadMeter, 'request' | 'sent'>
+  metrics: Pick<NodeMetrics, 'bytesServed' | 'requests'>
+  registry: Registry
+  /** body of `GET /health` minus `ok` */
+  health: () => Record<string, unknown>
+  logger: Logger
+}
+
+export interface DataPlaneInit {
+  /** default 127.0.0.1 */
+  host?: string
+  /** default 0 (ephemeral) */
+  port?: number
+  /** bytes read from disk and written per step (default 64 KiB) */
+  pieceSize?: number
+}
+
+const DEFAULT_PIECE = 64 * 1024
+/** Chunks never change under their id, so caches may keep them forever. */
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+
+type Route = 'chunk' | 'have' | 'health' | 'metrics' | 'other'
+
+export class DataPlane {
+  private readonly c: DataPlaneComponents
+  private readonly host: string
+  private readonly port: number
+  private readonly pieceSize: number
+  private readonly log: Logger
+  private server?: Server
+  private shutdown = new AbortController()
+  private baseUrl?: string
+
+  constructor (components: DataPlaneComponents, init: DataPlaneInit = {}) {
+    this.c = components
+    this.log = components.logger
+    this.host = init.host ?? '127.0.0.1'
+    this.port = init.port ?? 0
+    this.pieceSize = init.pieceSize ?? DEFAULT_PIECE
+  }
+
+  /** Base URL, e.g. http://127.0.0.1:9103; only once started. */
+  get url (): string {
+    if (this.baseUrl == null) throw new Error('data plane is not started')
+    return this.baseUrl
+  }
+
+  /** Listens; returns the base URL. Starting twice is harmless. */
+  async start (): Promise<string> {
+    if (this.baseUrl != null) return this.baseUrl
+    this.shutdown = new AbortController()
+    const server = createServer({ keepAlive: true }, (req, res) => { this.onRequest(req, res) })
+    server.on('clientError', (err, socket) => {
+      this.log.debug({ err: describeError(err) }, 'malformed HTTP request')
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
+      else socket.destroy()
+    })
+    server.listen(this.port, this.host)
+    await once(server, 'listening')
+    this.server = server
+    const addr = server.address() as AddressInfo
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+    this.baseUrl = `http://${host}:${addr.port}`
+    this.log.info({ url: this.baseUrl }, 'data plane listening')
+    return this.baseUrl
+  }
+
+  /** Stops accepting, cuts transfers in progress and closes every connection. Safe to call twice. */
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server == null) return
+    this.server = undefined
+    this.baseUrl = undefined
+    this.shutdown.abort(new Error('data plane stopping'))
+    const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    server.closeAllConnections()
+    await closed
+  }
+
+  private onRequest (req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?', 1)[0]
+    const route = routeOf(path)
+    res.on('close', () => {
+      this.c.metrics.requests.inc({ route, status: res.writableFinished ? String(res.statusCode) : 'aborted' })
+    })
+    // A GET carries no body we want; reading it keeps the connection reusable.
+    req.resume()
+    this.handle(req, res, route, path).catch((err: unknown) => {
+      if (!(err instanceof CdnError)) this.log.error({ err: describeError(err), url: req.url }, 'data plane request failed')
+      sendError(res, err)
+    })
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse, route: Route, path: string): Promise<void> {
+    if (route === 'other') throw new NotFoundError(`no such path ${path.slice(0, 200)}`)
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: { code: 'ERR_METHOD_NOT_ALLOWED', message: `${String(req.method)} is not allowed here` } }, { allow: 'GET, HEAD' })
+      return
+    }
+    switch (route) {
+      case 'chunk': {
+        await this.serveChunk(req, res, parseBlobId(path.slice('/chunk/'.length)))
+        return
+      }
+      case 'have': {
+        const id = parseContentId(path.slice('/have/'.length))
+        const have = this.c.index.have(id)
+        if (have == null) throw new NotFoundError(`content ${id.toString()} is not held here`)
+        sendJson(res, 200, have)
+        return
+      }
+      case 'health': {
+        sendJson(res, 200, { ok: true, ...this.c.health() })
+        return
+      }
+      case 'metrics': {
+        await serveMetrics(this.c.registry, req, res)
+      }
+    }
+  }
+
+  private async serveChunk (req: IncomingMessage, res: ServerResponse, cid: CID): Promise<void> {
+    const id = cid.toString()
+    const etag = `"${id}"`
+    if (!this.c.store.has(cid)) throw new NotFoundError(`blob ${id} is not held here`)
+    const contents = this.c.index.contentsOf(id)
+    this.c.meter.request(contents)
+    if (etagMatches(req.headers['if-none-match'], etag)) {
+      res.writeHead(304, { etag, 'cache-control': IMMUTABLE })
+      res.end()
+      return
+    }
+    // Opened before the headers go out, so a blob deleted meanwhile is still a clean 404.
+    const reader = await this.c.store.openReader(cid)
+    try {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': reader.size,
+        etag,
+        'cache-control': IMMUTABLE
+      })
+      if (req.method === 'HEAD') {
+        res.end()
+        return
+      }
+      await this.streamBody(res, reader, contents, id)
+    } finally {
+      await reader.close()
+    }
+  }
+
+  private async streamBody (res: ServerResponse, reader: { size: number, read: (pos: number, len: number) => Promise<Buffer> }, contents: string[], id: string): Promise<void> {
+    const gone = new AbortController()
+    const onClose = (): void => { if (!res.writableFinished) gone.abort(new Error('client went away')) }
+    res.on('close', onClose)
+    const signal = AbortSignal.any([gone.signal, this.shutdown.signal])
+    try {
+      let position = 0
+      while (position < reader.size) {
+        const n = Math.min(this.pieceSize, reader.size - position)
+        await this.c.limiter.take(n, signal)
+        const piece = await reader.read(position, n)
+        if (piece.length !== n) throw new Error(`blob ${id} shrank on disk while being served`)
+        position += n
+        this.c.meter.sent(contents, n)
+        this.c.metrics.bytesServed.inc({ route: 'chunk' }, n)
+        if (!res.write(piece)) await once(res, 'drain', { signal })
+      }
+      res.end()
+    } catch (err) {
+      // Headers are out: the only honest signal left is cutting the connection.
+      if (signal.aborted) this.log.debug({ blob: id, reason: describeError(signal.reason) }, 'chunk transfer cut short')
+      else this.log.warn({ blob: id, err: describeError(err) }, 'chunk transfer failed')
+      res.destroy()
+    } finally {
+      res.off('close', onClose)
+    }
+  }
+}
+
+function routeOf (path: string): Route {
+  if (path.startsWith('/chunk/')) return 'chunk'
+  if (path.startsWith('/have/')) return 'have'
+  if (path === '/health') return 'health'
+  if (path === '/metrics') return 'metrics'
+  return 'other'
+}
+
+/** RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly. */
+function etagMatches (header: string | string[] | undefined, etag: string): boolean {
+  if (header == null) return false
+  const text = Array.isArray(header) ? header.join(',') : header
+  return text.split(',').some((raw) => {
+    const tag = raw.trim()
+    return tag === '*' || tag === etag || tag === `W/${etag}`
+  })
+}

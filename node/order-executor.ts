@@ -1,0 +1,135 @@
+/**
+ * Carries out the manager's orders. `store`: fetch each blob not already held
+ * (bounded concurrency, verified against its id), then index the listed
+ * contents from their manifests and announce them in the DHT; the reply has a
+ * result per blob. `delete`: forget and withdraw the listed contents, remove
+ * the blobs.
+ */
+import type { CID } from 'multiformats/cid'
+import { describeError } from '../core/errors.ts'
+import { parseBlobId, parseContentId } from '../core/ids.ts'
+import type { Logger } from '../core/log.ts'
+import type { Deleted, DeleteOrder, ManagerToNode, Stored, StoreOrder, StoreResult } from '../core/wire.ts'
+import type { BlobFetcher } from './blob-fetcher.ts'
+import type { BlobStore } from './blob-store.ts'
+import type { ContentAnnouncer } from './content-announcer.ts'
+import type { ContentIndex } from './content-index.ts'
+import type { NodeMetrics } from './node-metrics.ts'
+
+export interface OrderExecutorComponents {
+  store: Pick<BlobStore, 'refresh' | 'delete'>
+  index: Pick<ContentIndex, 'add' | 'remove'>
+  fetcher: Pick<BlobFetcher, 'fetch'>
+  announcer: Pick<ContentAnnouncer, 'announce' | 'withdraw'>
+  metrics?: Pick<NodeMetrics, 'orders' | 'blobsFetched'>
+  logger: Logger
+}
+
+export interface OrderExecutorInit {
+  /** blobs fetched at once for one order (default 8) */
+  concurrency?: number
+}
+
+export class OrderExecutor {
+  private readonly c: OrderExecutorComponents
+  private readonly log: Logger
+  private readonly concurrency: number
+
+  constructor (components: OrderExecutorComponents, init: OrderExecutorInit = {}) {
+    this.c = components
+    this.log = components.logger
+    this.concurrency = Math.max(1, init.concurrency ?? 8)
+  }
+
+  /** Runs a validated order (core/wire.ts parseOrder). */
+  async execute (order: ManagerToNode, signal: AbortSignal): Promise<Stored | Deleted> {
+    return order.type === 'store' ? await this.store(order, signal) : await this.delete(order, signal)
+  }
+
+  async store (order: StoreOrder, signal: AbortSignal): Promise<Stored> {
+    const results: StoreResult[] = new Array(order.blobs.length)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < order.blobs.length) {
+        const i = next++
+        results[i] = await this.storeOne(order.blobs[i].cid, order.blobs[i].sources, signal)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, order.blobs.length) }, worker))
+
+    const indexed: CID[] = []
+    for (const text of order.contents) {
+      const id = parseContentId(text)
+      try {
+        await this.c.index.add(id)
+        indexed.push(id)
+      } catch (err) {
+        // The manager must learn the content is not served here, even if its manifest blob arrived.
+        const error = `content not indexed: ${describeError(err)}`
+        this.log.warn({ content: text, err: describeError(err) }, 'could not index content of a store order')
+        const own = results.find(r => r.cid === text || r.cid === id.toString())
+        if (own != null) {
+          own.ok = false
+          own.error = error
+        } else {
+          results.push({ cid: text, ok: false, error })
+        }
+      }
+    }
+    await Promise.all(indexed.map(async id => await this.c.announcer.announce(id, signal)))
+
+    const failed = results.filter(r => !r.ok).length
+    const outcome = failed === 0 ? 'ok' : failed === results.length ? 'failed' : 'partial'
+    this.c.metrics?.orders.inc({ kind: 'store', outcome })
+    this.log.info({ blobs: order.blobs.length, contents: indexed.length, failed }, 'store order done')
+    return { type: 'stored', results }
+  }
+
+  private async storeOne (text: string, sources: readonly string[], signal: AbortSignal): Promise<StoreResult> {
+    try {
+      const cid = parseBlobId(text)
+      // Refreshing a held blob also keeps the GC from taking it while its manifest is on the way.
+      if (await this.c.store.refresh(cid)) return { cid: text, ok: true }
+      await this.c.fetcher.fetch(cid, sources, signal)
+      this.c.metrics?.blobsFetched.inc({ outcome: 'ok' })
+      return { cid: text, ok: true }
+    } catch (err) {
+      this.c.metrics?.blobsFetched.inc({ outcome: 'failed' })
+      this.log.warn({ blob: text, err: describeError(err) }, 'could not store blob')
+      return { cid: text, ok: false, error: describeError(err) }
+    }
+  }
+
+  /**
+   * A content listed here also loses its manifest blob: the index is rebuilt
+   * from held manifests at start, so a kept manifest would bring the content
+   * back after a restart.
+   */
+  async delete (order: DeleteOrder, signal: AbortSignal): Promise<Deleted> {
+    const doomed = new Map<string, CID>()
+    for (const text of order.contents) {
+      const id = parseContentId(text)
+      this.c.index.remove(id)
+      await this.c.announcer.withdraw(id, signal)
+      doomed.set(id.toString(), id)
+    }
+    for (const text of order.blobs) {
+      const cid = parseBlobId(text)
+      doomed.set(cid.toString(), cid)
+    }
+    const removed: string[] = []
+    let failed = 0
+    for (const [key, cid] of doomed) {
+      try {
+        await this.c.store.delete(cid)
+        removed.push(key)
+      } catch (err) {
+        failed++
+        this.log.error({ blob: key, err: describeError(err) }, 'could not delete blob')
+      }
+    }
+    this.c.metrics?.orders.inc({ kind: 'delete', outcome: failed === 0 ? 'ok' : 'partial' })
+    this.log.info({ blobs: removed.length, contents: order.contents.length, failed }, 'delete order done')
+    return { type: 'deleted', removed }
+  }
+}
