@@ -102,7 +102,7 @@ const FAIL_PER_MINUTE = Math.max(1, Math.round(NODES * 0.0005))
 const settings: PolicySettings = {
   ...DEFAULT_POLICY,
   minCopies: 2,
-  maxCopies: 32,
+  maxCopies: 256,
   // The pool spends at most 5% of its egress on its own moves.
   moveBudget: 0.05 * totalEgress * 60,
   placementSample: 256
