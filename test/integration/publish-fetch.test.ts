@@ -45,7 +45,7 @@ async function resolve (net: Network, id: string): Promise<{ chunks: string[], h
 test('a 50 MiB file comes back byte-identical, with every chunk on 3 nodes', async ({ net, dir }) => {
   const file = await randomFile(dir, 'big.bin', 50 * MiB + 12345)
   const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token, '--proxy', net.proxy])
-  assert.match(pub.id, /^baguqee/)
+  assert.match(pub.id, /^bagaaiera/)
   assert.is(pub.url, `${net.proxy}/c/${pub.id}`)
   const out = join(dir, 'big.out')
   await cdnJson(['get', pub.id, '-o', out, '--manager', net.manager])
@@ -72,7 +72,7 @@ test('publishing without or with a wrong token is refused with 401 and stores no
   assert.is.not(wrong.code, 0)
   assert.match(wrong.stderr, /token/i)
   assert.is(wrong.stderr.trim().split('\n').length, 1, 'one-line message')
-  for (const headers of [{}, { authorization: 'Bearer nope' }]) {
+  for (const headers of [{}, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
     const res = await fetch(`${net.manager}/api/publish`, { method: 'POST', headers, body: Buffer.alloc(1000) })
     assert.is(res.status, 401)
     assert.ok(((await res.json()) as any).error.message)
@@ -163,7 +163,7 @@ test('cdn rm removes every copy from every node and the content from the list', 
   assert.not.ok(ls.contents.some((c: any) => c.id === pub.id))
   const again = await cdn(['get', pub.id, '-o', join(dir, 'gone.out'), '--manager', net.manager])
   assert.is.not(again.code, 0)
-  assert.match(again.stderr, /not found|unknown/i)
+  assert.match(again.stderr, /no content|not found|unknown/i)
 })
 
 test('bad input gets a one-line error and a non-zero exit', async ({ net, dir }) => {
@@ -171,7 +171,7 @@ test('bad input gets a one-line error and a non-zero exit', async ({ net, dir })
     await cdn(['publish', join(dir, 'no-such-file'), '--manager', net.manager, '--token', net.token]),
     await cdn(['get', 'not-a-cid', '-o', join(dir, 'x'), '--manager', net.manager]),
     await cdn(['ls', '--manager', 'http://127.0.0.1:9']),
-    await cdn(['rm', 'baguqeera4ia2fhxxwljhepw3qh2csvmhdlscbf7mi2jwfunylf2xqc7fv3ca', '--manager', net.manager, '--token', 'wrong'])
+    await cdn(['rm', 'bagaaierajp2relzuivkmko66f25yzuvx4piwacwwghbyljoxztrdy54fiwna', '--manager', net.manager, '--token', 'wrong'])
   ]
   for (const r of cases) {
     assert.is.not(r.code, 0)

@@ -1,0 +1,334 @@
+/**
+ * The manager's HTTP API (docs/PROTOCOLS.md, "Manager HTTP API"). Every
+ * input is validated here before it reaches a service, and every answer is
+ * built in this module: JSON through core/http-reply.ts, staged blobs with
+ * the same headers a node's /chunk sends.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Registry } from 'prom-client'
+import { encodeKey } from '../core/chunk-crypto.ts'
+import { BadInputError, CdnError, describeError, NotFoundError } from '../core/errors.ts'
+import { readJsonBody, sendError, sendJson } from '../core/http-reply.ts'
+import { parseBlobId, parseContentId } from '../core/ids.ts'
+import type { Logger } from '../core/log.ts'
+import { serveMetrics } from '../core/metrics.ts'
+import type { Catalog, NodeRow } from './catalog.ts'
+import type { ContentDeleter } from './delete.ts'
+import type { KeyCustody } from './key-custody.ts'
+import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
+import type { Publisher } from './publish.ts'
+import type { Staging } from './staging.ts'
+import type { TokenStore } from './tokens.ts'
+
+export interface ApiComponents {
+  catalog: Catalog
+  keys: KeyCustody
+  tokens: TokenStore
+  staging: Staging
+  publisher: Publisher
+  deleter: ContentDeleter
+  metricsRegistry: Registry
+  metrics: ManagerMetrics
+  /** the manager's identity and addresses for GET /api/info */
+  info: () => { peerId: string, multiaddrs: string[], http: string }
+  logger: Logger
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, match: RegExpExecArray, url: URL) => Promise<void>
+
+interface Route {
+  pattern: RegExp
+  methods: Record<string, Handler>
+}
+
+const MAX_NAME_CHARS = 1024
+const MAX_TYPE_CHARS = 255
+const MAX_REPORT_BYTES = 16 * 1024
+const MAX_REASON_CHARS = 500
+const DEFAULT_EVENTS = 100
+const MAX_EVENTS = 1000
+/** RFC 9110 media type: type "/" subtype, optional parameters. */
+const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[^\s;=]+=[^;]*)*$/
+const DIGITS = /^\d{1,16}$/
+
+function singleHeader (headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name]
+  if (Array.isArray(v)) throw new BadInputError(`header ${name} given more than once`)
+  return v
+}
+
+function intHeader (headers: IncomingHttpHeaders, name: string): number | undefined {
+  const v = singleHeader(headers, name)
+  if (v == null) return undefined
+  if (!DIGITS.test(v.trim())) throw new BadInputError(`header ${name} must be a non-negative integer`)
+  return Number(v.trim())
+}
+
+export interface PublishHeaders {
+  name: string
+  type: string
+  replicas?: number
+  chunkSize?: number
+  length?: number
+}
+
+/** Reads the publish headers of PROTOCOLS.md; ranges are the publisher's to check. */
+export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeaders {
+  let name = 'untitled'
+  const rawName = singleHeader(headers, 'x-cdn-name')
+  if (rawName != null) {
+    try {
+      name = decodeURIComponent(rawName)
+    } catch (err) {
+      throw new BadInputError('header x-cdn-name must be URL-encoded', { cause: err })
+    }
+    // Names end up in terminals and dashboards: no control characters.
+    if (name.length === 0 || name.length > MAX_NAME_CHARS || /[\u0000-\u001f\u007f]/.test(name)) { // eslint-disable-line no-control-regex
+      throw new BadInputError(`x-cdn-name must be 1 to ${MAX_NAME_CHARS} printable characters`)
+    }
+  }
+  const type = (singleHeader(headers, 'content-type') ?? 'application/octet-stream').trim()
+  if (type.length > MAX_TYPE_CHARS || !MEDIA_TYPE.test(type)) throw new BadInputError(`content-type "${type.slice(0, 80)}" is not a media type`)
+  return {
+    name,
+    type,
+    replicas: intHeader(headers, 'x-cdn-replicas'),
+    chunkSize: intHeader(headers, 'x-cdn-chunk-size'),
+    length: intHeader(headers, 'content-length')
+  }
+}
+
+function publishOutcome (err: unknown): PublishOutcome {
+  const code = err instanceof CdnError ? err.code : ''
+  switch (code) {
+    case 'ERR_UNAUTHORIZED': return 'unauthorized'
+    case 'ERR_BAD_INPUT':
+    case 'ERR_PROTOCOL': return 'bad_input'
+    case 'ERR_TOO_LARGE': return 'too_large'
+    case 'ERR_CAPACITY': return 'capacity'
+    case 'ERR_TIMEOUT': return 'timeout'
+    case 'ERR_SHUTTING_DOWN': return 'aborted'
+  }
+  return err instanceof CdnError && err.status === 502 ? 'upstream' : 'error'
+}
+
+function etagMatches (header: string | undefined, etag: string): boolean {
+  if (header == null) return false
+  return header.split(',').some(t => {
+    const tag = t.trim().replace(/^W\//, '')
+    return tag === '*' || tag === etag
+  })
+}
+
+function withPeer (addr: string, peerId: string): string {
+  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`
+}
+
+function nodeJson (n: NodeRow): Record<string, unknown> {
+  return {
+    peerId: n.peerId,
+    http: n.http,
+    zone: n.zone,
+    state: n.state,
+    used: n.used,
+    capacity: n.capacity,
+    egressCap: n.egressCap,
+    egressRate: n.egressRate,
+    blobs: n.blobs,
+    lastSeen: new Date(n.lastSeen).toISOString(),
+    joinedAt: new Date(n.joinedAt).toISOString()
+  }
+}
+
+function checkPeerId (v: unknown, what: string): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new BadInputError(`${what} must be a peer id`)
+  try {
+    return peerIdFromString(v).toString()
+  } catch (err) {
+    throw new BadInputError(`${what} "${v.slice(0, 80)}" is not a peer id`, { cause: err })
+  }
+}
+
+/** Builds the request handler of the manager's HTTP server. */
+export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res: ServerResponse) => void {
+  const log = c.logger
+
+  const info: Handler = async (_req, res) => {
+    sendJson(res, 200, c.info())
+  }
+
+  const publish: Handler = async (req, res) => {
+    const controller = new AbortController()
+    const onClose = (): void => {
+      if (!res.writableEnded) controller.abort(new BadInputError('upload aborted: the client closed the connection'))
+    }
+    res.once('close', onClose)
+    try {
+      const publisher = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+      const h = parsePublishHeaders(req.headers)
+      const result = await c.publisher.publish({ body: req, publisher, ...h, signal: controller.signal })
+      c.metrics.publishes.inc({ outcome: 'ok' })
+      sendJson(res, 201, result)
+    } catch (err) {
+      c.metrics.publishes.inc({ outcome: publishOutcome(err) })
+      // What is left of the body is not wanted: answer, then close rather than read it all.
+      if (!req.complete) res.setHeader('connection', 'close')
+      throw err
+    } finally {
+      res.off('close', onClose)
+    }
+  }
+
+  const listContents: Handler = async (_req, res) => {
+    const contents = c.catalog.listVisible().map(x => ({
+      id: x.id,
+      name: x.name,
+      type: x.type,
+      size: x.size,
+      chunks: x.chunkCount,
+      replicas: x.replicas,
+      createdAt: x.createdAt,
+      copies: x.copies
+    }))
+    sendJson(res, 200, { contents })
+  }
+
+  const resolve: Handler = async (_req, res, m) => {
+    const id = parseContentId(m[1]).toString()
+    const content = c.catalog.getVisible(id)
+    const key = content != null ? c.keys.release(id) : undefined
+    if (content?.manifest == null || key == null) throw new NotFoundError(`no content ${id}`)
+    const holders = c.catalog.holdersOf(id).map(n => ({ peerId: n.peerId, http: n.http, multiaddrs: n.addrs.map(a => withPeer(a, n.peerId)) }))
+    sendJson(res, 200, { id, manifest: Buffer.from(content.manifest).toString('base64'), key: encodeKey(key), holders })
+  }
+
+  const remove: Handler = async (req, res, m) => {
+    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+    const id = parseContentId(m[1]).toString()
+    await c.deleter.delete(id, by)
+    sendJson(res, 200, { id, deleted: true })
+  }
+
+  const nodes: Handler = async (_req, res) => {
+    sendJson(res, 200, { nodes: c.catalog.listNodes().map(nodeJson) })
+  }
+
+  const events: Handler = async (_req, res, _m, url) => {
+    const raw = url.searchParams.get('limit')
+    let limit = DEFAULT_EVENTS
+    if (raw != null) {
+      if (!DIGITS.test(raw) || Number(raw) < 1 || Number(raw) > MAX_EVENTS) throw new BadInputError(`limit must be an integer from 1 to ${MAX_EVENTS}`)
+      limit = Number(raw)
+    }
+    sendJson(res, 200, { events: c.catalog.listEvents(limit) })
+  }
+
+  const report: Handler = async (req, res) => {
+    const body = await readJsonBody(req, MAX_REPORT_BYTES)
+    if (body == null || typeof body !== 'object' || Array.isArray(body)) throw new BadInputError('report must be a JSON object')
+    const r = body as Record<string, unknown>
+    const content = parseContentId(r.content).toString()
+    const chunk = parseBlobId(r.chunk).toString()
+    const node = checkPeerId(r.node, 'node')
+    if (r.reason != null && (typeof r.reason !== 'string' || r.reason.length > MAX_REASON_CHARS)) {
+      throw new BadInputError(`reason must be a string of at most ${MAX_REASON_CHARS} characters`)
+    }
+    const reason = typeof r.reason === 'string' ? r.reason : ''
+    if (c.catalog.getVisible(content) == null) throw new NotFoundError(`no content ${content}`)
+    if (chunk !== content && !c.catalog.hasChunk(content, chunk)) throw new BadInputError(`${chunk} is not a blob of ${content}`)
+    const suspect = c.catalog.db.transaction(() => {
+      const marked = c.catalog.markSuspect(chunk, node)
+      c.catalog.recordEvent({ kind: 'bad-copy-reported', content, node, detail: { chunk, reason, marked } })
+      return marked
+    })
+    log.warn({ content, chunk, node, reason, suspect }, 'bad copy reported')
+    sendJson(res, 202, { accepted: true, suspect })
+  }
+
+  const staged: Handler = async (req, res, m) => {
+    const id = parseBlobId(m[1]).toString()
+    const blob = await c.staging.open(id)
+    if (blob == null) throw new NotFoundError(`${id} is not staged`)
+    try {
+      const etag = `"${id}"`
+      const cache = { etag, 'cache-control': 'public, max-age=31536000, immutable' }
+      if (etagMatches(singleHeader(req.headers, 'if-none-match'), etag)) {
+        res.writeHead(304, cache)
+        res.end()
+        return
+      }
+      res.writeHead(200, { ...cache, 'content-type': 'application/octet-stream', 'content-length': String(blob.size) })
+      if (req.method === 'HEAD') {
+        res.end()
+        return
+      }
+      try {
+        await pipeline(blob.handle.createReadStream(), res)
+      } catch (err) {
+        // A node that gave up on an order (or was aborted) hangs up mid-blob: routine, not a failure here.
+        if (res.destroyed && !res.writableFinished) {
+          log.debug({ blob: id, err: describeError(err) }, 'staged blob download cut short by the client')
+          return
+        }
+        throw err
+      }
+    } finally {
+      await blob.handle.close()
+    }
+  }
+
+  const metrics: Handler = async (req, res) => {
+    await serveMetrics(c.metricsRegistry, req, res)
+  }
+
+  const routes: Route[] = [
+    { pattern: /^\/api\/info$/, methods: { GET: info } },
+    { pattern: /^\/api\/publish$/, methods: { POST: publish } },
+    { pattern: /^\/api\/contents$/, methods: { GET: listContents } },
+    { pattern: /^\/api\/contents\/([^/]+)$/, methods: { GET: resolve, DELETE: remove } },
+    { pattern: /^\/api\/nodes$/, methods: { GET: nodes } },
+    { pattern: /^\/api\/events$/, methods: { GET: events } },
+    { pattern: /^\/api\/reports$/, methods: { POST: report } },
+    { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },
+    { pattern: /^\/metrics$/, methods: { GET: metrics } }
+  ]
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://manager.invalid')
+    } catch (err) {
+      throw new BadInputError('malformed request URL', { cause: err })
+    }
+    for (const r of routes) {
+      const m = r.pattern.exec(url.pathname)
+      if (m == null) continue
+      const handler = r.methods[req.method ?? '']
+      if (handler == null) {
+        res.setHeader('allow', Object.keys(r.methods).join(', '))
+        throw new CdnError(`${req.method ?? ''} is not allowed on ${url.pathname}`, 'ERR_METHOD_NOT_ALLOWED', 405)
+      }
+      await handler(req, res, m, url)
+      return
+    }
+    throw new NotFoundError(`no route ${url.pathname}`)
+  }
+
+  return (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      const fields = { method: req.method, url: req.url, err: describeError(err) }
+      // Anything but a CdnError is a bug; a CdnError 5xx is the pool failing (nodes, capacity); 4xx is the client's.
+      if (!(err instanceof CdnError)) log.error(fields, 'request failed unexpectedly')
+      else if (err.status >= 500) log.warn({ ...fields, status: err.status }, 'request failed')
+      else log.debug({ ...fields, status: err.status }, 'request refused')
+      if (res.headersSent) {
+        // A body was already on its way (a staged blob); the client sees a cut connection.
+        res.destroy()
+        return
+      }
+      sendError(res, err)
+    })
+  }
+}

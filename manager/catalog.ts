@@ -1,0 +1,433 @@
+/**
+ * The catalog: what the pool holds and where. Contents and their chunks, the
+ * copies of every blob on every node, the nodes themselves, and the event log.
+ *
+ * A content row is created when an upload starts, under a temporary upload id
+ * and in state `pending`; it is renamed to its content id and turned `visible`
+ * in one transaction once every chunk has its copies (chunks and copies follow
+ * the rename through ON UPDATE CASCADE). Nothing pending is ever listed.
+ */
+import type { Db } from './db.ts'
+import type { NodeState } from './placement.ts'
+
+export type ContentState = 'pending' | 'visible'
+/** `suspect`: a reader reported the copy bad; it no longer counts until repair looks at it. */
+export type CopyState = 'pending' | 'confirmed' | 'suspect'
+
+export interface ContentRow {
+  id: string
+  state: ContentState
+  name: string
+  type: string
+  size: number
+  chunkSize: number
+  chunkCount: number
+  replicas: number
+  createdAt: string
+  publisher: string
+  manifest: Uint8Array | null
+}
+
+export interface NewUpload {
+  uploadId: string
+  name: string
+  type: string
+  chunkSize: number
+  replicas: number
+  createdAt: string
+  publisher: string
+}
+
+export interface CopyRow {
+  content: string
+  cid: string
+  node: string
+  state: CopyState
+}
+
+export interface CopySummary {
+  /** fewest copies of any chunk, counting confirmed copies on nodes that are not dead */
+  min: number
+  max: number
+  nodes: string[]
+}
+
+export interface NodeRow {
+  peerId: string
+  http: string
+  zone: string | null
+  capacity: number
+  used: number
+  egressCap: number | null
+  egressRate: number
+  blobs: number
+  state: NodeState
+  /** ms since the epoch */
+  lastSeen: number
+  joinedAt: number
+  /** the node's libp2p listen addresses, without /p2p/ */
+  addrs: string[]
+}
+
+export interface NodeJoin {
+  peerId: string
+  http: string
+  zone: string | null
+  capacity: number
+  egressCap: number | null
+  addrs: string[]
+}
+
+export interface NodeFigures {
+  http: string
+  capacity: number
+  used: number
+  egressCap: number | null
+  egressRate: number
+  blobs: number
+  addrs?: string[]
+}
+
+export interface EventRow {
+  id: number
+  at: string
+  kind: string
+  content: string | null
+  node: string | null
+  detail: Record<string, unknown> | null
+}
+
+export interface NewEvent {
+  kind: string
+  content?: string | null
+  node?: string | null
+  detail?: Record<string, unknown>
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS contents (
+  id TEXT PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'visible')),
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  size INTEGER NOT NULL DEFAULT 0,
+  chunk_size INTEGER NOT NULL,
+  chunk_count INTEGER NOT NULL DEFAULT 0,
+  replicas INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  manifest BLOB
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS chunks (
+  content TEXT NOT NULL REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  cid TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  PRIMARY KEY (content, idx)
+) STRICT;
+CREATE INDEX IF NOT EXISTS chunks_by_cid ON chunks (cid);
+
+CREATE TABLE IF NOT EXISTS nodes (
+  peer_id TEXT PRIMARY KEY,
+  http TEXT NOT NULL,
+  zone TEXT,
+  capacity INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0,
+  egress_cap REAL,
+  egress_rate REAL NOT NULL DEFAULT 0,
+  blobs INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL CHECK (state IN ('alive', 'dead', 'draining')),
+  last_seen INTEGER NOT NULL,
+  joined_at INTEGER NOT NULL,
+  addrs TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS copies (
+  content TEXT NOT NULL REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  cid TEXT NOT NULL,
+  node TEXT NOT NULL REFERENCES nodes (peer_id) ON DELETE CASCADE,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'suspect')),
+  PRIMARY KEY (cid, node)
+) STRICT;
+CREATE INDEX IF NOT EXISTS copies_by_content ON copies (content);
+CREATE INDEX IF NOT EXISTS copies_by_node ON copies (node);
+
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  content TEXT,
+  node TEXT,
+  detail TEXT
+) STRICT;
+`
+
+function contentRow (r: any): ContentRow {
+  return {
+    id: r.id,
+    state: r.state,
+    name: r.name,
+    type: r.type,
+    size: r.size,
+    chunkSize: r.chunk_size,
+    chunkCount: r.chunk_count,
+    replicas: r.replicas,
+    createdAt: r.created_at,
+    publisher: r.publisher,
+    manifest: r.manifest ?? null
+  }
+}
+
+function nodeRow (r: any): NodeRow {
+  let addrs: string[] = []
+  try {
+    const parsed = JSON.parse(r.addrs)
+    if (Array.isArray(parsed)) addrs = parsed.filter((a): a is string => typeof a === 'string')
+  } catch {
+    // A malformed column only costs the addresses, which the next heartbeat rewrites.
+  }
+  return {
+    peerId: r.peer_id,
+    http: r.http,
+    zone: r.zone ?? null,
+    capacity: r.capacity,
+    used: r.used,
+    egressCap: r.egress_cap ?? null,
+    egressRate: r.egress_rate,
+    blobs: r.blobs,
+    state: r.state,
+    lastSeen: r.last_seen,
+    joinedAt: r.joined_at,
+    addrs
+  }
+}
+
+/** Node figures arrive as JSON numbers; integer columns take them rounded. */
+const int = (n: number): number => Math.max(0, Math.round(n))
+
+export interface CatalogInit {
+  /** called after an event row is written, e.g. to count events by kind */
+  onEvent?: (kind: string) => void
+}
+
+export class Catalog {
+  readonly db: Db
+  private readonly onEvent?: (kind: string) => void
+  private readonly s: ReturnType<typeof prepare>
+
+  constructor (db: Db, init: CatalogInit = {}) {
+    this.db = db
+    this.onEvent = init.onEvent
+    db.exec(SCHEMA)
+    this.s = prepare(db)
+  }
+
+  // ---- contents -------------------------------------------------------
+
+  createUpload (u: NewUpload): void {
+    this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher)
+  }
+
+  addChunk (content: string, index: number, cid: string, size: number): void {
+    this.s.insertChunk.run(content, index, cid, size)
+  }
+
+  /** Records that a copy was ordered; it counts only once confirmed. */
+  addCopy (content: string, cid: string, node: string, state: CopyState = 'pending'): void {
+    this.s.upsertCopy.run(content, cid, node, state)
+  }
+
+  confirmCopy (cid: string, node: string): void {
+    this.s.setCopyState.run('confirmed', cid, node)
+  }
+
+  removeCopy (cid: string, node: string): void {
+    this.s.deleteCopy.run(cid, node)
+  }
+
+  /** Marks a confirmed copy suspect; false when there was no such copy. */
+  markSuspect (cid: string, node: string): boolean {
+    return Number(this.s.markSuspect.run(cid, node).changes) > 0
+  }
+
+  /**
+   * Renames a finished upload to its content id and makes it visible. Call
+   * inside the transaction that also stores the key and records the event.
+   */
+  makeVisible (uploadId: string, v: { contentId: string, size: number, chunkCount: number, manifest: Uint8Array }): void {
+    const r = this.s.makeVisible.run(v.contentId, v.size, v.chunkCount, v.manifest, uploadId)
+    if (Number(r.changes) !== 1) throw new Error(`upload ${uploadId} is not pending`)
+  }
+
+  /** Removes a content (pending or visible) with its chunks and copies rows. */
+  dropContent (id: string): boolean {
+    return Number(this.s.deleteContent.run(id).changes) > 0
+  }
+
+  pendingUploads (): string[] {
+    return this.s.pendingUploads.all().map((r: any) => r.id as string)
+  }
+
+  getContent (id: string): ContentRow | undefined {
+    const r = this.s.getContent.get(id)
+    return r == null ? undefined : contentRow(r)
+  }
+
+  getVisible (id: string): ContentRow | undefined {
+    const c = this.getContent(id)
+    return c?.state === 'visible' ? c : undefined
+  }
+
+  listVisible (): Array<ContentRow & { copies: CopySummary }> {
+    const counts = new Map<string, { min: number, max: number }>()
+    for (const r of this.s.copyCounts.all() as any[]) counts.set(r.content, { min: r.min, max: r.max })
+    const holders = new Map<string, string[]>()
+    for (const r of this.s.visibleHolders.all() as any[]) {
+      const list = holders.get(r.content) ?? []
+      list.push(r.node)
+      holders.set(r.content, list)
+    }
+    return this.s.listVisible.all().map((r: any) => {
+      const c = contentRow(r)
+      const n = counts.get(c.id) ?? { min: 0, max: 0 }
+      return { ...c, copies: { min: n.min, max: n.max, nodes: holders.get(c.id) ?? [] } }
+    })
+  }
+
+  /** True when `cid` is one of the chunks of `content`. */
+  hasChunk (content: string, cid: string): boolean {
+    return this.s.hasChunk.get(content, cid) != null
+  }
+
+  /** Every copy row of a content: its chunks and its manifest, in every state. */
+  copiesOf (content: string): CopyRow[] {
+    return this.s.copiesOf.all(content).map((r: any) => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
+  }
+
+  /** Nodes that are not dead and hold a confirmed copy of any blob of the content. */
+  holdersOf (content: string): NodeRow[] {
+    return this.s.holdersOf.all(content).map(nodeRow)
+  }
+
+  // ---- nodes ----------------------------------------------------------
+
+  getNode (peerId: string): NodeRow | undefined {
+    const r = this.s.getNode.get(peerId)
+    return r == null ? undefined : nodeRow(r)
+  }
+
+  listNodes (): NodeRow[] {
+    return this.s.listNodes.all().map(nodeRow)
+  }
+
+  /**
+   * Records a join. A draining node stays draining (the operator asked it to
+   * leave); any other state becomes alive. Returns the row as it was before.
+   */
+  joinNode (j: NodeJoin, now: number): NodeRow | undefined {
+    return this.db.transaction(() => {
+      const before = this.getNode(j.peerId)
+      this.s.upsertJoin.run(j.peerId, j.http, j.zone, int(j.capacity), j.egressCap, now, now, JSON.stringify(j.addrs))
+      return before
+    })
+  }
+
+  /** Updates a known node's figures and last-seen time; a dead node is alive again. Returns the row as it was before, undefined when unknown. */
+  heartbeatNode (peerId: string, f: NodeFigures, now: number): NodeRow | undefined {
+    return this.db.transaction(() => {
+      const before = this.getNode(peerId)
+      if (before == null) return undefined
+      const addrs = f.addrs != null && f.addrs.length > 0 ? JSON.stringify(f.addrs) : JSON.stringify(before.addrs)
+      this.s.heartbeat.run(f.http, int(f.capacity), int(f.used), f.egressCap, f.egressRate, int(f.blobs), now, addrs, peerId)
+      return before
+    })
+  }
+
+  /** Replaces a known node's libp2p addresses; false when the node is unknown. */
+  setNodeAddrs (peerId: string, addrs: string[]): boolean {
+    return Number(this.s.setNodeAddrs.run(JSON.stringify(addrs), peerId).changes) > 0
+  }
+
+  setNodeState (peerId: string, state: NodeState): void {
+    this.s.setNodeState.run(state, peerId)
+  }
+
+  /** Nodes not already dead whose last heartbeat is older than `cutoff` (ms since the epoch). */
+  silentSince (cutoff: number): NodeRow[] {
+    return this.s.silentSince.all(cutoff).map(nodeRow)
+  }
+
+  // ---- events ---------------------------------------------------------
+
+  recordEvent (e: NewEvent, at = new Date()): void {
+    this.s.insertEvent.run(at.toISOString(), e.kind, e.content ?? null, e.node ?? null, e.detail == null ? null : JSON.stringify(e.detail))
+    this.onEvent?.(e.kind)
+  }
+
+  /** Newest first. */
+  listEvents (limit: number): EventRow[] {
+    return this.s.listEvents.all(limit).map((r: any) => {
+      let detail: Record<string, unknown> | null = null
+      if (r.detail != null) {
+        try {
+          detail = JSON.parse(r.detail)
+        } catch {
+          detail = { raw: r.detail }
+        }
+      }
+      return { id: r.id, at: r.at, kind: r.kind, content: r.content ?? null, node: r.node ?? null, detail }
+    })
+  }
+}
+
+function prepare (db: Db) {
+  return {
+    insertUpload: db.prepare(`INSERT INTO contents (id, state, name, type, chunk_size, replicas, created_at, publisher)
+      VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)`),
+    insertChunk: db.prepare('INSERT INTO chunks (content, idx, cid, size) VALUES (?, ?, ?, ?)'),
+    upsertCopy: db.prepare(`INSERT INTO copies (content, cid, node, state) VALUES (?, ?, ?, ?)
+      ON CONFLICT (cid, node) DO UPDATE SET state = excluded.state`),
+    setCopyState: db.prepare('UPDATE copies SET state = ? WHERE cid = ? AND node = ?'),
+    deleteCopy: db.prepare('DELETE FROM copies WHERE cid = ? AND node = ?'),
+    markSuspect: db.prepare("UPDATE copies SET state = 'suspect' WHERE cid = ? AND node = ? AND state = 'confirmed'"),
+    makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?
+      WHERE id = ? AND state = 'pending'`),
+    deleteContent: db.prepare('DELETE FROM contents WHERE id = ?'),
+    pendingUploads: db.prepare("SELECT id FROM contents WHERE state = 'pending'"),
+    getContent: db.prepare('SELECT * FROM contents WHERE id = ?'),
+    listVisible: db.prepare("SELECT * FROM contents WHERE state = 'visible' ORDER BY created_at DESC, id"),
+    copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (
+        SELECT ch.content AS content, ch.idx AS idx, COUNT(nd.peer_id) AS n
+        FROM chunks ch
+        JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+        LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.state = 'confirmed'
+        LEFT JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+        GROUP BY ch.content, ch.idx
+      ) GROUP BY content`),
+    visibleHolders: db.prepare(`SELECT DISTINCT cp.content AS content, cp.node AS node
+      FROM copies cp
+      JOIN contents c ON c.id = cp.content AND c.state = 'visible'
+      JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+      WHERE cp.state = 'confirmed'
+      ORDER BY cp.content, cp.node`),
+    hasChunk: db.prepare('SELECT 1 FROM chunks WHERE content = ? AND cid = ?'),
+    copiesOf: db.prepare('SELECT content, cid, node, state FROM copies WHERE content = ?'),
+    holdersOf: db.prepare(`SELECT * FROM nodes WHERE state != 'dead' AND peer_id IN
+      (SELECT node FROM copies WHERE content = ? AND state = 'confirmed') ORDER BY peer_id`),
+    getNode: db.prepare('SELECT * FROM nodes WHERE peer_id = ?'),
+    listNodes: db.prepare('SELECT * FROM nodes ORDER BY joined_at, peer_id'),
+    upsertJoin: db.prepare(`INSERT INTO nodes (peer_id, http, zone, capacity, egress_cap, state, last_seen, joined_at, addrs)
+      VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, ?)
+      ON CONFLICT (peer_id) DO UPDATE SET http = excluded.http, zone = excluded.zone, capacity = excluded.capacity,
+        egress_cap = excluded.egress_cap, last_seen = excluded.last_seen, addrs = excluded.addrs,
+        state = CASE WHEN nodes.state = 'draining' THEN 'draining' ELSE 'alive' END`),
+    heartbeat: db.prepare(`UPDATE nodes SET http = ?, capacity = ?, used = ?, egress_cap = ?, egress_rate = ?, blobs = ?,
+      last_seen = ?, addrs = ?, state = CASE WHEN state = 'dead' THEN 'alive' ELSE state END WHERE peer_id = ?`),
+    setNodeAddrs: db.prepare('UPDATE nodes SET addrs = ? WHERE peer_id = ?'),
+    setNodeState: db.prepare('UPDATE nodes SET state = ? WHERE peer_id = ?'),
+    silentSince: db.prepare("SELECT * FROM nodes WHERE state != 'dead' AND last_seen < ?"),
+    insertEvent: db.prepare('INSERT INTO events (at, kind, content, node, detail) VALUES (?, ?, ?, ?, ?)'),
+    listEvents: db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?')
+  }
+}

@@ -1,0 +1,60 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+
+/**
+ * The manager's embedded SQL database (one file, WAL). Each store built on it
+ * (catalog, tokens, key custody) creates its own tables; this class only opens
+ * the file with the settings they all rely on and runs transactions.
+ */
+export class Db {
+  private readonly sqlite: DatabaseSync
+  private depth = 0
+  private closed = false
+
+  constructor (path: string) {
+    this.sqlite = new DatabaseSync(path, { enableForeignKeyConstraints: true })
+    // WAL lets HTTP readers proceed while a publish writes; NORMAL is durable at checkpoints and
+    // cannot corrupt under WAL. secure_delete zeroes freed pages, so a destroyed content key
+    // does not linger in the database file.
+    this.sqlite.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      PRAGMA foreign_keys = ON;
+      PRAGMA busy_timeout = 5000;
+      PRAGMA secure_delete = ON;
+    `)
+  }
+
+  exec (sql: string): void {
+    this.sqlite.exec(sql)
+  }
+
+  prepare (sql: string): StatementSync {
+    return this.sqlite.prepare(sql)
+  }
+
+  /**
+   * Runs `fn` in one transaction: all of its writes land, or none. A nested
+   * call joins the outer transaction, so stores can compose their methods.
+   */
+  transaction<T> (fn: () => T): T {
+    if (this.depth > 0) return fn()
+    this.sqlite.exec('BEGIN IMMEDIATE')
+    this.depth++
+    try {
+      const out = fn()
+      this.sqlite.exec('COMMIT')
+      return out
+    } catch (err) {
+      this.sqlite.exec('ROLLBACK')
+      throw err
+    } finally {
+      this.depth--
+    }
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.sqlite.close()
+  }
+}

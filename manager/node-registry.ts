@@ -1,0 +1,164 @@
+/**
+ * The node registry: who is in the pool and whether they are alive. Nodes
+ * join with a join token and then heartbeat; a node silent for longer than
+ * `deadNodeMs` is declared dead, and comes back alive when it heartbeats again.
+ * (Re-copying a dead node's chunks is the replication controller's job.)
+ */
+import { ProtocolError } from '../core/errors.ts'
+import type { Logger } from '../core/log.ts'
+import type { Ack, Heartbeat, JoinRequest, Joined, NodeToManager } from '../core/wire.ts'
+import type { Catalog, NodeRow } from './catalog.ts'
+import { kadKeyOfPeer, type PlacementCandidate } from './placement.ts'
+import type { TokenStore } from './tokens.ts'
+
+export interface NodeRegistryComponents {
+  catalog: Catalog
+  tokens: TokenStore
+  logger: Logger
+  /** the node's current libp2p listen addresses as the host learnt them (identify), without /p2p/ */
+  addressesOf?: (peerId: string) => Promise<string[]>
+  /** ms since the epoch; injectable so liveness can be tested without waiting */
+  now?: () => number
+}
+
+export interface NodeRegistryInit {
+  /** told to nodes in `joined` */
+  heartbeatMs: number
+  /** silence after which a node is dead */
+  deadNodeMs: number
+}
+
+export class NodeRegistry {
+  private readonly c: NodeRegistryComponents
+  private readonly log: Logger
+  private readonly now: () => number
+  readonly heartbeatMs: number
+  readonly deadNodeMs: number
+  /** Kademlia keys cost a hash per node; placement needs them for every chunk. */
+  private readonly kadKeys = new Map<string, Uint8Array>()
+
+  constructor (components: NodeRegistryComponents, init: NodeRegistryInit) {
+    this.c = components
+    this.log = components.logger
+    this.now = components.now ?? Date.now
+    this.heartbeatMs = init.heartbeatMs
+    this.deadNodeMs = init.deadNodeMs
+  }
+
+  /** Control-protocol entry point for node → manager messages (already validated by parseNodeMessage). */
+  async handle (message: NodeToManager, peerId: string): Promise<Joined | Ack> {
+    if (message.type === 'join') return this.join(message, peerId)
+    if (message.type === 'heartbeat') return this.heartbeat(message, peerId)
+    throw new ProtocolError('unexpected control message')
+  }
+
+  async join (req: JoinRequest, peerId: string): Promise<Joined> {
+    // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
+    this.c.tokens.authenticate('join', req.token)
+    const addrs = await this.addressesOf(peerId)
+    const before = this.c.catalog.db.transaction(() => {
+      const before = this.c.catalog.joinNode({
+        peerId,
+        http: req.http,
+        zone: req.zone != null && req.zone !== '' ? req.zone : null,
+        capacity: req.capacity,
+        egressCap: req.egressCap ?? null,
+        addrs
+      }, this.now())
+      this.c.catalog.recordEvent({ kind: 'node-joined', node: peerId, detail: { http: req.http, zone: req.zone ?? null, capacity: req.capacity, rejoin: before != null } })
+      return before
+    })
+    this.log.info({ node: peerId, http: req.http, zone: req.zone, capacity: req.capacity, rejoin: before != null }, 'node joined')
+    return { type: 'joined', heartbeatMs: this.heartbeatMs }
+  }
+
+  async heartbeat (hb: Heartbeat, peerId: string): Promise<Ack> {
+    const addrs = await this.addressesOf(peerId)
+    const before = this.c.catalog.db.transaction(() => {
+      const before = this.c.catalog.heartbeatNode(peerId, {
+        http: hb.http,
+        capacity: hb.capacity,
+        used: hb.used,
+        egressCap: hb.egressCap ?? null,
+        egressRate: hb.egressRate,
+        blobs: hb.blobs,
+        addrs
+      }, this.now())
+      if (before?.state === 'dead') this.c.catalog.recordEvent({ kind: 'node-alive', node: peerId, detail: { silentMs: this.now() - before.lastSeen } })
+      return before
+    })
+    if (before == null) {
+      this.log.info({ node: peerId }, 'heartbeat from an unknown node; asking it to join')
+      return { type: 'ack', known: false }
+    }
+    if (before.state === 'dead') this.log.info({ node: peerId }, 'dead node is alive again')
+    return { type: 'ack', known: true }
+  }
+
+  /**
+   * Records a node's listen addresses when the host learns them (identify),
+   * which may be after its join was handled; they let orders reach the node
+   * after a manager restart, before it dials in again.
+   */
+  updateAddresses (peerId: string, addrs: string[]): void {
+    if (addrs.length === 0) return
+    if (this.c.catalog.setNodeAddrs(peerId, addrs)) this.log.debug({ node: peerId, addrs }, 'node addresses updated')
+  }
+
+  /** Declares dead every node silent past the deadline; returns the peer ids that just died. */
+  sweep (): string[] {
+    const now = this.now()
+    const cutoff = now - this.deadNodeMs
+    const died = this.c.catalog.db.transaction(() => {
+      const silent = this.c.catalog.silentSince(cutoff)
+      for (const n of silent) {
+        this.c.catalog.setNodeState(n.peerId, 'dead')
+        this.c.catalog.recordEvent({ kind: 'node-dead', node: n.peerId, detail: { silentMs: now - n.lastSeen, was: n.state } })
+      }
+      return silent.map(n => n.peerId)
+    })
+    for (const node of died) this.log.warn({ node, deadNodeMs: this.deadNodeMs }, 'node missed its heartbeats; marked dead')
+    return died
+  }
+
+  list (): NodeRow[] {
+    return this.c.catalog.listNodes()
+  }
+
+  /** Every known node as a placement candidate (placement itself skips the ineligible ones). */
+  candidates (): PlacementCandidate[] {
+    return this.list().map(n => ({
+      peerId: n.peerId,
+      state: n.state,
+      zone: n.zone,
+      capacity: n.capacity,
+      used: n.used,
+      kadKey: this.kadKeyOf(n.peerId)
+    }))
+  }
+
+  countByState (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const n of this.list()) out[n.state] = (out[n.state] ?? 0) + 1
+    return out
+  }
+
+  private kadKeyOf (peerId: string): Uint8Array {
+    let key = this.kadKeys.get(peerId)
+    if (key == null) {
+      key = kadKeyOfPeer(peerId)
+      this.kadKeys.set(peerId, key)
+    }
+    return key
+  }
+
+  private async addressesOf (peerId: string): Promise<string[]> {
+    if (this.c.addressesOf == null) return []
+    try {
+      return await this.c.addressesOf(peerId)
+    } catch (err) {
+      this.log.debug({ node: peerId, err: String(err) }, 'no addresses known for node yet')
+      return []
+    }
+  }
+}
