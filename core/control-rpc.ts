@@ -1,5 +1,6 @@
 import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { raceSignal } from './abort.ts'
 import { CdnError, ProtocolError, TimeoutError } from './errors.ts'
 
 /** Orders carry lists of blob ids; 8 MiB holds tens of thousands of them and bounds a hostile peer. */
@@ -64,15 +65,6 @@ export async function rpcCall (libp2p: Libp2p, peer: PeerId | Multiaddr | Multia
     if (signal.aborted && options.signal?.aborted !== true) throw new TimeoutError(`control call timed out after ${timeout} ms`, { cause: err })
     throw err
   }
-}
-
-function raceSignal<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
 }
 
 export type RpcHandler = (request: unknown, remotePeer: PeerId, options: AbortOptions) => Promise<unknown>

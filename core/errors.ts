@@ -72,6 +72,14 @@ export class TimeoutError extends CdnError {
   constructor (message = 'timed out', options?: ErrorOptions) { super(message, 'ERR_TIMEOUT', 504, options) }
 }
 
+export class MethodNotAllowedError extends CdnError {
+  constructor (message = 'method not allowed', options?: ErrorOptions) { super(message, 'ERR_METHOD_NOT_ALLOWED', 405, options) }
+}
+
+export class UnavailableError extends CdnError {
+  constructor (message = 'shutting down', options?: ErrorOptions) { super(message, 'ERR_SHUTTING_DOWN', 503, options) }
+}
+
 export class ConflictError extends CdnError {
   constructor (message = 'conflict', options?: ErrorOptions) { super(message, 'ERR_CONFLICT', 409, options) }
 }

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Registry } from 'prom-client'
 import { encodeKey } from '../core/chunk-crypto.ts'
-import { BadInputError, CdnError, describeError, NotFoundError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
 import { readJsonBody, sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
@@ -308,7 +308,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
       const handler = r.methods[req.method ?? '']
       if (handler == null) {
         res.setHeader('allow', Object.keys(r.methods).join(', '))
-        throw new CdnError(`${req.method ?? ''} is not allowed on ${url.pathname}`, 'ERR_METHOD_NOT_ALLOWED', 405)
+        throw new MethodNotAllowedError(`${req.method ?? ''} is not allowed on ${url.pathname}`)
       }
       await handler(req, res, m, url)
       return

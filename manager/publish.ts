@@ -15,11 +15,12 @@
  * instead, and `cleanupAbandoned` finishes the job at the next start, as it
  * does for an upload interrupted by a crash.
  */
+import { raceSignal } from '../core/abort.ts'
 import { randomUUID } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../core/chunk-crypto.ts'
-import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UpstreamError } from '../core/errors.ts'
+import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../core/errors.ts'
 import { chunkCid, MANIFEST_CODEC } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../core/manifest.ts'
@@ -99,21 +100,6 @@ export interface PublishResult {
   key: string
 }
 
-const SHUTDOWN_CODE = 'ERR_SHUTTING_DOWN'
-
-/** Settles with `p`, or rejects with the signal's reason as soon as it aborts. */
-function raceAbort<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    // The abandoned read may still fail later; its error adds nothing to the abort being reported.
-    p.catch(() => {})
-    return Promise.reject(signal.reason)
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
-}
 
 /**
  * Reads the request body so that the deadline and a vanished client interrupt
@@ -127,7 +113,7 @@ async function * readBody (source: AsyncIterable<Uint8Array>, signal: AbortSigna
     for (;;) {
       let r: IteratorResult<Uint8Array>
       try {
-        r = await raceAbort(it.next(), signal)
+        r = await raceSignal(it.next(), signal)
       } catch (err) {
         if (signal.aborted) throw signal.reason
         throw new BadInputError(`upload interrupted: ${describeError(err)}`, { cause: err })
@@ -199,7 +185,7 @@ export class Publisher {
       if (req.length > this.maxUploadBytes) throw new TooLargeError(`upload of ${req.length} bytes is over the ${this.maxUploadBytes}-byte limit`)
       if (Math.ceil(req.length / chunkSize) > MAX_CHUNKS) throw new TooLargeError(`upload of ${req.length} bytes needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
     }
-    if (this.c.shutdown.aborted) throw new CdnError('manager is shutting down', SHUTDOWN_CODE, 503)
+    if (this.c.shutdown.aborted) throw new UnavailableError('manager is shutting down')
     const pool = this.c.candidates()
     this.checkRoom(pool, replicas, chunkSize, req.length)
 
@@ -338,7 +324,7 @@ export class Publisher {
   /** Turns whatever ended an upload into the error the client should see. */
   private explain (err: unknown, signals: { deadline: AbortSignal, request?: AbortSignal }): CdnError {
     if (signals.deadline.aborted) return new TimeoutError(`upload not finished within ${this.uploadTimeoutMs} ms`, { cause: err })
-    if (this.c.shutdown.aborted) return new CdnError('manager is shutting down', SHUTDOWN_CODE, 503, { cause: err })
+    if (this.c.shutdown.aborted) return new UnavailableError('manager is shutting down', { cause: err })
     if (err instanceof CdnError) return err
     if (signals.request?.aborted === true) {
       const reason = signals.request.reason

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
 import type { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
-import { CdnError, describeError, NotFoundError } from '../core/errors.ts'
+import { CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
 import { sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
@@ -122,8 +122,8 @@ export class DataPlane {
   private async handle (req: IncomingMessage, res: ServerResponse, route: Route, path: string): Promise<void> {
     if (route === 'other') throw new NotFoundError(`no such path ${path.slice(0, 200)}`)
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: { code: 'ERR_METHOD_NOT_ALLOWED', message: `${String(req.method)} is not allowed here` } }, { allow: 'GET, HEAD' })
-      return
+      res.setHeader('allow', 'GET, HEAD')
+      throw new MethodNotAllowedError(`${String(req.method)} is not allowed here`)
     }
     switch (route) {
       case 'chunk': {

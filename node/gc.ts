@@ -10,7 +10,8 @@ import type { Logger } from '../core/log.ts'
 import type { BlobStore } from './blob-store.ts'
 import type { ContentIndex } from './content-index.ts'
 
-export const DEFAULT_GC_GRACE_MS = 6 * 3_600_000
+// Longer than the manager's upload deadline (6 h), so no chunk of an upload still in progress is collected.
+export const DEFAULT_GC_GRACE_MS = 24 * 3_600_000
 
 export interface GarbageCollectorComponents {
   store: Pick<BlobStore, 'list' | 'delete'>
