@@ -1,0 +1,26 @@
+import { silentLogger, type Logger } from '../core/log.ts'
+import type { FetchEngine } from './fetch-engine.ts'
+import { startFetchStack } from './fetch-stack.ts'
+
+export type { FetchEngine, OpenedContent, OpenOptions, Progress } from './fetch-engine.ts'
+
+export interface FetchClient {
+  engine: FetchEngine
+  /** Cancels reads in progress and releases the host, connections and timers. */
+  close (): Promise<void>
+}
+
+/**
+ * The fetch engine for one-shot use (`cdn get`): asks the manager for its
+ * identity and addresses, joins the DHT as a client through it, and fails
+ * at once if the manager does not answer.
+ */
+export async function createFetchClient (opts: { managerUrl: string, signal?: AbortSignal, logger?: Logger }): Promise<FetchClient> {
+  const stack = await startFetchStack({
+    managerUrl: opts.managerUrl,
+    logger: opts.logger ?? silentLogger(),
+    requireManager: true,
+    signal: opts.signal
+  })
+  return { engine: stack.engine, close: stack.close }
+}

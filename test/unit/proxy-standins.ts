@@ -1,0 +1,237 @@
+/**
+ * Small stand-ins for the proxy's tests: contents built with the real core
+ * crypto and manifest code, nodes that serve `/chunk` and `/have` (and can be
+ * told to misbehave), and a manager that answers resolves and records reports.
+ * All on 127.0.0.1, port 0.
+ */
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { encodeKey, encryptChunk, newContentKey } from '../../core/chunk-crypto.ts'
+import { chunkCid } from '../../core/ids.ts'
+import { sealMetadata, signManifest, type Manifest } from '../../core/manifest.ts'
+import { bitmapOf } from '../../proxy/have-bitmap.ts'
+
+export interface Signer {
+  key: PrivateKey
+  id: string
+}
+
+export async function makeSigner (): Promise<Signer> {
+  const key = await generateKeyPair('Ed25519')
+  return { key, id: peerIdFromPrivateKey(key).toString() }
+}
+
+export interface TestContent {
+  id: string
+  key: Uint8Array
+  manifest: Manifest
+  manifestBytes: Uint8Array
+  plaintext: Buffer
+  /** chunk ids, in order */
+  chunkIds: string[]
+  /** blob id → blob (chunks and the manifest) */
+  blobs: Map<string, Uint8Array>
+}
+
+export async function makeContent (opts: { size: number, chunkSize: number, signer: Signer, name?: string, type?: string }): Promise<TestContent> {
+  const plaintext = randomBytes(opts.size)
+  const key = newContentKey()
+  const blobs = new Map<string, Uint8Array>()
+  const chunkIds: string[] = []
+  for (let off = 0, i = 0; off < opts.size; off += opts.chunkSize, i++) {
+    const blob = encryptChunk(key, i, plaintext.subarray(off, Math.min(opts.size, off + opts.chunkSize)))
+    const cid = chunkCid(blob).toString()
+    chunkIds.push(cid)
+    blobs.set(cid, blob)
+  }
+  const signed = await signManifest({
+    size: opts.size,
+    chunkSize: opts.chunkSize,
+    chunks: chunkIds,
+    createdAt: new Date().toISOString(),
+    publisher: 'test',
+    meta: sealMetadata(key, { name: opts.name ?? 'clip.bin', type: opts.type ?? 'application/octet-stream' })
+  }, opts.signer.key, opts.signer.id)
+  const id = signed.id.toString()
+  blobs.set(id, signed.bytes)
+  return { id, key, manifest: signed.manifest, manifestBytes: signed.bytes, plaintext, chunkIds, blobs }
+}
+
+async function listen (server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+async function shut (server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  server.closeAllConnections()
+  await closed
+}
+
+function json (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+export type Fault = 'corrupt' | 'cut' | 'fail' | 'stall' | 'long'
+
+export interface StandInNode {
+  url: string
+  /** a peer id, as nodes are named in reports */
+  id: string
+  /** every blob id asked for with GET /chunk, in order */
+  requests: string[]
+  /** responses to /chunk not finished yet */
+  open: number
+  /** blob id → how to misbehave when it is asked for */
+  faults: Map<string, Fault>
+  /** when set, /have requests are never answered */
+  stallHave: boolean
+  /** Holds a content's manifest and the chunks at `indexes` (default all). */
+  hold (content: TestContent, indexes?: number[]): void
+  close (): Promise<void>
+}
+
+export async function startStandInNode (): Promise<StandInNode> {
+  const blobs = new Map<string, Uint8Array>()
+  const haves = new Map<string, { chunks: number, bitmap: Uint8Array }>()
+  const peer = await makeSigner()
+  const node: StandInNode = {
+    url: '',
+    id: peer.id,
+    requests: [],
+    open: 0,
+    faults: new Map(),
+    stallHave: false,
+    hold (content, indexes) {
+      const keep = indexes ?? content.chunkIds.map((_, i) => i)
+      blobs.set(content.id, content.manifestBytes)
+      for (const i of keep) blobs.set(content.chunkIds[i], content.blobs.get(content.chunkIds[i]) as Uint8Array)
+      haves.set(content.id, { chunks: content.chunkIds.length, bitmap: bitmapOf(keep, content.chunkIds.length) })
+    },
+    close: async () => { await shut(server) }
+  }
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunk = /^\/chunk\/([^/]+)$/.exec(req.url ?? '')
+    const have = /^\/have\/([^/]+)$/.exec(req.url ?? '')
+    if (have != null) {
+      if (node.stallHave) return
+      const h = haves.get(have[1])
+      if (h == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no such content here' } })
+      return json(res, 200, { content: have[1], chunks: h.chunks, bitmap: Buffer.from(h.bitmap).toString('base64') })
+    }
+    if (chunk == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no route' } })
+    const id = chunk[1]
+    node.requests.push(id)
+    const blob = blobs.get(id)
+    if (blob == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no such blob here' } })
+    const fault = node.faults.get(id)
+    if (fault === 'fail') return json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'disk on fire' } })
+    node.open++
+    res.once('close', () => { node.open-- })
+    if (fault === 'stall') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob.length })
+      res.flushHeaders()
+      return
+    }
+    const body = fault === 'corrupt' ? Buffer.from(blob) : blob
+    if (fault === 'corrupt') (body as Buffer)[body.length >> 1] ^= 0xff
+    if (fault === 'long') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.end(Buffer.concat([blob, Buffer.from('extra')]))
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob.length, etag: `"${id}"` })
+    if (fault === 'cut') {
+      res.write(body.subarray(0, body.length >> 1), () => { res.socket?.destroy() })
+      return
+    }
+    res.end(body)
+  })
+  node.url = await listen(server)
+  return node
+}
+
+export interface StandInManager {
+  url: string
+  signer: Signer
+  /** bodies of POST /api/reports */
+  reports: any[]
+  /** how many times each content was resolved */
+  resolves: Map<string, number>
+  /** multiaddrs /api/info announces (empty: no libp2p) */
+  multiaddrs: string[]
+  /**
+   * Makes a content resolvable with these holders; `private` contents are
+   * refused (403) as the manager refuses keys without a capability.
+   */
+  publish (content: TestContent, holders: StandInNode[] | Array<{ id: string, url: string }>, opts?: { private?: boolean }): void
+  close (): Promise<void>
+}
+
+export async function startStandInManager (signer: Signer): Promise<StandInManager> {
+  const contents = new Map<string, { content: TestContent, holders: Array<{ id: string, url: string }>, private: boolean }>()
+  const m: StandInManager = {
+    url: '',
+    signer,
+    reports: [],
+    resolves: new Map(),
+    multiaddrs: [],
+    publish (content, holders, opts) {
+      contents.set(content.id, { content, holders: holders.map(h => ({ id: h.id, url: h.url })), private: opts?.private === true })
+    },
+    close: async () => { await shut(server) }
+  }
+  const server = createServer((req, res) => {
+    const url = req.url ?? ''
+    if (req.method === 'GET' && url === '/api/info') return json(res, 200, { peerId: signer.id, multiaddrs: m.multiaddrs, http: m.url })
+    const resolve = /^\/api\/contents\/([^/]+)$/.exec(url)
+    if (req.method === 'GET' && resolve != null) {
+      const id = resolve[1]
+      m.resolves.set(id, (m.resolves.get(id) ?? 0) + 1)
+      const entry = contents.get(id)
+      if (entry == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: `unknown content ${id}` } })
+      if (entry.private) return json(res, 403, { error: { code: 'ERR_FORBIDDEN', message: 'private content: a capability is needed' } })
+      return json(res, 200, {
+        id,
+        manifest: Buffer.from(entry.content.manifestBytes).toString('base64'),
+        key: encodeKey(entry.content.key),
+        holders: entry.holders.map(h => ({ peerId: h.id, http: h.url, multiaddrs: [] }))
+      })
+    }
+    if (req.method === 'POST' && url === '/api/reports') {
+      const parts: Buffer[] = []
+      req.on('data', (d: Buffer) => parts.push(d))
+      req.on('end', () => {
+        m.reports.push(JSON.parse(Buffer.concat(parts).toString('utf8')))
+        json(res, 202, { ok: true })
+      })
+      return
+    }
+    json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no route' } })
+  })
+  m.url = await listen(server)
+  return m
+}
+
+/** Waits for a condition the code under test reaches on its own; gives up after `limitMs` so a bug fails instead of hanging. */
+export async function eventually (check: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const until = Date.now() + limitMs
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+export async function collect (body: AsyncIterable<Uint8Array>): Promise<{ bytes: Buffer, pieces: number }> {
+  const parts: Uint8Array[] = []
+  for await (const p of body) parts.push(p)
+  return { bytes: Buffer.concat(parts), pieces: parts.length }
+}
