@@ -111,11 +111,24 @@ proxy.command('start')
   .addOption(managerOption())
   .option('--port <port>', 'HTTP port', intArg('--port'), 8080)
   .option('--listen <host>', 'address to listen on (loopback unless told otherwise)', '127.0.0.1')
+  .option('--cache-dir <dir>', 'disk cache of verified (still encrypted) chunks', '.cdn/proxy/cache')
+  .option('--cache-size <size>', 'most disk the cache may use', '2GB')
+  .option('--state-dir <dir>', 'where the proxy remembers its manager and nodes (to work while the manager is down)', '.cdn/proxy')
+  .option('--suffix <suffix>', 'host suffix served when the proxy is used as a browser HTTP proxy', 'cdn')
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startProxy } = await import('../proxy/daemon.ts')
     const logger = createLogger('proxy')
-    await runDaemon('proxy', async () => startProxy({ managerUrl: o.manager, httpHost: o.listen, httpPort: o.port, logger }),
+    await runDaemon('proxy', async () => startProxy({
+      managerUrl: o.manager,
+      httpHost: o.listen,
+      httpPort: o.port,
+      cacheDir: o.cacheDir,
+      cacheBytes: parseSize(o.cacheSize),
+      stateDir: o.stateDir,
+      suffix: o.suffix,
+      logger
+    }),
       d => ({ http: d.http }), o.json === true, logger)
   })
 
@@ -193,11 +206,12 @@ program.command('up')
   .option('--dead-after <duration>', 'silence after which a node is dead')
   .option('--node-capacity <size>', 'capacity of each node', '10GB')
   .option('--node-egress <rate>', 'egress cap of each node', 'unlimited')
+  .option('--proxy-cache <size>', "size of the proxy's chunk cache (0 disables it)", '2GB')
   .option('--json', 'print one JSON line when ready')
   .action(async (o) => {
     const net = await startLocalNetwork({
       nodes: o.nodes, dir: o.dir, managerPort: o.managerPort, proxyPort: o.proxyPort, replicas: o.replicas,
-      chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress
+      chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache
     })
     const s = net.summary
     print(o.json === true, s, [

@@ -20,6 +20,7 @@ export interface UpOptions {
   deadAfter?: string
   nodeCapacity: string
   nodeEgress: string
+  proxyCache?: string
   /** ms to wait for each child's ready line */
   readyTimeout?: number
 }
@@ -69,7 +70,7 @@ export async function stopChildren (children: Child[], graceMs = 10_000): Promis
 }
 
 export interface LocalNetwork {
-  summary: { manager: string, managerMultiaddr: string, proxy: string, token: string, joinToken: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
+  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, joinToken: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
   children: Child[]
 }
 
@@ -97,14 +98,17 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
       return child
     }))
     await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000)
-    const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort)], join(logs, 'proxy.log'), o.readyTimeout)
+    const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
+      '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout)
     children.push(proxy)
     return {
       children,
       summary: {
         manager: String(manager.info.http),
         managerMultiaddr,
+        managerPid: Number(manager.proc.pid),
         proxy: String(proxy.info.http),
+        proxyPid: Number(proxy.proc.pid),
         token,
         joinToken,
         dir: o.dir,

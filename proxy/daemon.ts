@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
+import { DownloadTracker } from './download-tracker.ts'
 import { createGateway } from './gateway.ts'
 import { createProxyMetrics } from './metrics.ts'
 
@@ -13,6 +14,14 @@ export interface ProxyConfig {
   httpHost?: string
   /** default 8080; 0 = ephemeral */
   httpPort?: number
+  /** verified ciphertext chunks are cached here (default: no disk cache) */
+  cacheDir?: string
+  /** bytes the chunk cache may use (default 2 GB) */
+  cacheBytes?: number
+  /** where the proxy remembers its manager and the nodes it met, to keep working while the manager is down */
+  stateDir?: string
+  /** host suffix served when browsers use the proxy as their HTTP proxy (default `cdn`) */
+  suffix?: string
   logger: Logger
 }
 
@@ -33,10 +42,23 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   const host = config.httpHost ?? '127.0.0.1'
   const registry = createMetricsRegistry('proxy')
   const metrics = createProxyMetrics(registry)
-  const stack: FetchStack = await startFetchStack({ managerUrl: config.managerUrl, logger, metrics, requireManager: false })
+  const stack: FetchStack = await startFetchStack({
+    managerUrl: config.managerUrl,
+    logger,
+    metrics,
+    requireManager: false,
+    stateDir: config.stateDir,
+    cache: config.cacheDir == null || config.cacheBytes === 0 ? undefined : { dir: config.cacheDir, maxBytes: config.cacheBytes ?? 2e9 }
+  })
+  const tracker = new DownloadTracker()
   let server: Server
+  let hostPort = ''
   try {
-    server = createServer(createGateway({ engine: stack.engine, registry, metrics, logger: logger.child({ module: 'gateway' }) }))
+    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ module: 'gateway' }) }, {
+      suffix: config.suffix,
+      proxyHostPort: () => hostPort
+    })
+    server = createServer(gateway)
     server.listen(config.httpPort ?? 8080, host)
     await once(server, 'listening')
   } catch (err) {
@@ -44,7 +66,8 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     throw err
   }
   const port = (server.address() as AddressInfo).port
-  const http = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  const http = `http://${hostPort}`
   logger.info({ http, manager: config.managerUrl }, 'proxy listening')
 
   let stopping: Promise<void> | undefined

@@ -10,6 +10,8 @@ export interface ContentHead {
   id: string
   size: number
   metadata: ContentMetadata
+  /** the manifest's signed creation time, an ISO date: Last-Modified */
+  createdAt?: string
 }
 
 /** RFC 6838 type/subtype with optional parameters; anything else (a publisher's typo or an injection attempt) is served as bytes. */
@@ -25,10 +27,17 @@ function contentDisposition (name: string): string {
   return `inline; filename*=UTF-8''${encoded}`
 }
 
+/** Last-Modified of a content: its signed creation time, as an HTTP date. */
+export function lastModified (c: ContentHead): string | undefined {
+  const t = c.createdAt == null ? NaN : Date.parse(c.createdAt)
+  return Number.isFinite(t) ? new Date(t).toUTCString() : undefined
+}
+
 export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {
     'content-type': safeMediaType(c.metadata.type),
     'content-length': String(c.size),
+    'accept-ranges': 'bytes',
     etag: `"${c.id}"`,
     // The id names these exact bytes forever; `private` because a capability's key may be in the URL.
     'cache-control': 'private, max-age=31536000, immutable',
@@ -37,6 +46,8 @@ export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
     'content-security-policy': 'sandbox'
   }
   if (c.metadata.name !== '') headers['content-disposition'] = contentDisposition(c.metadata.name)
+  const modified = lastModified(c)
+  if (modified != null) headers['last-modified'] = modified
   return headers
 }
 
@@ -52,6 +63,37 @@ export function isNotModified (req: IncomingMessage, id: string): boolean {
 
 export function sendContentHead (res: ServerResponse, c: ContentHead): void {
   res.writeHead(200, contentHeaders(c))
+}
+
+/** 206 for one byte range (RFC 9110 §15.3.7); start and end inclusive. */
+export function sendPartialHead (res: ServerResponse, c: ContentHead, start: number, end: number): void {
+  res.writeHead(206, { ...contentHeaders(c), 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${c.size}` })
+}
+
+/** 416 names the current length so the client can ask again (RFC 9110 §15.5.17). */
+export function sendRangeNotSatisfiable (res: ServerResponse, c: ContentHead, reason: string): void {
+  sendJson(res, 416, { error: { code: 'ERR_RANGE_NOT_SATISFIABLE', message: reason } }, { 'content-range': `bytes */${c.size}`, 'accept-ranges': 'bytes', etag: `"${c.id}"` })
+}
+
+export function sendPreconditionFailed (res: ServerResponse, c: ContentHead): void {
+  sendJson(res, 412, { error: { code: 'ERR_PRECONDITION_FAILED', message: 'If-Match does not match this content' } }, { etag: `"${c.id}"` })
+}
+
+export function sendHtml (res: ServerResponse, html: string): void {
+  res.writeHead(200, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(html),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    // Our own pages: scripts and media only from the proxy itself.
+    'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self'"
+  })
+  res.end(html)
+}
+
+export function sendPac (res: ServerResponse, pac: string): void {
+  res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'content-length': Buffer.byteLength(pac), 'cache-control': 'no-cache' })
+  res.end(pac)
 }
 
 export function sendNotModified (res: ServerResponse, id: string): void {

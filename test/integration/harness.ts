@@ -17,7 +17,9 @@ export interface NetworkNode { peerId: string, http: string, pid: number, multia
 export interface Network {
   manager: string
   managerMultiaddr: string
+  managerPid: number
   proxy: string
+  proxyPid: number
   token: string
   joinToken: string
   dir: string
