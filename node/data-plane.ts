@@ -184,8 +184,10 @@ export class DataPlane {
     const signal = AbortSignal.any([gone.signal, this.shutdown.signal])
     try {
       let position = 0
+      // Uncapped, small pieces only cost syscalls and thread-pool hops: a 1 MiB chunk goes in one read.
+      const pieceSize = this.c.limiter.unlimited ? UNCAPPED_PIECE : this.pieceSize
       while (position < reader.size) {
-        const n = Math.min(this.pieceSize, reader.size - position)
+        const n = Math.min(pieceSize, reader.size - position)
         await this.c.limiter.take(n, signal)
         const piece = await reader.read(position, n)
         if (piece.length !== n) throw new Error(`blob ${id} shrank on disk while being served`)
@@ -205,6 +207,8 @@ export class DataPlane {
     }
   }
 }
+
+const UNCAPPED_PIECE = 4 * 1024 * 1024
 
 function routeOf (path: string): Route {
   if (path.startsWith('/chunk/')) return 'chunk'
