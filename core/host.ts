@@ -26,8 +26,6 @@ export interface HostInit {
   announce?: string[]
   /** DHT servers answer queries and hold records (nodes, manager); clients only ask (proxies, the CLI) */
   dhtServer: boolean
-  /** multiaddrs with /p2p/ ids dialled at start to join the DHT */
-  bootstrap?: string[]
 }
 
 /** Builds the one libp2p stack every role uses: TCP, noise, yamux, identify, ping and our private Kademlia DHT. */
@@ -47,6 +45,8 @@ export async function createHost (init: HostInit): Promise<Host> {
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: !init.dhtServer,
+        // Queries wait for the first self-query; the 1 s default would add a second to every `cdn get`.
+        initialQuerySelfInterval: 50,
         // Loopback and private addresses are the whole point in a private pool.
         peerInfoMapper: passthroughMapper
       })
