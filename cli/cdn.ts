@@ -13,6 +13,7 @@ import { publish } from './publish.ts'
 import { get } from './get.ts'
 import { formatContents, formatEvents, formatStatus, listContents, listEvents, poolStatus, removeContent } from './pool-commands.ts'
 import { startLocalNetwork, stopChildren } from './local-network.ts'
+import { drainNode, removeNode } from './node-commands.ts'
 
 const DEFAULT_MANAGER = process.env.CDN_MANAGER ?? 'http://127.0.0.1:7070'
 const DEFAULT_PROXY = process.env.CDN_PROXY ?? 'http://127.0.0.1:8080'
@@ -26,6 +27,12 @@ function intArg (name: string, min = 0) {
 }
 
 function collect (v: string, prev: string[] = []): string[] { return [...prev, v] }
+
+function shareArg (v: string): number {
+  const n = Number(v)
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('must be a number in (0, 1], e.g. 0.2')
+  return n
+}
 
 function print (json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`)
@@ -52,6 +59,10 @@ manager.command('start')
   .option('--max-upload <size>', 'largest accepted upload', '64GiB')
   .option('--heartbeat <duration>', 'heartbeat interval told to nodes', '5s')
   .option('--dead-after <duration>', 'silence after which a node is dead (default 3 heartbeats)')
+  .option('--reconcile <duration>', 'interval of the replication controller (mirror, trim, migrate, repair, drain, expiry)', '10s')
+  .option('--move-share <share>', "share of the pool's egress its own moves may use", shareArg, 0.2)
+  .option('--min-copies <n>', 'no chunk ever drops below this many confirmed copies through the pool\'s own deletes', intArg('--min-copies', 1), 2)
+  .option('--max-copies <n>', 'most copies demand may raise a content to', intArg('--max-copies', 1), 8)
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startManager } = await import('../manager/daemon.ts')
@@ -69,6 +80,10 @@ manager.command('start')
       maxUploadBytes: parseSize(o.maxUpload),
       heartbeatMs,
       deadNodeMs: o.deadAfter != null ? parseDuration(o.deadAfter) : undefined,
+      reconcileMs: parseDuration(o.reconcile),
+      moveShare: o.moveShare,
+      minCopies: o.minCopies,
+      maxCopies: o.maxCopies,
       logger
     }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
   })
@@ -103,6 +118,32 @@ node.command('start')
       bootstrap: o.bootstrap,
       logger
     }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
+  })
+
+node.command('drain <peer>')
+  .description('move every copy off a node (peer id, unique prefix or the short form of cdn status); waits, with progress, until it is empty')
+  .addOption(managerOption())
+  .addOption(tokenOption())
+  .option('--no-wait', 'return once the drain is requested')
+  .option('--timeout <duration>', 'give up waiting after this long (the drain goes on)')
+  .option('--json', 'print JSON')
+  .action(async (peer: string, o) => {
+    const r = await drainNode({ manager: o.manager, token: o.token }, peer, {
+      wait: o.wait !== false,
+      progress: o.json !== true,
+      timeoutMs: o.timeout != null ? parseDuration(o.timeout) : undefined
+    })
+    print(o.json === true, r, r.drained ? `node ${r.peerId} is drained: it holds nothing; remove it with cdn node rm ${r.peerId}` : `node ${r.peerId} is draining (${r.copies} copies to move)`)
+  })
+
+node.command('rm <peer>')
+  .description('remove a node from the pool (refused while it holds copies the pool needs: drain it first)')
+  .addOption(managerOption())
+  .addOption(tokenOption())
+  .option('--json', 'print JSON')
+  .action(async (peer: string, o) => {
+    const r = await removeNode({ manager: o.manager, token: o.token }, peer)
+    print(o.json === true, r, `node ${r.peerId} removed from the pool`)
   })
 
 const proxy = program.command('proxy').description("the viewer's localhost gateway")
@@ -140,9 +181,10 @@ program.command('publish <file>')
   .option('--name <name>', 'name shown to viewers (default: the file name)')
   .option('--type <mediaType>', 'media type (default: from the extension)')
   .option('--proxy <url>', 'proxy URL used in the printed gateway link (env CDN_PROXY)', DEFAULT_PROXY)
+  .option('--ttl <duration>', 'delete the content everywhere this long after it is published, e.g. 30m, 7d')
   .option('--json', 'print one JSON line')
   .action(async (file: string, o) => {
-    const r = await publish(file, { manager: o.manager, token: o.token, replicas: o.replicas, name: o.name, type: o.type, proxy: o.proxy, json: o.json === true })
+    const r = await publish(file, { manager: o.manager, token: o.token, replicas: o.replicas, name: o.name, type: o.type, proxy: o.proxy, json: o.json === true, ttlMs: o.ttl != null ? parseDuration(o.ttl) : undefined })
     print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}`)
   })
 
@@ -204,6 +246,11 @@ program.command('up')
   .option('--chunk-size <size>', 'chunk size')
   .option('--heartbeat <duration>', 'node heartbeat interval')
   .option('--dead-after <duration>', 'silence after which a node is dead')
+  .option('--reconcile <duration>', 'interval of the replication controller')
+  .option('--move-share <share>', "share of the pool's egress its own moves may use", shareArg)
+  .option('--min-copies <n>', 'fewest confirmed copies of any chunk', intArg('--min-copies', 1))
+  .option('--max-copies <n>', 'most copies demand may raise a content to', intArg('--max-copies', 1))
+  .option('--node-zones <list>', 'comma-separated failure zones, given to the nodes in turn (copies of a chunk go to distinct zones)')
   .option('--node-capacity <size>', 'capacity of each node', '10GB')
   .option('--node-egress <rate>', 'egress cap of each node', 'unlimited')
   .option('--proxy-cache <size>', "size of the proxy's chunk cache (0 disables it)", '2GB')
@@ -211,7 +258,9 @@ program.command('up')
   .action(async (o) => {
     const net = await startLocalNetwork({
       nodes: o.nodes, dir: o.dir, managerPort: o.managerPort, proxyPort: o.proxyPort, replicas: o.replicas,
-      chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache
+      chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache,
+      reconcile: o.reconcile, moveShare: o.moveShare, minCopies: o.minCopies, maxCopies: o.maxCopies,
+      nodeZones: o.nodeZones != null ? String(o.nodeZones).split(',').map((z: string) => z.trim()).filter((z: string) => z !== '') : undefined
     })
     const s = net.summary
     print(o.json === true, s, [

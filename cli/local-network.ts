@@ -21,6 +21,13 @@ export interface UpOptions {
   nodeCapacity: string
   nodeEgress: string
   proxyCache?: string
+  /** replication controller interval, e.g. 500ms */
+  reconcile?: string
+  moveShare?: number
+  minCopies?: number
+  maxCopies?: number
+  /** failure zones, given to the nodes in turn */
+  nodeZones?: string[]
   /** ms to wait for each child's ready line */
   readyTimeout?: number
 }
@@ -88,12 +95,17 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     if (o.chunkSize != null) managerArgs.push('--chunk-size', o.chunkSize)
     if (o.heartbeat != null) managerArgs.push('--heartbeat', o.heartbeat)
     if (o.deadAfter != null) managerArgs.push('--dead-after', o.deadAfter)
+    if (o.reconcile != null) managerArgs.push('--reconcile', o.reconcile)
+    if (o.moveShare != null) managerArgs.push('--move-share', String(o.moveShare))
+    if (o.minCopies != null) managerArgs.push('--min-copies', String(o.minCopies))
+    if (o.maxCopies != null) managerArgs.push('--max-copies', String(o.maxCopies))
     const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout)
     children.push(manager)
     const managerMultiaddr = String(manager.info.multiaddrs[0])
     const nodes = await Promise.all(Array.from({ length: o.nodes }, async (_, i) => {
       const child = await startChild(`node-${i}`, ['node', 'start', '--manager', managerMultiaddr, '--join-token', joinToken,
-        '--data', join(o.dir, `node-${i}`), '--capacity', o.nodeCapacity, '--max-egress', o.nodeEgress], join(logs, `node-${i}.log`), o.readyTimeout)
+        '--data', join(o.dir, `node-${i}`), '--capacity', o.nodeCapacity, '--max-egress', o.nodeEgress,
+        ...(o.nodeZones != null && o.nodeZones.length > 0 ? ['--zone', o.nodeZones[i % o.nodeZones.length]] : [])], join(logs, `node-${i}.log`), o.readyTimeout)
       children.push(child)
       return child
     }))

@@ -1,5 +1,5 @@
 import { request } from 'undici'
-import { CdnError, NotFoundError, UnauthorizedError, UpstreamError, BadInputError, TooLargeError } from '../core/errors.ts'
+import { BadInputError, CdnError, ConflictError, NotFoundError, TooLargeError, UnauthorizedError, UpstreamError } from '../core/errors.ts'
 
 /** The CLI's side of the manager HTTP API (docs/PROTOCOLS.md). */
 export interface ApiOptions {
@@ -13,6 +13,7 @@ export interface ApiOptions {
 function statusError (status: number, message: string): CdnError {
   if (status === 401) return new UnauthorizedError(message)
   if (status === 404) return new NotFoundError(message)
+  if (status === 409) return new ConflictError(message)
   if (status === 413) return new TooLargeError(message)
   if (status >= 400 && status < 500) return new BadInputError(message)
   return new UpstreamError(message)

@@ -31,13 +31,18 @@ export async function poolStatus (api: ApiOptions): Promise<any> {
   return callManager(api, 'GET', '/api/nodes')
 }
 
+function percent (part: number, whole: number | null | undefined): string {
+  return whole != null && whole > 0 && Number.isFinite(whole) ? ` (${Math.round(100 * part / whole)}%)` : ''
+}
+
 export function formatStatus (res: any): string {
   const rows = (res.nodes as any[]).map(n => [
-    short(n.peerId), n.state, n.zone ?? '-', `${formatBytes(n.used)} / ${formatBytes(n.capacity)}`,
-    `${formatBytes(n.egressRate ?? 0)}/s / ${n.egressCap == null ? 'unlimited' : `${formatBytes(n.egressCap)}/s`}`,
-    String(n.blobs ?? 0), n.http
+    short(n.peerId), n.state, n.zone ?? '-',
+    `${formatBytes(n.used)} / ${formatBytes(n.capacity)}${percent(n.used, n.capacity)}`,
+    `${formatBytes(n.egressRate ?? 0)}/s / ${n.egressCap == null ? 'unlimited' : `${formatBytes(n.egressCap)}/s`}${percent(n.egressRate ?? 0, n.egressCap)}`,
+    String(n.contents ?? 0), String(n.copies ?? n.blobs ?? 0), n.health ?? '-', n.http
   ])
-  return rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'BLOBS', 'HTTP'], rows)
+  return rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
 }
 
 export async function listEvents (api: ApiOptions, limit: number): Promise<any> {

@@ -14,6 +14,8 @@ export interface PublishOptions {
   type?: string
   proxy: string
   json: boolean
+  /** ms after publication at which the content is deleted everywhere */
+  ttlMs?: number
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -43,7 +45,7 @@ export function mediaTypeOf (file: string): string {
   return MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream'
 }
 
-export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number }
+export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, expiresAt?: string }
 
 export async function publish (file: string, opts: PublishOptions): Promise<PublishResult> {
   if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token T or CDN_TOKEN')
@@ -71,6 +73,7 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
     'x-cdn-name': encodeURIComponent(opts.name ?? basename(file))
   }
   if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
+  if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
   try {
     const body = createReadStream(file).pipe(counter)
     const res = await callManager({ manager: opts.manager, token: opts.token, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
@@ -81,7 +84,8 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
       link: `cdn://${id}?k=${String(res.key)}`,
       size: Number(res.size),
       chunks: Number(res.chunks),
-      replicas: Number(res.replicas)
+      replicas: Number(res.replicas),
+      ...(res.expiresAt != null ? { expiresAt: String(res.expiresAt) } : {})
     }
   } finally {
     bar.stop()

@@ -14,10 +14,11 @@ import { readJsonBody, sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { serveMetrics } from '../core/metrics.ts'
-import type { Catalog, NodeRow } from './catalog.ts'
+import type { Catalog, NodeHoldings, NodeRow } from './catalog.ts'
 import type { ContentDeleter } from './delete.ts'
 import type { KeyCustody } from './key-custody.ts'
 import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
+import type { NodeAdmin } from './node-admin.ts'
 import type { Publisher } from './publish.ts'
 import type { Staging } from './staging.ts'
 import type { TokenStore } from './tokens.ts'
@@ -33,6 +34,10 @@ export interface ApiComponents {
   metrics: ManagerMetrics
   /** the manager's identity and addresses for GET /api/info */
   info: () => { peerId: string, multiaddrs: string[], http: string }
+  /** drain and removal of nodes, and their health */
+  nodeAdmin: NodeAdmin
+  /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
+  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown }
   logger: Logger
 }
 
@@ -52,6 +57,8 @@ const MAX_EVENTS = 1000
 /** RFC 9110 media type: type "/" subtype, optional parameters. */
 const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[^\s;=]+=[^;]*)*$/
 const DIGITS = /^\d{1,16}$/
+/** A content may live at most this long (100 years); beyond, a TTL is a typo, not a wish. */
+const MAX_TTL_SECONDS = 100 * 365 * 86_400
 
 function singleHeader (headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name]
@@ -72,6 +79,8 @@ export interface PublishHeaders {
   replicas?: number
   chunkSize?: number
   length?: number
+  /** seconds after publication at which the content is deleted everywhere */
+  ttlSeconds?: number
 }
 
 /** Reads the publish headers of PROTOCOLS.md; ranges are the publisher's to check. */
@@ -91,9 +100,12 @@ export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeade
   }
   const type = (singleHeader(headers, 'content-type') ?? 'application/octet-stream').trim()
   if (type.length > MAX_TYPE_CHARS || !MEDIA_TYPE.test(type)) throw new BadInputError(`content-type "${type.slice(0, 80)}" is not a media type`)
+  const ttlSeconds = intHeader(headers, 'x-cdn-ttl')
+  if (ttlSeconds != null && (ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS)) throw new BadInputError(`x-cdn-ttl must be from 1 to ${MAX_TTL_SECONDS} seconds`)
   return {
     name,
     type,
+    ttlSeconds,
     replicas: intHeader(headers, 'x-cdn-replicas'),
     chunkSize: intHeader(headers, 'x-cdn-chunk-size'),
     length: intHeader(headers, 'content-length')
@@ -126,7 +138,7 @@ function withPeer (addr: string, peerId: string): string {
   return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`
 }
 
-function nodeJson (n: NodeRow): Record<string, unknown> {
+function nodeJson (n: NodeRow, holdings: NodeHoldings | undefined, health: string): Record<string, unknown> {
   return {
     peerId: n.peerId,
     http: n.http,
@@ -137,6 +149,9 @@ function nodeJson (n: NodeRow): Record<string, unknown> {
     egressCap: n.egressCap,
     egressRate: n.egressRate,
     blobs: n.blobs,
+    copies: holdings?.copies ?? 0,
+    contents: holdings?.contents ?? 0,
+    health,
     lastSeen: new Date(n.lastSeen).toISOString(),
     joinedAt: new Date(n.joinedAt).toISOString()
   }
@@ -190,6 +205,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
       chunks: x.chunkCount,
       replicas: x.replicas,
       createdAt: x.createdAt,
+      expiresAt: x.expiresAt == null ? null : new Date(x.expiresAt).toISOString(),
       copies: x.copies
     }))
     sendJson(res, 200, { contents })
@@ -212,7 +228,48 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
   }
 
   const nodes: Handler = async (_req, res) => {
-    sendJson(res, 200, { nodes: c.catalog.listNodes().map(nodeJson) })
+    const holdings = c.catalog.holdingsByNode()
+    sendJson(res, 200, {
+      nodes: c.catalog.listNodes().map(n => {
+        const h = holdings.get(n.peerId)
+        return nodeJson(n, h, c.nodeAdmin.health(n, h))
+      })
+    })
+  }
+
+  const drainNode: Handler = async (req, res, m) => {
+    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+    const peerId = checkPeerId(m[1], 'node')
+    const n = c.nodeAdmin.drain(peerId, by)
+    const h = c.catalog.holdingsByNode().get(peerId)
+    sendJson(res, 202, { node: nodeJson(n, h, c.nodeAdmin.health(n, h)) })
+  }
+
+  const removeNode: Handler = async (req, res, m) => {
+    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+    const peerId = checkPeerId(m[1], 'node')
+    sendJson(res, 200, c.nodeAdmin.remove(peerId, by))
+  }
+
+  const replicationHealth: Handler = async (_req, res) => {
+    const r = c.replication()
+    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound })
+  }
+
+  /** Manifests of visible contents, for nodes receiving their first copy of a content (same headers as a node's /chunk). */
+  const manifest: Handler = async (req, res, m) => {
+    const id = parseContentId(m[1]).toString()
+    const bytes = c.catalog.getVisible(id)?.manifest
+    if (bytes == null) throw new NotFoundError(`no content ${id}`)
+    const etag = `"${id}"`
+    const cache = { etag, 'cache-control': 'public, max-age=31536000, immutable' }
+    if (etagMatches(singleHeader(req.headers, 'if-none-match'), etag)) {
+      res.writeHead(304, cache)
+      res.end()
+      return
+    }
+    res.writeHead(200, { ...cache, 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) })
+    res.end(req.method === 'HEAD' ? undefined : Buffer.from(bytes))
   }
 
   const events: Handler = async (_req, res, _m, url) => {
@@ -289,6 +346,10 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
     { pattern: /^\/api\/contents$/, methods: { GET: listContents } },
     { pattern: /^\/api\/contents\/([^/]+)$/, methods: { GET: resolve, DELETE: remove } },
     { pattern: /^\/api\/nodes$/, methods: { GET: nodes } },
+    { pattern: /^\/api\/nodes\/([^/]+)\/drain$/, methods: { POST: drainNode } },
+    { pattern: /^\/api\/nodes\/([^/]+)$/, methods: { DELETE: removeNode } },
+    { pattern: /^\/api\/health\/replication$/, methods: { GET: replicationHealth } },
+    { pattern: /^\/manifest\/([^/]+)$/, methods: { GET: manifest, HEAD: manifest } },
     { pattern: /^\/api\/events$/, methods: { GET: events } },
     { pattern: /^\/api\/reports$/, methods: { POST: report } },
     { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },

@@ -26,6 +26,8 @@ export interface ContentRow {
   createdAt: string
   publisher: string
   manifest: Uint8Array | null
+  /** ms since the epoch after which the content is deleted everywhere; null: kept until deleted */
+  expiresAt: number | null
 }
 
 export interface NewUpload {
@@ -62,6 +64,8 @@ export interface NodeRow {
   egressRate: number
   blobs: number
   state: NodeState
+  /** an operator asked the node to drain: it stays draining across deaths and rejoins */
+  drain: boolean
   /** ms since the epoch */
   lastSeen: number
   joinedAt: number
@@ -86,6 +90,51 @@ export interface NodeFigures {
   egressRate: number
   blobs: number
   addrs?: string[]
+}
+
+/** What the catalog says one node holds: copy rows in any state, and the contents they belong to. */
+export interface NodeHoldings {
+  copies: number
+  contents: number
+}
+
+/** One copy row of a visible content's blob, with what the replication controller needs to know of it. */
+export interface BlobCopyRow {
+  content: string
+  cid: string
+  size: number
+  /** null for a blob without any copy row */
+  node: string | null
+  state: CopyState | null
+}
+
+/** A visible content as the replication controller sees it. */
+export interface ReplicaContent {
+  id: string
+  replicas: number
+  expiresAt: number | null
+  manifestSize: number
+  chunkCount: number
+}
+
+/** Copies of the blobs of visible contents, counted the way the invariant is stated: confirmed, on nodes not dead. */
+export interface ReplicationSummary {
+  contents: number
+  chunks: number
+  /** fewest such copies of any chunk; null when there are no chunks */
+  lowest: number | null
+  /** chunks with fewer than the given minimum */
+  belowMin: number
+  /** chunks with fewer than their content's R */
+  belowBase: number
+}
+
+/** A chunk whose copy on a node is one of too few. */
+export interface ChunkAtRisk {
+  content: string
+  cid: string
+  /** confirmed copies on other nodes that are not dead */
+  others: number
 }
 
 export interface EventRow {
@@ -153,6 +202,11 @@ CREATE TABLE IF NOT EXISTS copies (
 CREATE INDEX IF NOT EXISTS copies_by_content ON copies (content);
 CREATE INDEX IF NOT EXISTS copies_by_node ON copies (node);
 
+CREATE TABLE IF NOT EXISTS removed_nodes (
+  peer_id TEXT PRIMARY KEY,
+  removed_at INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   at TEXT NOT NULL,
@@ -175,7 +229,8 @@ function contentRow (r: any): ContentRow {
     replicas: r.replicas,
     createdAt: r.created_at,
     publisher: r.publisher,
-    manifest: r.manifest ?? null
+    manifest: r.manifest ?? null,
+    expiresAt: r.expires_at ?? null
   }
 }
 
@@ -197,9 +252,26 @@ function nodeRow (r: any): NodeRow {
     egressRate: r.egress_rate,
     blobs: r.blobs,
     state: r.state,
+    drain: r.drain === 1,
     lastSeen: r.last_seen,
     joinedAt: r.joined_at,
     addrs
+  }
+}
+
+/**
+ * Columns added after the first release: a catalog created before them gets
+ * them on open, so an existing manager keeps its data across the upgrade.
+ */
+const ADDED_COLUMNS: Array<{ table: string, column: string, ddl: string }> = [
+  { table: 'contents', column: 'expires_at', ddl: 'ALTER TABLE contents ADD COLUMN expires_at INTEGER' },
+  { table: 'nodes', column: 'drain', ddl: 'ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0' }
+]
+
+function addMissingColumns (db: Db): void {
+  for (const { table, column, ddl } of ADDED_COLUMNS) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
+    if (!columns.some(c => c.name === column)) db.exec(ddl)
   }
 }
 
@@ -220,6 +292,7 @@ export class Catalog {
     this.db = db
     this.onEvent = init.onEvent
     db.exec(SCHEMA)
+    addMissingColumns(db)
     this.s = prepare(db)
   }
 
@@ -255,8 +328,8 @@ export class Catalog {
    * Renames a finished upload to its content id and makes it visible. Call
    * inside the transaction that also stores the key and records the event.
    */
-  makeVisible (uploadId: string, v: { contentId: string, size: number, chunkCount: number, manifest: Uint8Array }): void {
-    const r = this.s.makeVisible.run(v.contentId, v.size, v.chunkCount, v.manifest, uploadId)
+  makeVisible (uploadId: string, v: { contentId: string, size: number, chunkCount: number, manifest: Uint8Array, expiresAt?: number | null }): void {
+    const r = this.s.makeVisible.run(v.contentId, v.size, v.chunkCount, v.manifest, v.expiresAt ?? null, uploadId)
     if (Number(r.changes) !== 1) throw new Error(`upload ${uploadId} is not pending`)
   }
 
@@ -303,6 +376,80 @@ export class Catalog {
   /** Every copy row of a content: its chunks and its manifest, in every state. */
   copiesOf (content: string): CopyRow[] {
     return this.s.copiesOf.all(content).map((r: any) => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
+  }
+
+  /** Bytes of a blob of a content: one of its chunks, or its manifest (cid = content id); 0 when unknown. */
+  blobSize (content: string, cid: string): number {
+    const r = (cid === content ? this.s.manifestSize.get(content) : this.s.chunkSize.get(content, cid)) as { size: number | null } | undefined
+    return r?.size ?? 0
+  }
+
+  /** State of the copy of `cid` on `node`, if the catalog has one. */
+  copyState (cid: string, node: string): CopyState | undefined {
+    const r = this.s.copyState.get(cid, node) as { state: CopyState } | undefined
+    return r?.state
+  }
+
+  /** Confirmed copies of `cid` on nodes that are not dead, other than `except`: what would remain if that copy went. */
+  healthyCopiesExcept (cid: string, except: string): number {
+    return Number((this.s.healthyExcept.get(cid, except) as { n: number }).n)
+  }
+
+  /** True when `node` has a copy row (any state) of a chunk of `content`, the manifest not counted. */
+  nodeHoldsChunksOf (content: string, node: string): boolean {
+    return this.s.holdsChunksOf.get(content, content, node) != null
+  }
+
+  /** Every visible content with what replication needs of it, oldest first. */
+  replicaContents (): ReplicaContent[] {
+    return this.s.replicaContents.all().map((r: any) => ({
+      id: r.id,
+      replicas: r.replicas,
+      expiresAt: r.expires_at ?? null,
+      manifestSize: r.manifest_size ?? 0,
+      chunkCount: r.chunk_count
+    }))
+  }
+
+  /**
+   * Every chunk of every visible content with each of its copy rows (one row
+   * per copy, or one row with a null node for a chunk without copies), then
+   * the copy rows of their manifests (cid = content id). Ordered by content,
+   * chunk index and node, so what is built from it is deterministic.
+   */
+  replicaCopies (): BlobCopyRow[] {
+    const chunks = this.s.replicaChunkCopies.all() as any[]
+    const manifests = this.s.replicaManifestCopies.all() as any[]
+    return [...chunks, ...manifests].map(r => ({ content: r.content, cid: r.cid, size: r.size, node: r.node ?? null, state: r.state ?? null }))
+  }
+
+  /** Copies of controller orders that never answered (a crash): nobody knows if they exist, so they become suspect. */
+  suspectPendingCopiesOfVisible (): number {
+    return Number(this.s.suspectPendingVisible.run().changes)
+  }
+
+  /** Copy rows and contents per node (any copy state, visible or not). */
+  holdingsByNode (): Map<string, NodeHoldings> {
+    const out = new Map<string, NodeHoldings>()
+    for (const r of this.s.holdings.all() as any[]) out.set(r.node, { copies: r.copies, contents: r.contents })
+    return out
+  }
+
+  /** The invariant as a number: copies of the chunks of visible contents that count. */
+  replicationSummary (minCopies: number): ReplicationSummary {
+    const r = this.s.replicationSummary.get(minCopies) as any
+    return {
+      contents: r.contents ?? 0,
+      chunks: r.chunks ?? 0,
+      lowest: r.lowest ?? null,
+      belowMin: r.below_min ?? 0,
+      belowBase: r.below_base ?? 0
+    }
+  }
+
+  /** Blobs of visible contents whose confirmed copy on `node` is needed: without it, fewer than `minCopies` would remain. */
+  chunksAtRiskWithout (node: string, minCopies: number): ChunkAtRisk[] {
+    return this.s.atRisk.all(node, minCopies).map((r: any) => ({ content: r.content, cid: r.cid, others: r.others }))
   }
 
   /** Nodes that are not dead and hold a confirmed copy of any blob of the content. */
@@ -353,6 +500,24 @@ export class Catalog {
     this.s.setNodeState.run(state, peerId)
   }
 
+  /** Marks a node as asked to drain; a live node turns draining at once, a dead one when it comes back. */
+  setDrain (peerId: string): boolean {
+    return Number(this.s.setDrain.run(peerId).changes) > 0
+  }
+
+  /** Forgets a node with its copy rows and remembers that it was removed, so it cannot join again under this identity. */
+  removeNode (peerId: string, now: number): boolean {
+    return this.db.transaction(() => {
+      const gone = Number(this.s.deleteNode.run(peerId).changes) > 0
+      if (gone) this.s.insertRemoved.run(peerId, now)
+      return gone
+    })
+  }
+
+  isRemoved (peerId: string): boolean {
+    return this.s.isRemoved.get(peerId) != null
+  }
+
   /** Nodes not already dead whose last heartbeat is older than `cutoff` (ms since the epoch). */
   silentSince (cutoff: number): NodeRow[] {
     return this.s.silentSince.all(cutoff).map(nodeRow)
@@ -391,7 +556,7 @@ function prepare (db: Db) {
     setCopyState: db.prepare('UPDATE copies SET state = ? WHERE cid = ? AND node = ?'),
     deleteCopy: db.prepare('DELETE FROM copies WHERE cid = ? AND node = ?'),
     markSuspect: db.prepare("UPDATE copies SET state = 'suspect' WHERE cid = ? AND node = ? AND state = 'confirmed'"),
-    makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?
+    makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?, expires_at = ?
       WHERE id = ? AND state = 'pending'`),
     deleteContent: db.prepare('DELETE FROM contents WHERE id = ?'),
     pendingUploads: db.prepare("SELECT id FROM contents WHERE state = 'pending'"),
@@ -421,11 +586,54 @@ function prepare (db: Db) {
       VALUES (?, ?, ?, ?, ?, 'alive', ?, ?, ?)
       ON CONFLICT (peer_id) DO UPDATE SET http = excluded.http, zone = excluded.zone, capacity = excluded.capacity,
         egress_cap = excluded.egress_cap, last_seen = excluded.last_seen, addrs = excluded.addrs,
-        state = CASE WHEN nodes.state = 'draining' THEN 'draining' ELSE 'alive' END`),
+        state = CASE WHEN nodes.drain = 1 OR nodes.state = 'draining' THEN 'draining' ELSE 'alive' END`),
     heartbeat: db.prepare(`UPDATE nodes SET http = ?, capacity = ?, used = ?, egress_cap = ?, egress_rate = ?, blobs = ?,
-      last_seen = ?, addrs = ?, state = CASE WHEN state = 'dead' THEN 'alive' ELSE state END WHERE peer_id = ?`),
+      last_seen = ?, addrs = ?, state = CASE WHEN state != 'dead' THEN state WHEN drain = 1 THEN 'draining' ELSE 'alive' END WHERE peer_id = ?`),
     setNodeAddrs: db.prepare('UPDATE nodes SET addrs = ? WHERE peer_id = ?'),
     setNodeState: db.prepare('UPDATE nodes SET state = ? WHERE peer_id = ?'),
+    setDrain: db.prepare("UPDATE nodes SET drain = 1, state = CASE WHEN state = 'dead' THEN 'dead' ELSE 'draining' END WHERE peer_id = ?"),
+    deleteNode: db.prepare('DELETE FROM nodes WHERE peer_id = ?'),
+    insertRemoved: db.prepare('INSERT INTO removed_nodes (peer_id, removed_at) VALUES (?, ?) ON CONFLICT (peer_id) DO UPDATE SET removed_at = excluded.removed_at'),
+    isRemoved: db.prepare('SELECT 1 FROM removed_nodes WHERE peer_id = ?'),
+    copyState: db.prepare('SELECT state FROM copies WHERE cid = ? AND node = ?'),
+    chunkSize: db.prepare('SELECT size FROM chunks WHERE content = ? AND cid = ?'),
+    manifestSize: db.prepare('SELECT length(manifest) AS size FROM contents WHERE id = ?'),
+    healthyExcept: db.prepare(`SELECT COUNT(*) AS n FROM copies cp JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+      WHERE cp.cid = ? AND cp.node != ? AND cp.state = 'confirmed'`),
+    holdsChunksOf: db.prepare('SELECT 1 FROM copies WHERE content = ? AND cid != ? AND node = ? LIMIT 1'),
+    replicaContents: db.prepare(`SELECT id, replicas, expires_at, length(manifest) AS manifest_size, chunk_count FROM contents
+      WHERE state = 'visible' ORDER BY created_at, id`),
+    replicaChunkCopies: db.prepare(`SELECT ch.content AS content, ch.cid AS cid, ch.size AS size, cp.node AS node, cp.state AS state
+      FROM chunks ch
+      JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+      LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.content = ch.content
+      ORDER BY c.created_at, ch.content, ch.idx, cp.node`),
+    replicaManifestCopies: db.prepare(`SELECT c.id AS content, c.id AS cid, length(c.manifest) AS size, cp.node AS node, cp.state AS state
+      FROM contents c
+      JOIN copies cp ON cp.content = c.id AND cp.cid = c.id
+      WHERE c.state = 'visible'
+      ORDER BY c.created_at, c.id, cp.node`),
+    suspectPendingVisible: db.prepare(`UPDATE copies SET state = 'suspect' WHERE state = 'pending'
+      AND content IN (SELECT id FROM contents WHERE state = 'visible')`),
+    holdings: db.prepare('SELECT node, COUNT(*) AS copies, COUNT(DISTINCT content) AS contents FROM copies GROUP BY node'),
+    replicationSummary: db.prepare(`SELECT COUNT(DISTINCT content) AS contents, COUNT(*) AS chunks, MIN(n) AS lowest,
+        SUM(CASE WHEN n < ? THEN 1 ELSE 0 END) AS below_min, SUM(CASE WHEN n < replicas THEN 1 ELSE 0 END) AS below_base
+      FROM (
+        SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(nd.peer_id) AS n
+        FROM chunks ch
+        JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+        LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.state = 'confirmed'
+        LEFT JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+        GROUP BY ch.content, ch.idx
+      )`),
+    atRisk: db.prepare(`SELECT * FROM (
+        SELECT cp.content AS content, cp.cid AS cid,
+          (SELECT COUNT(*) FROM copies o JOIN nodes nd ON nd.peer_id = o.node AND nd.state != 'dead'
+            WHERE o.cid = cp.cid AND o.node != cp.node AND o.state = 'confirmed') AS others
+        FROM copies cp
+        JOIN contents c ON c.id = cp.content AND c.state = 'visible'
+        WHERE cp.node = ? AND cp.state = 'confirmed'
+      ) WHERE others < ? ORDER BY others, content, cid`),
     silentSince: db.prepare("SELECT * FROM nodes WHERE state != 'dead' AND last_seen < ?"),
     insertEvent: db.prepare('INSERT INTO events (at, kind, content, node, detail) VALUES (?, ?, ?, ?, ?)'),
     listEvents: db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?')

@@ -10,21 +10,27 @@ import type { IdentifyResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { serveRpc } from '../core/control-rpc.ts'
-import { describeError } from '../core/errors.ts'
+import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, loadOrCreateKey, type Host } from '../core/host.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { CONTROL_PROTOCOL, parseNodeMessage } from '../core/wire.ts'
+import { ActionRunner } from './action-runner.ts'
 import { createApiHandler } from './api.ts'
 import { Catalog } from './catalog.ts'
 import { Chore } from './chore.ts'
 import { Db } from './db.ts'
 import { ContentDeleter } from './delete.ts'
+import { DemandTracker } from './demand-tracker.ts'
 import { KeyCustody } from './key-custody.ts'
-import { createManagerMetrics } from './metrics.ts'
+import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
+import { NodeAdmin } from './node-admin.ts'
 import { RpcNodeClient } from './node-client.ts'
 import { NodeRegistry } from './node-registry.ts'
+import { PoolSnapshotter } from './pool-snapshot.ts'
 import { Publisher } from './publish.ts'
+import { ReplicationController } from './replication-controller.ts'
+import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
 import { TokenStore } from './tokens.ts'
 
@@ -41,6 +47,11 @@ export interface ManagerConfig {
   uploadTimeoutMs?: number     // default 6 h
   heartbeatMs?: number         // told to nodes in `joined`, default 5000
   deadNodeMs?: number          // default 3 × heartbeatMs
+  reconcileMs?: number         // replication controller round, default 10 s
+  moveShare?: number           // share of the pool's egress its own moves may use, default 0.2
+  minCopies?: number           // no chunk ever drops below this many confirmed copies through our deletes, default 2
+  maxCopies?: number           // most copies demand may raise a content to, default 8
+  policy?: Partial<Omit<PolicySettings, 'moveBudget' | 'minCopies' | 'maxCopies'>>  // other policy knobs (high-water marks, utilisation bands)
   logger: Logger
 }
 
@@ -78,6 +89,15 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
   const heartbeatMs = config.heartbeatMs ?? 5000
   const deadNodeMs = config.deadNodeMs ?? 3 * heartbeatMs
   const httpHost = config.httpHost ?? '127.0.0.1'
+  const reconcileMs = config.reconcileMs ?? 10_000
+  const moveShare = config.moveShare ?? 0.2
+  const minCopies = config.minCopies ?? DEFAULT_POLICY.minCopies
+  const maxCopies = config.maxCopies ?? DEFAULT_POLICY.maxCopies
+  if (!Number.isSafeInteger(minCopies) || minCopies < 1) throw new BadInputError(`min copies must be a positive integer, got ${minCopies}`)
+  if (!Number.isSafeInteger(maxCopies) || maxCopies < minCopies) throw new BadInputError(`max copies must be an integer ≥ min copies (${minCopies}), got ${maxCopies}`)
+  if (!(moveShare > 0 && moveShare <= 1)) throw new BadInputError(`move share must be in (0, 1], got ${moveShare}`)
+  if (!(reconcileMs >= 10)) throw new BadInputError(`reconcile interval must be at least 10 ms, got ${reconcileMs}`)
+  const policy = { ...DEFAULT_POLICY, ...config.policy, minCopies, maxCopies }
   const shutdown = new AbortController()
   /** Closers of what was opened so far, run in reverse on stop or on a failed start. */
   const closers: Array<{ name: string, close: () => Promise<void> | void }> = []
@@ -125,10 +145,14 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }
     }
 
+    // Demand only counts while a node reports; a node silent past the death deadline serves nothing.
+    const demand = new DemandTracker({ staleMs: deadNodeMs })
     const registry = new NodeRegistry({
       catalog,
       tokens,
       logger: log.child({ part: 'registry' }),
+      onHeartbeat: (node, hb, now) => { demand.record(node, hb, now) },
+      onDead: (node) => { demand.forget(node) },
       addressesOf: async (id) => {
         const peer = await host.peerStore.get(peerIdFromString(id))
         return peer.addresses.map(a => a.multiaddr.toString())
@@ -176,6 +200,35 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // Stops after the HTTP server (which feeds it) closed, before libp2p goes.
     closers.push({ name: 'publisher', close: async () => { await publisher.close() } })
     const deleter = new ContentDeleter({ catalog, keys, nodes, logger: log.child({ part: 'delete' }) })
+    const nodeAdmin = new NodeAdmin({ catalog, logger: log.child({ part: 'nodes' }), onRemoved: (node) => { demand.forget(node) } }, {
+      minCopies,
+      diskHighWater: policy.diskHighWater,
+      egressHighWater: policy.egressHighWater,
+      heartbeatMs
+    })
+    const replicationMetrics = createReplicationMetrics(metricsRegistry)
+    const runner = new ActionRunner({
+      catalog,
+      nodes,
+      manifestUrl: id => `${httpBase}/manifest/${id}`,
+      logger: log.child({ part: 'moves' }),
+      metrics: {
+        onAction: (kind, reason, outcome) => {
+          replicationMetrics.actions.inc({ kind, reason, outcome })
+          if (outcome === 'refused') replicationMetrics.deletesRefused.inc({ reason })
+        },
+        onBytesMoved: (reason, bytes) => { replicationMetrics.bytesMoved.inc({ reason }, bytes) }
+      }
+    }, { minCopies })
+    const snapshots = new PoolSnapshotter({ catalog, demand, moves: runner })
+    const controller = new ReplicationController({
+      snapshot: (now, uncapped) => snapshots.take(now, uncapped),
+      runner,
+      expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
+      recover: () => catalog.suspectPendingCopiesOfVisible(),
+      metrics: replicationMetrics,
+      logger: log.child({ part: 'replication' })
+    }, { intervalMs: reconcileMs, moveShare, policy })
 
     // ---- HTTP ------------------------------------------------------------
     let multiaddrs: string[] = []
@@ -193,6 +246,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       metricsRegistry,
       metrics,
       info: () => ({ peerId, multiaddrs, http: httpBase }),
+      nodeAdmin,
+      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null }),
       logger: log.child({ part: 'api' })
     }))
     const address = await listen(server, httpHost, config.httpPort ?? 0)
@@ -204,13 +259,18 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), () => { registry.sweep() }, log)
     liveness.start()
     closers.push({ name: 'liveness', close: async () => { await liveness.close() } })
+    // Closed before libp2p and the database. Orders under way are cut; their copies stay pending
+    // in the catalog and the next start treats them as suspect (present or not, nobody knows).
+    closers.push({ name: 'replication orders', close: async () => { await runner.close() } })
+    controller.start()
+    closers.push({ name: 'replication', close: async () => { await controller.close() } })
     // In the background: nodes may take a moment to be reachable, and the API need not wait.
     void publisher.cleanupAbandoned().then(
       n => { if (n > 0) log.info({ uploads: n }, 'cleaned up uploads interrupted by a restart') },
       err => { log.error({ err: describeError(err) }, 'cleaning up interrupted uploads failed') }
     )
 
-    log.info({ peerId, http: httpBase, multiaddrs, heartbeatMs, deadNodeMs }, 'manager started')
+    log.info({ peerId, http: httpBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')
 
     let stopping: Promise<void> | undefined
     return {

@@ -28,6 +28,12 @@ export interface ContentDeleterInit {
   concurrency?: number
 }
 
+export interface DeleteOptions {
+  signal?: AbortSignal
+  /** the event recorded (default `content-deleted`; expiry records `content-expired`) */
+  event?: string
+}
+
 export interface DeleteOutcome {
   id: string
   nodes: number
@@ -46,8 +52,9 @@ export class ContentDeleter {
     this.concurrency = init.concurrency ?? 16
   }
 
-  async delete (contentId: string, by: string, signal?: AbortSignal): Promise<DeleteOutcome> {
+  async delete (contentId: string, by: string, options: DeleteOptions = {}): Promise<DeleteOutcome> {
     const { catalog, keys } = this.c
+    const signal = options.signal
     const byNode = catalog.db.transaction(() => {
       if (catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
       const byNode = new Map<string, string[]>()
@@ -58,7 +65,7 @@ export class ContentDeleter {
       }
       catalog.dropContent(contentId)
       keys.destroy(contentId)
-      catalog.recordEvent({ kind: 'content-deleted', content: contentId, detail: { by, nodes: byNode.size } })
+      catalog.recordEvent({ kind: options.event ?? 'content-deleted', content: contentId, detail: { by, nodes: byNode.size } })
       return byNode
     })
 

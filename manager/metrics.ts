@@ -33,3 +33,30 @@ export function createManagerMetrics (registry: Registry, nodesByState: () => Re
     events: new Counter({ name: 'cdn_manager_events_total', help: 'Events recorded in the event log by kind', labelNames: ['kind'], registers: [registry] })
   }
 }
+
+/** The replication controller's figures: what it did, and how the pool stands against what it wants. */
+export interface ReplicationMetrics {
+  /** actions finished, by kind (copy, delete, expire), the policy's reason and outcome */
+  actions: Counter<'kind' | 'reason' | 'outcome'>
+  bytesMoved: Counter<'reason'>
+  /** deletes the last check before sending refused: they would have left too few copies */
+  deletesRefused: Counter<'reason'>
+  copiesWanted: Gauge
+  copiesActual: Gauge
+  underReplicated: Gauge
+  deferred: Gauge
+  rounds: Counter<'outcome'>
+}
+
+export function createReplicationMetrics (registry: Registry): ReplicationMetrics {
+  return {
+    actions: new Counter({ name: 'cdn_manager_actions_total', help: 'Replication actions by kind, reason and outcome', labelNames: ['kind', 'reason', 'outcome'], registers: [registry] }),
+    bytesMoved: new Counter({ name: 'cdn_manager_bytes_moved_total', help: 'Bytes the pool copied for its own moves, by reason', labelNames: ['reason'], registers: [registry] }),
+    deletesRefused: new Counter({ name: 'cdn_manager_deletes_refused_total', help: 'Deletes refused by the last invariant check, by reason', labelNames: ['reason'], registers: [registry] }),
+    copiesWanted: new Gauge({ name: 'cdn_manager_copies_wanted', help: 'Copies the controller wants, summed over the chunks of visible contents', registers: [registry] }),
+    copiesActual: new Gauge({ name: 'cdn_manager_copies_actual', help: 'Healthy confirmed copies, summed over the chunks of visible contents', registers: [registry] }),
+    underReplicated: new Gauge({ name: 'cdn_manager_under_replicated_chunks', help: 'Chunks with fewer healthy copies than their content\'s R', registers: [registry] }),
+    deferred: new Gauge({ name: 'cdn_manager_deferred_copies', help: 'Copies the last round needed but could not place (move budget, no room)', registers: [registry] }),
+    rounds: new Counter({ name: 'cdn_manager_reconcile_rounds_total', help: 'Reconcile rounds by outcome', labelNames: ['outcome'], registers: [registry] })
+  }
+}

@@ -4,7 +4,7 @@
  * `deadNodeMs` is declared dead, and comes back alive when it heartbeats again.
  * (Re-copying a dead node's chunks is the replication controller's job.)
  */
-import { ProtocolError } from '../core/errors.ts'
+import { ForbiddenError, ProtocolError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { Ack, Heartbeat, JoinRequest, Joined, NodeToManager } from '../core/wire.ts'
 import type { Catalog, NodeRow } from './catalog.ts'
@@ -19,6 +19,10 @@ export interface NodeRegistryComponents {
   addressesOf?: (peerId: string) => Promise<string[]>
   /** ms since the epoch; injectable so liveness can be tested without waiting */
   now?: () => number
+  /** told of every accepted heartbeat (the demand signal of the replication controller) */
+  onHeartbeat?: (peerId: string, heartbeat: Heartbeat, now: number) => void
+  /** told when a node is declared dead */
+  onDead?: (peerId: string) => void
 }
 
 export interface NodeRegistryInit {
@@ -55,6 +59,12 @@ export class NodeRegistry {
   async join (req: JoinRequest, peerId: string): Promise<Joined> {
     // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
     this.c.tokens.authenticate('join', req.token)
+    if (this.c.catalog.isRemoved(peerId)) {
+      // The node process may still be running with its token; it must not slip back in by itself.
+      this.log.warn({ node: peerId }, 'a removed node tried to join; refused')
+      this.c.catalog.recordEvent({ kind: 'node-join-refused', node: peerId, detail: { reason: 'removed', http: req.http } })
+      throw new ForbiddenError('this node was removed from the pool by an operator; to add the server again, start it with a fresh --data directory (a new identity)')
+    }
     const addrs = await this.addressesOf(peerId)
     const before = this.c.catalog.db.transaction(() => {
       const before = this.c.catalog.joinNode({
@@ -92,6 +102,7 @@ export class NodeRegistry {
       return { type: 'ack', known: false }
     }
     if (before.state === 'dead') this.log.info({ node: peerId }, 'dead node is alive again')
+    this.c.onHeartbeat?.(peerId, hb, this.now())
     return { type: 'ack', known: true }
   }
 
@@ -117,7 +128,10 @@ export class NodeRegistry {
       }
       return silent.map(n => n.peerId)
     })
-    for (const node of died) this.log.warn({ node, deadNodeMs: this.deadNodeMs }, 'node missed its heartbeats; marked dead')
+    for (const node of died) {
+      this.log.warn({ node, deadNodeMs: this.deadNodeMs }, 'node missed its heartbeats; marked dead')
+      this.c.onDead?.(node)
+    }
     return died
   }
 

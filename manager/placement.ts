@@ -32,6 +32,8 @@ export interface PlacementCandidate {
 export interface PlacementOptions {
   /** zones already holding a copy of this blob (when adding copies to an existing set) */
   avoidZones?: Iterable<string>
+  /** what a node's share of copies is proportional to (default: its free bytes); must be > 0 */
+  weight?: (node: PlacementCandidate) => number
 }
 
 /** The 256-bit Kademlia key of a peer, the way kad-dht derives it: sha256 of the peer id's multihash bytes. */
@@ -119,7 +121,9 @@ export function placeBlob (blob: CID, candidates: readonly PlacementCandidate[],
     const free = freeBytes(node)
     if (!(free >= blobSize) || free <= 0) continue
     seen.add(node.peerId)
-    ranked.push({ node, score: score(key, node, free) })
+    const weight = options.weight?.(node) ?? free
+    if (!(weight > 0)) continue
+    ranked.push({ node, score: score(key, node, weight) })
   }
   if (ranked.length < replicas) {
     throw new CapacityError(`need ${replicas} nodes with ${blobSize} bytes free for ${blob.toString()}, only ${ranked.length} eligible`)

@@ -87,6 +87,8 @@ export interface PublishRequest {
   chunkSize?: number
   /** the declared length (content-length); a body that ends short of it is truncated */
   length?: number
+  /** seconds from the moment the content becomes visible until it is deleted everywhere */
+  ttlSeconds?: number
   /** aborted when the client goes away */
   signal?: AbortSignal
 }
@@ -98,6 +100,8 @@ export interface PublishResult {
   replicas: number
   /** base64url content key, for capability links */
   key: string
+  /** ISO time the content expires, when published with a TTL */
+  expiresAt?: string
 }
 
 
@@ -256,14 +260,15 @@ export class Publisher {
 
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
+      const expiresAt = req.ttlSeconds != null ? Date.now() + req.ttlSeconds * 1000 : null
       this.c.catalog.db.transaction(() => {
-        this.c.catalog.makeVisible(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes })
+        this.c.catalog.makeVisible(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt })
         this.c.keys.put(contentId, key)
-        this.c.catalog.recordEvent({ kind: 'content-published', content: contentId, detail: { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length } })
+        this.c.catalog.recordEvent({ kind: 'content-published', content: contentId, detail: { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) } })
       })
       this.c.onPublished?.(size)
       log.info({ content: contentId, size, chunks: chunkIds.length, nodes: holders.length }, 'content published')
-      return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key) }
+      return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key), ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) }
     } catch (thrown) {
       const err = this.explain(thrown, { deadline, request: req.signal })
       await dispatcher.settle(err)

@@ -36,6 +36,11 @@ export interface PolicyChunk {
   holders: string[]
   /** holders whose copy a reader reported bad */
   bad?: string[]
+  /**
+   * An action on this chunk is still under way: it counts as it is, and no
+   * new action is planned for it this round (never two at once on a chunk).
+   */
+  busy?: boolean
 }
 
 export interface PolicyContent {
@@ -117,7 +122,7 @@ export interface PolicyReport {
 
 const PRIORITY: Record<CopyReason, number> = { repair: 0, 'bad-copy': 1, drain: 2, migrate: 3, mirror: 4 }
 
-/** Copies a content should have: demand against the egress one holder can give, within a hysteresis band. */
+/** Copies a content should have: demand against the egress one of its holders can give, within a hysteresis band. */
 export function wantedCopies (content: PolicyContent, present: number, perHolderEgress: number, s: PolicySettings): number {
   const base = Math.max(content.base, s.minCopies)
   const up = Math.ceil(content.demand / (s.mirrorUtilization * perHolderEgress))
@@ -159,10 +164,24 @@ function buildNodeViews (input: PolicyInput, busiest: Map<string, string>): Map<
   return views
 }
 
+function egressOf (n: PolicyNode, s: PolicySettings): number {
+  return isCapped(n) ? n.egressCap : s.uncappedEgress
+}
+
 function meanEgress (nodes: PolicyNode[], s: PolicySettings): number {
   const alive = nodes.filter(n => n.state === 'alive')
   if (alive.length === 0) return s.uncappedEgress
-  return alive.reduce((sum, n) => sum + (isCapped(n) ? n.egressCap : s.uncappedEgress), 0) / alive.length
+  return alive.reduce((sum, n) => sum + egressOf(n, s), 0) / alive.length
+}
+
+/** What one holder of this content can serve on average: its demand is measured against its own holders, not the pool. */
+function holderEgress (content: PolicyContent, views: Map<string, NodeView>, s: PolicySettings, fallback: number): number {
+  const holders = new Set<string>()
+  for (const ch of content.chunks) for (const p of healthy(ch, views)) holders.add(p)
+  if (holders.size === 0) return fallback
+  let sum = 0
+  for (const p of holders) sum += egressOf(views.get(p)!, s)
+  return sum / holders.size
 }
 
 /** For each node, the content with the most demand among those it holds: what to spread when it is hot. */
@@ -207,7 +226,7 @@ export function reconcile (input: PolicyInput): PolicyReport {
       continue
     }
     const present = Math.min(...content.chunks.map(ch => healthy(ch, views).length), Infinity)
-    let target = wantedCopies(content, Number.isFinite(present) ? present : content.base, perHolder, s)
+    let target = wantedCopies(content, Number.isFinite(present) ? present : content.base, holderEgress(content, views, s, perHolder), s)
     if (allHoldersHot(content, views)) {
       // Every holder is saturated by it: moving copies around cannot help, one more copy can.
       target = Math.min(target + 1, Math.max(s.maxCopies, content.base))
@@ -222,6 +241,7 @@ export function reconcile (input: PolicyInput): PolicyReport {
     const good = healthy(chunk, views)
     const staying = good.filter(p => !isLeaving(views.get(p)!, content.id, chunk.cid))
     if (good.length < Math.max(content.base, s.minCopies)) underReplicated++
+    if (chunk.busy === true) continue
     // Copies being replaced still count against the ceiling: at most one move in flight above it.
     const ceiling = Math.max(s.maxCopies, content.base) + 1
     const missing = Math.min(target - staying.length, ceiling - good.length)
@@ -229,7 +249,7 @@ export function reconcile (input: PolicyInput): PolicyReport {
       const reason = copyReason(chunk, good, staying, content, views)
       for (let i = 0; i < missing; i++) {
         copies.push({
-          action: { kind: 'copy', reason, content: content.id, cid: chunk.cid, size: chunk.size, from: readable(chunk, views), to: '' },
+          action: { kind: 'copy', reason, content: content.id, cid: chunk.cid, size: chunk.size, from: readable(chunk, views, content.id), to: '' },
           urgency: PRIORITY[reason] * 1000 + good.length,
           content,
           chunk
@@ -247,7 +267,7 @@ export function reconcile (input: PolicyInput): PolicyReport {
     if (c.action.from.length === 0) { deferred++; continue }
     if (c.chunk.size > budget) { deferred++; continue }
     const already = placedFor.get(c.chunk.cid) ?? []
-    const to = chooseTarget(c.chunk, already, views, nodeList, s)
+    const to = chooseTarget(c.chunk, already, views, nodeList, s, c.action.reason === 'mirror')
     if (to == null) { deferred++; continue }
     already.push(to.peerId)
     placedFor.set(c.chunk.cid, already)
@@ -275,9 +295,18 @@ function healthy (chunk: PolicyChunk, views: Map<string, NodeView>): string[] {
   })
 }
 
-/** Holders a new copy can be fetched from. */
-function readable (chunk: PolicyChunk, views: Map<string, NodeView>): string[] {
-  return healthy(chunk, views)
+/**
+ * Holders a new copy can be fetched from, best first: nodes staying in the
+ * pool before those on their way out (a draining or overloaded node should
+ * not pay for its own relief when another holder can), then the least busy.
+ */
+function readable (chunk: PolicyChunk, views: Map<string, NodeView>, content: string): string[] {
+  const rank = (p: string): number => {
+    const n = views.get(p)!
+    const load = isCapped(n) ? n.egressRate / n.egressCap : 0
+    return (isLeaving(n, content, chunk.cid) ? 1 : 0) * 1e6 + load
+  }
+  return healthy(chunk, views).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
 }
 
 /** A copy on a node that is draining, chosen to relieve its full disk, or on a node hot with this very content is on its way out. */
@@ -285,7 +314,14 @@ function isLeaving (n: NodeView, content: string, cid: string): boolean {
   return n.state === 'draining' || n.shedChunks.has(cid) || n.shedContent === content
 }
 
-/** Picks, for each node above its disk mark, just enough of its chunks to bring it back under the low-water mark. */
+/**
+ * Picks, for each node above its disk mark, just enough of its chunks to
+ * bring it back under the low-water mark. A chunk leaves one node at a time:
+ * when every holder of a chunk is full and all shed the same chunks, none of
+ * them could ever go (each would wait for the others' copies to be replaced).
+ * The choice is deterministic, so the next round, which sees the new copies
+ * confirmed, picks the same chunks and deletes their old copies.
+ */
 function chooseChunksToShed (plans: ChunkPlan[], shedding: NodeView[]): void {
   if (shedding.length === 0) return
   const left = new Map(shedding.map(n => [n.peerId, n.shedDisk]))
@@ -294,8 +330,10 @@ function chooseChunksToShed (plans: ChunkPlan[], shedding: NodeView[]): void {
     for (const p of chunk.holders) {
       const rest = left.get(p)
       if (rest == null || rest <= 0) continue
+      if ((chunk.bad ?? []).includes(p)) continue
       byId.get(p)!.shedChunks.add(chunk.cid)
       left.set(p, rest - chunk.size)
+      break
     }
   }
 }
@@ -349,8 +387,12 @@ function fullness (n: NodeView): number {
   return n.capacity > 0 ? n.used / n.capacity : 1
 }
 
-/** Placement among nodes that do not already hold (or are about to receive) the chunk and are not leaving. */
-function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string, NodeView>, nodeList: NodeView[], s: PolicySettings): NodeView | undefined {
+/**
+ * Placement among nodes that do not already hold (or are about to receive)
+ * the chunk and are not leaving. A mirror exists to add egress, so mirrors
+ * are weighted by the egress a node has to spare rather than by its free disk.
+ */
+function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string, NodeView>, nodeList: NodeView[], s: PolicySettings, forEgress = false): NodeView | undefined {
   const exclude = new Set([...chunk.holders, ...already])
   const candidates: PlacementCandidate[] = []
   const avoidZones: string[] = []
@@ -368,8 +410,14 @@ function chooseTarget (chunk: PolicyChunk, already: string[], views: Map<string,
     candidates.push({ peerId: n.peerId, state: n.state, zone: n.zone, capacity: n.capacity, used: n.used, planned: n.planned, kadKey: n.kadKey })
   }
   if (candidates.length === 0) return undefined
+  const weight = forEgress
+    ? (c: PlacementCandidate): number => {
+        const n = views.get(c.peerId)!
+        return Math.max(1, egressOf(n, s) * s.egressHighWater - n.egressRate)
+      }
+    : undefined
   try {
-    const [best] = placeBlob(cid, candidates, 1, chunk.size, { avoidZones })
+    const [best] = placeBlob(cid, candidates, 1, chunk.size, { avoidZones, weight })
     return views.get(best.peerId)
   } catch (err) {
     // No candidate has room for this chunk: the caller counts it as deferred.

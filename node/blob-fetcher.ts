@@ -10,6 +10,7 @@ import { CapacityError, describeError, NoSourceError, TimeoutError, TooLargeErro
 import type { Logger } from '../core/log.ts'
 import { MAX_MANIFEST_BYTES } from '../core/manifest.ts'
 import type { BlobStore } from './blob-store.ts'
+import { COPY_HEADER } from './data-plane.ts'
 
 export interface BlobFetcherComponents {
   store: Pick<BlobStore, 'write' | 'has'>
@@ -70,7 +71,7 @@ export class BlobFetcher {
     const deadline = AbortSignal.timeout(this.timeoutMs)
     const attempt = AbortSignal.any([signal, deadline])
     try {
-      const res = await request(url, { dispatcher: this.agent, method: 'GET', signal: attempt })
+      const res = await request(url, { dispatcher: this.agent, method: 'GET', headers: { [COPY_HEADER]: '1' }, signal: attempt })
       try {
         if (res.statusCode !== 200) {
           // A small error body read to the end leaves the connection reusable.

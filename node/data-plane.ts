@@ -44,6 +44,12 @@ export interface DataPlaneInit {
 }
 
 const DEFAULT_PIECE = 64 * 1024
+/**
+ * Sent by nodes fetching a blob to execute a store order. Such transfers are
+ * the pool moving its own data, not viewers' demand: they count in the
+ * node's egress, not in the per-content load the manager mirrors on.
+ */
+export const COPY_HEADER = 'x-cdn-copy'
 /** Chunks never change under their id, so caches may keep them forever. */
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 
@@ -151,7 +157,7 @@ export class DataPlane {
     const id = cid.toString()
     const etag = `"${id}"`
     if (!this.c.store.has(cid)) throw new NotFoundError(`blob ${id} is not held here`)
-    const contents = this.c.index.contentsOf(id)
+    const contents = req.headers[COPY_HEADER] != null ? [] : this.c.index.contentsOf(id)
     this.c.meter.request(contents)
     if (etagMatches(req.headers['if-none-match'], etag)) {
       res.writeHead(304, { etag, 'cache-control': IMMUTABLE })

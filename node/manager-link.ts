@@ -52,6 +52,7 @@ export class ManagerLink {
   private loop?: Promise<void>
   private joinedCount = 0
   private beats = 0
+  private refused = false
 
   constructor (components: ManagerLinkComponents, init: ManagerLinkInit) {
     this.c = components
@@ -62,8 +63,8 @@ export class ManagerLink {
   }
 
   /** Times the manager accepted a join, and heartbeats it acknowledged (for status and tests). */
-  get stats (): { joins: number, heartbeats: number } {
-    return { joins: this.joinedCount, heartbeats: this.beats }
+  get stats (): { joins: number, heartbeats: number, refused: boolean } {
+    return { joins: this.joinedCount, heartbeats: this.beats, refused: this.refused }
   }
 
   start (): void {
@@ -102,6 +103,12 @@ export class ManagerLink {
         failures = 0
       } catch (err) {
         if (signal.aborted) return
+        if (interval == null && err instanceof CdnError && err.code === 'ERR_FORBIDDEN') {
+          // An operator removed this node from the pool: retrying would only knock on a closed door.
+          this.log.error({ err: describeError(err) }, 'the manager refused this node; no longer trying to join')
+          this.refused = true
+          return
+        }
         failures++
         const delay = this.backoff(failures)
         this.log.warn({ err: describeError(err), failures, retryInMs: delay }, interval == null ? 'joining the manager failed' : 'heartbeat failed')

@@ -47,6 +47,7 @@ export class OrderExecutor {
   }
 
   async store (order: StoreOrder, signal: AbortSignal): Promise<Stored> {
+    const started = performance.now()
     const results: StoreResult[] = new Array(order.blobs.length)
     let next = 0
     const worker = async (): Promise<void> => {
@@ -81,7 +82,7 @@ export class OrderExecutor {
     const failed = results.filter(r => !r.ok).length
     const outcome = failed === 0 ? 'ok' : failed === results.length ? 'failed' : 'partial'
     this.c.metrics?.orders.inc({ kind: 'store', outcome })
-    this.log.info({ blobs: order.blobs.length, contents: indexed.length, failed }, 'store order done')
+    this.log.info({ blobs: order.blobs.length, contents: indexed.length, failed, ms: Math.round(performance.now() - started) }, 'store order done')
     return { type: 'stored', results }
   }
 

@@ -137,3 +137,102 @@ export async function getJson (url: string): Promise<any> {
   const res = await fetch(url)
   return { status: res.status, body: await res.json() }
 }
+
+// ---- the adaptive pool (pool-*.test.ts) ------------------------------------
+
+/**
+ * The invariant watcher that runs beside every pool scenario: polls the
+ * manager's replication summary (confirmed copies on live nodes of every
+ * chunk of every visible content) and remembers every sample below the
+ * minimum. `stop()` ends the polling and says what it saw.
+ */
+export interface ReplicationWatch {
+  stop (): Promise<{ samples: number, violations: string[], lowest: number | null }>
+}
+
+export function watchReplication (manager: string, everyMs = 100): ReplicationWatch {
+  let stopped = false
+  let samples = 0
+  let lowest: number | null = null
+  const violations: string[] = []
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const res = await fetch(`${manager}/api/health/replication`, { signal: AbortSignal.timeout(5000) })
+        const body: any = await res.json()
+        samples++
+        if (body.lowest != null) lowest = lowest == null ? body.lowest : Math.min(lowest, body.lowest)
+        if (body.belowMin > 0) violations.push(`${new Date().toISOString()}: ${body.belowMin} chunks below ${body.minCopies} copies (lowest ${body.lowest})`)
+      } catch (err) {
+        // The manager being slow for a moment is not a broken invariant; a stopped one ends the test anyway.
+        if (!stopped) violations.push(`watcher could not read the manager: ${String(err)}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, everyMs))
+    }
+  })()
+  return {
+    async stop () {
+      stopped = true
+      await loop
+      return { samples, violations, lowest }
+    }
+  }
+}
+
+export interface StartedNode { peerId: string, http: string, pid: number, data: string, proc: ChildProcess, stop (): Promise<void> }
+
+/** `cdn node start` joining an existing network, the way an operator adds a server. */
+export async function startNodeProcess (net: Network, opts: { capacity?: string, egress?: string, zone?: string, label?: string } = {}): Promise<StartedNode> {
+  const data = join(net.dir, `extra-${opts.label ?? randomBytes(4).toString('hex')}`)
+  const args = [CDN, 'node', 'start', '--manager', net.managerMultiaddr, '--join-token', net.joinToken, '--data', data,
+    '--capacity', opts.capacity ?? '10GB', '--max-egress', opts.egress ?? 'unlimited', '--json', ...(opts.zone != null ? ['--zone', opts.zone] : [])]
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! })
+    rl.once('line', resolve)
+    proc.once('exit', (code) => { reject(new Error(`cdn node start exited with ${code} before it was ready`)) })
+  })
+  const info = JSON.parse(line)
+  return {
+    peerId: info.peerId,
+    http: info.http,
+    pid: proc.pid!,
+    data,
+    proc,
+    async stop () {
+      if (proc.exitCode != null || proc.signalCode != null) return
+      const exited = new Promise(resolve => proc.once('exit', resolve))
+      proc.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+/** The manager's node list (`GET /api/nodes`). */
+export async function poolNodes (manager: string): Promise<any[]> {
+  return (await getJson(`${manager}/api/nodes`)).body.nodes
+}
+
+/** The manager's visible contents (`GET /api/contents`). */
+export async function poolContents (manager: string): Promise<any[]> {
+  return (await getJson(`${manager}/api/contents`)).body.contents
+}
+
+/** How many of the given disks (node data dirs) hold each blob, counting only files whose bytes match their id. */
+export async function copiesOnDisk (dataDirs: string[]): Promise<Map<string, number>> {
+  const { parseBlobId, matchesCid } = await import('../../core/ids.ts')
+  const { readFile } = await import('node:fs/promises')
+  const out = new Map<string, number>()
+  for (const dir of dataDirs) {
+    for (const [name, path] of await blobFiles(dir)) {
+      let ok = false
+      try {
+        ok = matchesCid(parseBlobId(name), await readFile(path))
+      } catch {
+        // A blob deleted while we read, or a stray file: not a copy.
+      }
+      if (ok) out.set(name, (out.get(name) ?? 0) + 1)
+    }
+  }
+  return out
+}

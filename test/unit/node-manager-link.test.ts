@@ -139,4 +139,25 @@ test('a join answer without a usable interval counts as a failed join', async ()
   assert.is(link.stats.joins, 1)
 })
 
+test('stops trying to join once the manager says the node was removed', async () => {
+  let joins = 0
+  const link = new ManagerLink({
+    logger,
+    report,
+    call: async () => {
+      joins++
+      return { type: 'error', code: 'ERR_FORBIDDEN', message: 'this node was removed from the pool' }
+    }
+  }, { joinToken: 'T', retryMinMs: 1, retryMaxMs: 2 })
+  link.start()
+  try {
+    await waitFor('the refusal', () => link.stats.refused)
+    await sleep(30)
+  } finally {
+    await link.stop()
+  }
+  assert.is(joins, 1, 'no retry after a removal')
+  assert.is(link.stats.joins, 0)
+})
+
 test.run()

@@ -181,4 +181,58 @@ test('in random pools, no round ever leaves a chunk with fewer healthy copies th
   }
 })
 
+test('a chunk with an action under way gets no new one, but still counts', () => {
+  const nodes = [0, 1, 2, 3, 4].map(i => node(i))
+  nodes[0].state = 'dead'
+  const c = content('c1', [['n0', 'n1', 'n2'], ['n0', 'n3', 'n4']])
+  c.chunks[0].busy = true
+  const r = reconcile({ nodes, contents: [c], settings: settings(), now: 0 })
+  assert.equal(byKind(r.actions, 'copy').map(a => a.cid), [c.chunks[1].cid])
+  assert.is(r.underReplicated, 2, 'the busy chunk is still reported short')
+})
+
+test('when every holder of a chunk is over its disk mark, each chunk leaves one node at a time and the shedding completes', () => {
+  const nodes = Array.from({ length: 4 }, (_, i) => node(i, { capacity: 12 * MiB, used: 11 * MiB }))
+  nodes[3].used = 0
+  const c = content('full', Array.from({ length: 11 }, () => ['n0', 'n1', 'n2']))
+  let r = reconcile({ nodes, contents: [c], settings: settings(), now: 0 })
+  const moves = byKind(r.actions, 'copy', 'migrate')
+  assert.ok(moves.length > 0 && moves.every(a => a.to === 'n3'))
+  assert.is(new Set(moves.map(a => a.cid)).size, moves.length, 'no chunk copied twice: one holder sheds it')
+  apply([c], r.actions)
+  nodes[3].used = moves.length * MiB
+  r = reconcile({ nodes, contents: [c], settings: settings(), now: 0 })
+  const deletes = byKind(r.actions, 'delete', 'migrate')
+  assert.is(deletes.length, moves.length, 'each moved chunk now leaves its full node')
+  apply([c], r.actions)
+  for (const p of ['n0', 'n1', 'n2']) {
+    const held = c.chunks.filter(ch => ch.holders.includes(p)).length * MiB
+    assert.ok(held <= 0.9 * 12 * MiB, `${p} under the high-water mark`)
+  }
+  assert.ok(c.chunks.every(ch => ch.holders.length === 3))
+})
+
+test('copies are read from staying holders before leaving ones, least busy first', () => {
+  const nodes = [0, 1, 2, 3, 4].map(i => node(i))
+  nodes[0].state = 'draining'
+  nodes[1].egressRate = 40e6
+  const c = content('c1', [['n0', 'n1', 'n2']])
+  const [copy] = byKind(reconcile({ nodes, contents: [c], settings: settings(), now: 0 }).actions, 'copy', 'drain')
+  assert.equal(copy.from, ['n2', 'n1', 'n0'])
+})
+
+test('mirrors go mostly to the nodes with the most egress to spare', () => {
+  const nodes = Array.from({ length: 12 }, (_, i) => node(i, { egressCap: 50e6, egressRate: i < 6 ? 40e6 : 0 }))
+  const targets = new Map<string, number>()
+  for (let k = 0; k < 200; k++) {
+    const c = content(`hot${k}`, [['n0', 'n1', 'n2']], { demand: 200e6 })
+    for (const n of nodes.slice(0, 3)) n.egressRate = 44e6
+    for (const a of byKind(reconcile({ nodes, contents: [c], settings: settings(), now: 0 }).actions, 'copy', 'mirror')) targets.set(a.to, (targets.get(a.to) ?? 0) + 1)
+  }
+  const busy = ['n3', 'n4', 'n5'].reduce((s, p) => s + (targets.get(p) ?? 0), 0)
+  const idle = ['n6', 'n7', 'n8', 'n9', 'n10', 'n11'].reduce((s, p) => s + (targets.get(p) ?? 0), 0)
+  // Spare egress: 5 MB/s on a busy node, 45 MB/s on an idle one; 3 busy against 6 idle nodes.
+  assert.ok(idle > 8 * busy, `idle nodes got ${idle} mirrors, busy ones ${busy}`)
+})
+
 test.run()
