@@ -1,12 +1,14 @@
 import type { CID } from 'multiformats/cid'
 import { decryptChunk, TAG_BYTES } from '../core/chunk-crypto.ts'
-import { CdnError, describeError, HashMismatchError, NoSourceError, TimeoutError } from '../core/errors.ts'
+import { CdnError, describeError, HashMismatchError, NoSourceError, TimeoutError, UnavailableError } from '../core/errors.ts'
 import { parseBlobId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { chunkLength, type Manifest } from '../core/manifest.ts'
+import type { BlobCache } from './chunk-cache.ts'
 import type { BlobFetcher, FetchedBlob } from './chunk-fetcher.ts'
 import { hasChunk } from './have-bitmap.ts'
 import type { BadCopyReport } from './manager-client.ts'
+import type { BudgetAccount, MemoryBudget } from './memory-budget.ts'
 import { DEFAULT_WINDOW, planRequests, windowSize, type WindowInit } from './scheduler.ts'
 import type { FailureKind, Scoreboard } from './scoreboard.ts'
 import type { ContentSource } from './sources.ts'
@@ -16,8 +18,14 @@ export interface Progress {
   done: number
   /** plaintext bytes this reader will hand out in all */
   total: number
-  /** bytes received per source (peer id) */
+  /**
+   * blob bytes received per source: node peer ids, and CACHE_SOURCE
+   * (`cache`) for those read from the disk cache, so a replay shows where
+   * its bytes came from too
+   */
   sources: Record<string, number>
+  /** blob bytes read from the disk cache instead of the network */
+  cached: number
 }
 
 /** What the reader reads: a resolved content, without the resolver's extras. */
@@ -30,19 +38,34 @@ export interface ReaderContent {
 
 export interface ChunkOutcome {
   source: string
-  result: 'ok' | FailureKind
+  /** lost: a duplicate request (hedge) served the chunk first and this one was aborted */
+  result: 'ok' | FailureKind | 'lost'
   bytes: number
   seconds: number
 }
+
+/** started: a slow request was duplicated on another source; won/lost: whether that duplicate answered first. */
+export type HedgeEvent = 'started' | 'won' | 'lost'
 
 export interface ContentReaderComponents {
   fetcher: BlobFetcher
   scoreboard: Scoreboard
   logger: Logger
+  /** verified ciphertext on disk: read before the network, filled from it */
+  cache?: BlobCache
+  /** memory shared with the other reads; this read opens an account in it when it starts */
+  budget?: MemoryBudget
+  /**
+   * Asks again who holds the content, once per read, when a chunk that is
+   * not cached has no holder (a resolution made while everything was
+   * cached carries no sources; holders also move).
+   */
+  findSources?: (signal: AbortSignal) => Promise<readonly ContentSource[]>
   /** called when a source served bytes that do not match a chunk id; absent when no manager is known */
   reportBadCopy?: (report: BadCopyReport) => void
   /** called after every chunk request, for metrics */
   onChunk?: (outcome: ChunkOutcome) => void
+  onHedge?: (event: HedgeEvent) => void
   /** called once when the read ends: read to the end, stopped by the consumer (no error) or failed */
   onFinish?: (err?: unknown) => void
   now?: () => number
@@ -62,14 +85,42 @@ export interface ContentReaderInit {
   chunkBaseTimeoutMs?: number
   /** slowest rate (bytes/s) a chunk transfer may have before it times out (default 128 KiB/s) */
   chunkMinRate?: number
+  /** a request running past this many times its expected finish is duplicated on another holder (default 3; Infinity: never) */
+  hedgeFactor?: number
+  /** ms a request runs at least before it is duplicated, so noise on fast transfers causes no hedges (default 300) */
+  hedgeMinMs?: number
+  /**
+   * chunks after `endChunk` fetched into the cache while the consumer keeps
+   * reading, so the player's next Range request finds them there (default 4
+   * with a cache, 0 without: without a cache they would be thrown away)
+   */
+  readAhead?: number
   signal?: AbortSignal
   onProgress?: (progress: Progress) => void
 }
 
-interface Flight {
+/** One request for a chunk: to a source, or to the disk cache. A chunk has at most two at once (a request and its hedge). */
+interface Attempt {
+  index: number
+  /** peer id, or CACHE_SOURCE */
   source: string
   controller: AbortController
   bytes: number
+  started: number
+  /** when a duplicate may start elsewhere; Infinity: never */
+  hedgeAt: number
+  hedge: boolean
+  /** aborted by the reader (a race lost, the read ended): its failure is not the source's fault */
+  cancelled: boolean
+  /** lost a race against a duplicate */
+  lost: boolean
+  /** bytes of the memory budget held for its blob */
+  reserved: number
+}
+
+interface Buffered {
+  plain: Uint8Array
+  reserved: number
 }
 
 interface Attempts {
@@ -82,28 +133,47 @@ interface Attempts {
 export interface ReaderStats {
   /** next chunk the consumer will get */
   next: number
+  /** chunks with a request in flight */
   inflight: number
+  /** requests in flight, duplicates (hedges) included */
+  requests: number
   /** fetched, decrypted, waiting for the consumer */
   buffered: number
-  /** chunk requests sent so far */
+  /** chunk requests sent to sources so far */
   requested: number
+  /** duplicate requests started so far */
+  hedges: number
+  /** chunks read from the disk cache so far */
+  cacheHits: number
   window: number
 }
+
+/** ms a timer may fire late before the reader takes it that the whole process was stalled */
+const STALL_MS = 50
+
+/** The disk cache's name among the sources of Progress; no peer id can look like it. */
+export const CACHE_SOURCE = 'cache'
 
 /**
  * Reads one content (or a run of its chunks) from many sources at once and
  * hands out the plaintext strictly in order. Only chunks inside the window
  * after the consumer's position are ever requested, so a consumer that stops
- * reading stops the network too and the reorder buffer stays bounded. A failed
- * chunk goes to another holder; a source serving wrong bytes is penalised and
- * reported. Fetching starts at the first `next()`, so opening a content costs
- * nothing until somebody reads it.
+ * reading stops the network too and the reorder buffer stays bounded; a
+ * shared memory budget bounds all reads together. A chunk in the disk cache
+ * is read from there; a chunk from the network goes to the holder expected
+ * to finish first, is duplicated on another holder when it runs well past
+ * its expected time (the first verified answer wins, the other is aborted),
+ * and goes to another holder when it fails. A source serving wrong bytes is
+ * penalised and reported. Fetching starts at the first `next()`, so opening
+ * a content costs nothing until somebody reads it.
  */
 export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private readonly c: ContentReaderComponents
   private readonly content: ReaderContent
   private readonly o: Required<Omit<ContentReaderInit, 'signal' | 'onProgress' | 'endChunk' | 'window'>> & { window: WindowInit }
   private readonly end: number
+  /** chunk to stop read-ahead before */
+  private readonly aheadEnd: number
   private readonly total: number
   private readonly now: () => number
   private readonly signal?: AbortSignal
@@ -111,22 +181,30 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private readonly cids: Array<CID | undefined>
   private readonly holderCache = new Map<number, string[]>()
   private readonly sourceById = new Map<string, ContentSource>()
-  private readonly inflight = new Map<number, Flight>()
+  private readonly flights = new Map<number, Attempt[]>()
   private readonly perSource = new Map<string, number>()
-  private readonly ready = new Map<number, Uint8Array>()
+  private readonly ready = new Map<number, Buffered>()
   private readonly attempts = new Map<number, Attempts>()
+  /** chunks the cache claimed but could not return; they come from the network */
+  private readonly cacheSkip = new Set<number>()
   private readonly received: Record<string, number> = {}
+  private readonly refreshing = new AbortController()
+  private account: BudgetAccount | undefined
+  private refresh: 'idle' | 'running' | 'done' = 'idle'
   private position: number
   private done = 0
+  private cached = 0
+  private cacheHits = 0
   private requested = 0
+  private hedges = 0
   private window = 0
   private started = false
   private finished = false
   private closed = false
   private error: unknown
   private wake: (() => void) | undefined
-  private retryTimer: NodeJS.Timeout | undefined
-  private retryDue = 0
+  private timer: NodeJS.Timeout | undefined
+  private timerDue = 0
   private readonly onAbort = (): void => { this.fail(this.signal?.reason) }
 
   constructor (components: ContentReaderComponents, content: ReaderContent, init: ContentReaderInit = {}) {
@@ -140,10 +218,14 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       retryBackoffMs: init.retryBackoffMs ?? 100,
       chunkBaseTimeoutMs: init.chunkBaseTimeoutMs ?? 5000,
       chunkMinRate: init.chunkMinRate ?? 128 * 1024,
+      hedgeFactor: init.hedgeFactor ?? 3,
+      hedgeMinMs: init.hedgeMinMs ?? 300,
+      readAhead: components.cache == null ? 0 : Math.max(0, init.readAhead ?? 4),
       window: init.window ?? {}
     }
     this.position = Math.max(0, Math.min(this.o.startChunk, chunks))
     this.end = Math.max(this.position, Math.min(init.endChunk ?? chunks, chunks))
+    this.aheadEnd = Math.min(chunks, this.end + this.o.readAhead)
     let total = 0
     for (let i = this.position; i < this.end; i++) total += chunkLength(content.manifest, i)
     this.total = total
@@ -163,7 +245,18 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   stats (): ReaderStats {
-    return { next: this.position, inflight: this.inflight.size, buffered: this.ready.size, requested: this.requested, window: this.window }
+    let requests = 0
+    for (const list of this.flights.values()) requests += list.length
+    return {
+      next: this.position,
+      inflight: this.flights.size,
+      requests,
+      buffered: this.ready.size,
+      requested: this.requested,
+      hedges: this.hedges,
+      cacheHits: this.cacheHits,
+      window: this.window
+    }
   }
 
   [Symbol.asyncIterator] (): this {
@@ -171,8 +264,9 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   async next (): Promise<IteratorResult<Uint8Array>> {
-    if (!this.started) {
+    if (!this.started && this.error === undefined && !this.finished) {
       this.started = true
+      this.account = this.c.budget?.account((bytes) => this.reclaim(bytes))
       this.pump()
     }
     for (;;) {
@@ -187,13 +281,15 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       const piece = this.ready.get(this.position)
       if (piece !== undefined) {
         this.ready.delete(this.position)
+        this.account?.release(piece.reserved)
         this.holderCache.delete(this.position)
         this.attempts.delete(this.position)
+        this.cacheSkip.delete(this.position)
         this.position++
-        this.done += piece.length
+        this.done += piece.plain.length
         this.progress()
         this.pump()
-        return { done: false, value: piece }
+        return { done: false, value: piece.plain }
       }
       await new Promise<void>((resolve) => { this.wake = resolve })
     }
@@ -211,7 +307,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private progress (): void {
     if (this.onProgress == null) return
     try {
-      this.onProgress({ done: this.done, total: this.total, sources: { ...this.received } })
+      this.onProgress({ done: this.done, total: this.total, sources: { ...this.received }, cached: this.cached })
     } catch (err) {
       this.c.logger.warn({ err }, 'progress callback failed')
     }
@@ -240,10 +336,18 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       }
     }
     this.signal?.removeEventListener('abort', this.onAbort)
-    if (this.retryTimer != null) clearTimeout(this.retryTimer)
-    this.retryTimer = undefined
-    for (const f of this.inflight.values()) f.controller.abort(new NoSourceError('read ended'))
+    if (this.timer != null) clearTimeout(this.timer)
+    this.timer = undefined
+    this.refreshing.abort(new NoSourceError('read ended'))
+    for (const list of this.flights.values()) {
+      for (const a of list) {
+        a.cancelled = true
+        a.controller.abort(new NoSourceError('read ended'))
+      }
+    }
     this.ready.clear()
+    // Everything this read held goes back at once; the attempts still settling release nothing more.
+    this.account?.close()
   }
 
   private get stopped (): boolean {
@@ -278,30 +382,98 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     return a == null || a.failed.size === 0 ? all : all.filter(s => !a.failed.has(s))
   }
 
-  /** Starts every request the window and the scheduler allow; called on every change. */
+  private inCache (index: number): boolean {
+    return this.c.cache != null && !this.cacheSkip.has(index) && this.c.cache.has(this.cid(index))
+  }
+
+  /** Takes memory for one more blob, or arranges to be pumped again once some is free. */
+  private reserve (bytes: number): boolean {
+    const account = this.account
+    if (account == null) return true
+    if (account.tryTake(bytes)) return true
+    account.whenFree(() => { this.pump() })
+    return false
+  }
+
+  private unreserve (a: Attempt): void {
+    if (a.reserved > 0) this.account?.release(a.reserved)
+    a.reserved = 0
+  }
+
+  /**
+   * Gives memory back to the budget for a read below its fair share: the
+   * requests and buffered chunks furthest ahead of the playhead go first
+   * (they are fetched again, or read from the cache, when their turn comes).
+   * The chunk at the playhead is never given back, so this read still moves.
+   */
+  private reclaim (want: number): number {
+    const ahead = new Set<number>()
+    for (const i of this.flights.keys()) if (i > this.position) ahead.add(i)
+    for (const i of this.ready.keys()) if (i > this.position) ahead.add(i)
+    let freed = 0
+    for (const i of [...ahead].sort((a, b) => b - a)) {
+      if (freed >= want) break
+      for (const a of this.flights.get(i) ?? []) {
+        a.cancelled = true
+        a.controller.abort(new UnavailableError('memory was needed by another read'))
+        freed += a.reserved
+        this.unreserve(a)
+      }
+      this.flights.delete(i)
+      const buffered = this.ready.get(i)
+      if (buffered !== undefined) {
+        this.ready.delete(i)
+        freed += buffered.reserved
+        this.account?.release(buffered.reserved)
+      }
+    }
+    if (freed > 0) this.c.logger.debug({ content: this.content.id, freed }, 'gave memory back to another read')
+    return freed
+  }
+
+  /** Starts every request the window, the memory budget and the scheduler allow; called on every change. */
   private pump (): void {
     if (this.stopped || !this.started) return
     const now = this.now()
     const chunkBytes = this.content.manifest.chunkSize + TAG_BYTES
     const estimates = [...this.sourceById.keys()].map(id => this.c.scoreboard.estimate(id))
     this.window = windowSize(estimates, chunkBytes, this.o.window)
-    const limit = Math.min(this.end, this.position + this.window)
-    const slots = this.window - this.inflight.size - this.ready.size
+    const limit = Math.min(this.aheadEnd, this.position + this.window)
+    let slots = this.window - this.flights.size - this.ready.size
     const wanted: number[] = []
+    const ahead: number[] = []
     for (let i = this.position; i < limit; i++) {
-      if (this.inflight.has(i) || this.ready.has(i)) continue
+      if (this.flights.has(i) || this.ready.has(i)) continue
+      if (i >= this.end) {
+        // Read-ahead only fills the cache, so what is there already, or has no holder, is skipped quietly.
+        if (!this.inCache(i) && this.eligible(i).length > 0) ahead.push(i)
+        continue
+      }
+      if (this.inCache(i)) {
+        // Earlier chunks waiting for a source keep their claim on the slots; the disk needs none.
+        if (slots - wanted.length <= 0) continue
+        if (!this.reserve(this.blobBytes(i))) break
+        this.startCacheRead(i)
+        slots--
+        continue
+      }
       const a = this.attempts.get(i)
       if (a != null && a.retryAt > now) continue
       if (this.eligible(i).length === 0) {
+        if (this.holders(i).length === 0 && this.refresh !== 'done' && this.c.findSources != null) {
+          this.refreshSources()
+          continue
+        }
         this.exhausted(i, now)
         if (this.stopped) return
         continue
       }
       wanted.push(i)
     }
-    if (slots > 0 && wanted.length > 0) {
+    if (slots > 0 && wanted.length + ahead.length > 0) {
       const plan = planRequests({
-        wanted,
+        // Read-ahead comes after every chunk the consumer asked for.
+        wanted: ahead.length === 0 ? wanted : [...wanted, ...ahead],
         holders: i => this.eligible(i),
         bytes: i => this.blobBytes(i),
         slots,
@@ -309,9 +481,48 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
         maxPerSource: this.o.window.perSource ?? DEFAULT_WINDOW.perSource,
         estimator: this.c.scoreboard
       })
-      for (const { chunk, source } of plan) this.start(chunk, source)
+      for (const { chunk, source } of plan) {
+        if (!this.reserve(this.blobBytes(chunk))) break
+        this.startRequest(chunk, source, false)
+      }
     }
-    this.armRetry(now)
+    this.hedgeSlow(now)
+    this.armTimer(now)
+  }
+
+  /**
+   * Duplicates each request that runs well past its expected finish on the
+   * best other holder, at most one duplicate per chunk at a time: one slow or
+   * stalled source must not hold back the playhead.
+   */
+  private hedgeSlow (now: number): void {
+    if (!Number.isFinite(this.o.hedgeFactor)) return
+    for (const [index, list] of this.flights) {
+      if (list.length !== 1 || index >= this.end) continue
+      const slow = list[0]
+      if (slow.source === CACHE_SOURCE || slow.hedgeAt > now) continue
+      const bytes = this.blobBytes(index)
+      let best: string | undefined
+      let bestFinish = Infinity
+      for (const s of this.eligible(index)) {
+        if (s === slow.source) continue
+        const finish = this.c.scoreboard.expectedFinish(s, bytes)
+        if (finish < bestFinish) {
+          best = s
+          bestFinish = finish
+        }
+      }
+      if (best === undefined) {
+        // No other holder: nothing to hedge with (holders change only on a refresh).
+        slow.hedgeAt = Infinity
+        continue
+      }
+      if (!this.reserve(bytes)) return
+      this.hedges++
+      this.c.onHedge?.('started')
+      this.c.logger.debug({ content: this.content.id, chunk: index, slow: slow.source, hedge: best, ranMs: Math.round(now - slow.started) }, 'chunk request running late; duplicating it on another source')
+      this.startRequest(index, best, true)
+    }
   }
 
   /** Every holder of `index` failed it this round: start another round after a pause, or give up. */
@@ -331,19 +542,31 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     a.retryAt = now + this.o.retryBackoffMs * 2 ** (a.round - 1)
   }
 
-  /** One timer for all chunks waiting out a retry pause, due at the soonest of them. */
-  private armRetry (now: number): void {
+  /** One timer for the reader, due at the soonest retry pause end or hedge deadline. */
+  private armTimer (now: number): void {
     let soonest = Infinity
     for (const [i, a] of this.attempts) {
-      if (i >= this.position && a.retryAt > now && !this.inflight.has(i)) soonest = Math.min(soonest, a.retryAt)
+      if (i >= this.position && a.retryAt > now && !this.flights.has(i)) soonest = Math.min(soonest, a.retryAt)
     }
-    if (soonest === Infinity || (this.retryTimer != null && this.retryDue <= soonest)) return
-    if (this.retryTimer != null) clearTimeout(this.retryTimer)
-    this.retryDue = soonest
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined
-      this.pump()
+    for (const [i, list] of this.flights) {
+      // Deadlines already past are waiting for memory, which wakes the reader itself.
+      if (list.length === 1 && i < this.end && list[0].hedgeAt > now) soonest = Math.min(soonest, list[0].hedgeAt)
+    }
+    if (soonest === Infinity || (this.timer != null && this.timerDue <= soonest)) return
+    if (this.timer != null) clearTimeout(this.timer)
+    this.timerDue = soonest
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      const late = this.now() - this.timerDue
+      // The proxy itself was stalled (GC, a busy CPU): that time is no source's fault, so no request is judged late for it.
+      if (late > STALL_MS) this.forgive(late)
+      // Timers run before I/O in each turn of the event loop: answers that came in meanwhile are taken in before any request is judged late.
+      setImmediate(() => { this.pump() })
     }, Math.max(1, soonest - now))
+  }
+
+  private forgive (ms: number): void {
+    for (const list of this.flights.values()) for (const a of list) a.hedgeAt += ms
   }
 
   private attemptsOf (index: number): Attempts {
@@ -355,58 +578,176 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     return a
   }
 
-  private start (index: number, sourceId: string): void {
-    const source = this.sourceById.get(sourceId)
-    if (source == null) return
+  /** Asks for fresh sources once; chunks without a holder wait for the answer instead of failing. */
+  private refreshSources (): void {
+    const find = this.c.findSources
+    if (this.refresh !== 'idle' || find == null) return
+    this.refresh = 'running'
+    find(this.refreshing.signal).then((list) => {
+      this.refresh = 'done'
+      if (this.stopped) return
+      // Newer bitmaps replace older ones: a holder may have gained chunks.
+      for (const s of list) this.sourceById.set(s.id, s)
+      this.holderCache.clear()
+      this.pump()
+    }, (err: unknown) => {
+      this.refresh = 'done'
+      if (this.stopped) return
+      this.c.logger.warn({ content: this.content.id, err: describeError(err) }, 'could not find more sources')
+      this.pump()
+    })
+  }
+
+  private track (a: Attempt): void {
+    const list = this.flights.get(a.index)
+    if (list == null) this.flights.set(a.index, [a])
+    else list.push(a)
+  }
+
+  private untrack (a: Attempt): void {
+    const list = this.flights.get(a.index)
+    if (list == null) return
+    const at = list.indexOf(a)
+    if (at >= 0) list.splice(at, 1)
+    if (list.length === 0) this.flights.delete(a.index)
+  }
+
+  private startCacheRead (index: number): void {
+    const cache = this.c.cache
+    if (cache == null) return
     const bytes = this.blobBytes(index)
-    const controller = new AbortController()
-    this.inflight.set(index, { source: sourceId, controller, bytes })
-    this.perSource.set(sourceId, (this.perSource.get(sourceId) ?? 0) + 1)
-    this.c.scoreboard.begin(sourceId, bytes)
-    this.requested++
-    const timeoutMs = this.o.chunkBaseTimeoutMs + Math.ceil(bytes / this.o.chunkMinRate * 1000)
-    const started = this.now()
-    this.c.fetcher.fetchBlob(source, this.cid(index), { expectedBytes: bytes, signal: controller.signal, timeoutMs }).then(
-      (blob) => { this.settle(index, sourceId, started, blob, undefined) },
-      (err: unknown) => { this.settle(index, sourceId, started, undefined, err) }
+    const a: Attempt = { index, source: CACHE_SOURCE, controller: new AbortController(), bytes, started: this.now(), hedgeAt: Infinity, hedge: false, cancelled: false, lost: false, reserved: bytes }
+    this.track(a)
+    cache.get(this.cid(index)).then(
+      (blob) => { this.settleCacheRead(a, blob, undefined) },
+      (err: unknown) => { this.settleCacheRead(a, undefined, err) }
     )
   }
 
-  private settle (index: number, sourceId: string, started: number, blob: FetchedBlob | undefined, err: unknown): void {
-    const flight = this.inflight.get(index)
-    if (flight?.source === sourceId) this.inflight.delete(index)
-    const count = (this.perSource.get(sourceId) ?? 1) - 1
-    if (count > 0) this.perSource.set(sourceId, count)
-    else this.perSource.delete(sourceId)
-    this.c.scoreboard.end(sourceId, flight?.bytes ?? this.blobBytes(index))
-    if (this.stopped) return
+  private settleCacheRead (a: Attempt, blob: Uint8Array | undefined, err: unknown): void {
+    this.untrack(a)
+    if (this.stopped || a.cancelled) {
+      this.unreserve(a)
+      return
+    }
     try {
-      if (blob !== undefined) this.accept(index, sourceId, started, blob)
-      else this.reject(index, sourceId, started, err)
+      if (blob === undefined) {
+        if (err !== undefined) this.c.logger.warn({ err, content: this.content.id, chunk: a.index }, 'cache read failed; fetching the chunk instead')
+        this.cacheSkip.add(a.index)
+        this.unreserve(a)
+      } else {
+        this.cacheHits++
+        this.cached += blob.length
+        this.received[CACHE_SOURCE] = (this.received[CACHE_SOURCE] ?? 0) + blob.length
+        this.deliver(a, blob)
+      }
       this.pump()
     } catch (e) {
       this.fail(e)
     }
   }
 
-  private accept (index: number, sourceId: string, started: number, blob: FetchedBlob): void {
-    this.c.scoreboard.recordSuccess(sourceId, { bytes: blob.bytes.length, ttfbMs: blob.ttfbMs, totalMs: blob.totalMs, concurrent: (this.perSource.get(sourceId) ?? 0) + 1 })
-    this.received[sourceId] = (this.received[sourceId] ?? 0) + blob.bytes.length
-    this.c.onChunk?.({ source: sourceId, result: 'ok', bytes: blob.bytes.length, seconds: (this.now() - started) / 1000 })
+  /** The cache holds only verified ciphertext, so a blob from it is used like one from the network. */
+  private deliver (a: Attempt, blob: Uint8Array): void {
+    if (a.index >= this.end) {
+      this.unreserve(a)
+      return
+    }
     // The hash matched, so these are the publisher's bytes: a failure here is a wrong key, and no other source can fix it.
-    this.ready.set(index, decryptChunk(this.content.key, index, blob.bytes))
+    const plain = decryptChunk(this.content.key, a.index, blob)
+    this.ready.set(a.index, { plain, reserved: a.reserved })
+    a.reserved = 0
     this.notify()
   }
 
-  private reject (index: number, sourceId: string, started: number, err: unknown): void {
+  private startRequest (index: number, sourceId: string, hedge: boolean): void {
+    const source = this.sourceById.get(sourceId)
+    const bytes = this.blobBytes(index)
+    if (source == null) {
+      this.account?.release(bytes)
+      return
+    }
+    const now = this.now()
+    // Measured before this request joins the queue there: what it waits behind is part of its expected time.
+    const expected = this.c.scoreboard.expectedFinish(sourceId, bytes)
+    const a: Attempt = {
+      index,
+      source: sourceId,
+      controller: new AbortController(),
+      bytes,
+      started: now,
+      hedgeAt: now + Math.max(this.o.hedgeMinMs, this.o.hedgeFactor * expected),
+      hedge,
+      cancelled: false,
+      lost: false,
+      reserved: bytes
+    }
+    this.track(a)
+    this.perSource.set(sourceId, (this.perSource.get(sourceId) ?? 0) + 1)
+    this.c.scoreboard.begin(sourceId, bytes)
+    this.requested++
+    const timeoutMs = this.o.chunkBaseTimeoutMs + Math.ceil(bytes / this.o.chunkMinRate * 1000)
+    this.c.fetcher.fetchBlob(source, this.cid(index), { expectedBytes: bytes, signal: a.controller.signal, timeoutMs }).then(
+      (blob) => { this.settleRequest(a, blob, undefined) },
+      (err: unknown) => { this.settleRequest(a, undefined, err) }
+    )
+  }
+
+  private settleRequest (a: Attempt, blob: FetchedBlob | undefined, err: unknown): void {
+    this.untrack(a)
+    const count = (this.perSource.get(a.source) ?? 1) - 1
+    if (count > 0) this.perSource.set(a.source, count)
+    else this.perSource.delete(a.source)
+    this.c.scoreboard.end(a.source, a.bytes)
+    if (this.stopped || a.cancelled) {
+      this.unreserve(a)
+      if (a.lost) this.c.onChunk?.({ source: a.source, result: 'lost', bytes: 0, seconds: (this.now() - a.started) / 1000 })
+      if (!this.stopped) this.pump()
+      return
+    }
+    try {
+      if (blob !== undefined) this.accept(a, blob)
+      else {
+        this.unreserve(a)
+        this.reject(a, err)
+      }
+      this.pump()
+    } catch (e) {
+      this.fail(e)
+    }
+  }
+
+  private accept (a: Attempt, blob: FetchedBlob): void {
+    const now = this.now()
+    const rivals = this.flights.get(a.index) ?? []
+    this.flights.delete(a.index)
+    for (const r of rivals) {
+      r.cancelled = true
+      r.lost = true
+      // A rival past its expected time is the slow one the hedge was for; one started later merely lost the race.
+      if (r.hedgeAt <= now) this.c.scoreboard.recordFailure(r.source, 'slow')
+      r.controller.abort(new TimeoutError(`chunk ${a.index} was served first by another source`))
+    }
+    if (a.hedge) this.c.onHedge?.('won')
+    else if (rivals.some(r => r.hedge)) this.c.onHedge?.('lost')
+    this.c.scoreboard.recordSuccess(a.source, { bytes: blob.bytes.length, ttfbMs: blob.ttfbMs, totalMs: blob.totalMs, concurrent: (this.perSource.get(a.source) ?? 0) + 1 })
+    this.received[a.source] = (this.received[a.source] ?? 0) + blob.bytes.length
+    this.c.onChunk?.({ source: a.source, result: 'ok', bytes: blob.bytes.length, seconds: (now - a.started) / 1000 })
+    // Ciphertext only: the cache never sees a key or a plaintext byte.
+    this.c.cache?.store(this.cid(a.index), blob.bytes)
+    this.deliver(a, blob.bytes)
+  }
+
+  private reject (a: Attempt, err: unknown): void {
     const kind: FailureKind = err instanceof HashMismatchError ? 'hash' : err instanceof TimeoutError ? 'timeout' : 'error'
-    this.c.scoreboard.recordFailure(sourceId, kind)
-    this.c.onChunk?.({ source: sourceId, result: kind, bytes: 0, seconds: (this.now() - started) / 1000 })
-    const a = this.attemptsOf(index)
-    a.failed.add(sourceId)
-    a.last = err
-    const cid = this.cid(index).toString()
-    this.c.logger.warn({ content: this.content.id, chunk: index, cid, source: sourceId, url: this.sourceById.get(sourceId)?.url, kind, err: err instanceof CdnError ? err.message : err }, 'chunk fetch failed; trying another source')
-    if (kind === 'hash') this.c.reportBadCopy?.({ content: this.content.id, chunk: cid, node: sourceId, reason: describeError(err) })
+    this.c.scoreboard.recordFailure(a.source, kind)
+    this.c.onChunk?.({ source: a.source, result: kind, bytes: 0, seconds: (this.now() - a.started) / 1000 })
+    const at = this.attemptsOf(a.index)
+    at.failed.add(a.source)
+    at.last = err
+    const cid = this.cid(a.index).toString()
+    const other = this.flights.has(a.index) ? 'its duplicate is still running' : 'trying another source'
+    this.c.logger.warn({ content: this.content.id, chunk: a.index, cid, source: a.source, url: this.sourceById.get(a.source)?.url, kind, err: err instanceof CdnError ? err.message : err }, `chunk fetch failed; ${other}`)
+    if (kind === 'hash') this.c.reportBadCopy?.({ content: this.content.id, chunk: cid, node: a.source, reason: describeError(err) })
   }
 }

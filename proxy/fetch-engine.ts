@@ -2,11 +2,13 @@ import { decodeKey } from '../core/chunk-crypto.ts'
 import { BadInputError, NoSourceError, UnavailableError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { ContentMetadata, Manifest } from '../core/manifest.ts'
+import type { BlobCache, CacheStats } from './chunk-cache.ts'
 import type { BlobFetcher } from './chunk-fetcher.ts'
 import { ContentReader, type ContentReaderInit, type Progress } from './content-reader.ts'
 import type { BadCopyReport, BadCopyReporter } from './manager-client.ts'
+import { MemoryBudget, type BudgetStats } from './memory-budget.ts'
 import type { FetchMetrics } from './metrics.ts'
-import type { ContentResolver } from './resolver.ts'
+import type { ContentResolver, ResolvedContent } from './resolver.ts'
 import type { Scoreboard } from './scoreboard.ts'
 
 export type { Progress } from './content-reader.ts'
@@ -37,8 +39,53 @@ export interface OpenedContent {
   body: AsyncIterable<Uint8Array> & AsyncIterator<Uint8Array>
 }
 
+export interface StatOptions {
+  /** the content key from a capability link (bytes or base64url) */
+  key?: Uint8Array | string
+  signal?: AbortSignal
+}
+
+/** What a content is, known without reading a byte of it. */
+export interface ContentStat {
+  id: string
+  manifest: Manifest
+  metadata: ContentMetadata
+  /** plaintext bytes of the whole content */
+  size: number
+}
+
+/** One source as the dashboard shows it. */
+export interface SourceView {
+  /** the node's peer id */
+  source: string
+  /** its data-plane URL ('' when not known any more) */
+  http: string
+  /** smoothed round-trip time (a probe's before the first transfer) */
+  rttMs: number
+  /** smoothed throughput, all requests together */
+  bytesPerSecond: number
+  /** ms of expected delay charged for recent failures, decaying */
+  penalty: number
+  /** requests in flight there */
+  inFlight: number
+  /** bytes received from it in total */
+  bytes: number
+}
+
+export interface EngineSnapshot {
+  /** every source the scoreboard knows */
+  sources: SourceView[]
+  /** absent when no disk cache is configured */
+  cache?: CacheStats
+  /** the memory shared by all reads */
+  memory: BudgetStats
+}
+
 export interface FetchEngine {
   open (id: string, options?: OpenOptions): Promise<OpenedContent>
+  /** Resolves a content (cached) without reading it, so a Range can be checked against its size first. */
+  stat (id: string, options?: StatOptions): Promise<ContentStat>
+  snapshot (): EngineSnapshot
   close (): Promise<void>
 }
 
@@ -46,6 +93,8 @@ export interface FetchEngineComponents {
   resolver: ContentResolver
   fetcher: BlobFetcher
   scoreboard: Scoreboard
+  /** verified ciphertext on disk; absent: every chunk comes from the network */
+  cache?: BlobCache & { stats (): CacheStats }
   /** where bad copies are reported; absent when no manager is known */
   reporter?: BadCopyReporter
   logger: Logger
@@ -54,11 +103,19 @@ export interface FetchEngineComponents {
 
 export interface FetchEngineInit {
   reader?: Omit<ContentReaderInit, 'signal' | 'onProgress' | 'startChunk' | 'endChunk'>
+  /**
+   * bytes all reads together may hold in flight and in their reorder buffers
+   * (default 256 MiB); each read may still hold one chunk beyond it, so none starves
+   */
+  maxBufferedBytes?: number
   /** ms for one bad-copy report (default 5 s) */
   reportTimeoutMs?: number
   /** ms during which the same bad copy is not reported again (default 60 s) */
   reportQuietMs?: number
 }
+
+/** Data-plane URLs remembered for the dashboard; bounded like the scoreboard. */
+const MAX_KNOWN_URLS = 1024
 
 /**
  * The viewer side's one entry point: resolve a content, then read it from
@@ -72,29 +129,55 @@ export class DefaultFetchEngine implements FetchEngine {
   private readonly reads = new Set<ContentReader>()
   private readonly reports = new Set<Promise<void>>()
   private readonly reported = new Map<string, number>()
+  private readonly urls = new Map<string, string>()
   private readonly closing = new AbortController()
+  private readonly budget: MemoryBudget
 
   constructor (components: FetchEngineComponents, init: FetchEngineInit = {}) {
     this.c = components
     this.o = init
+    this.budget = new MemoryBudget(init.maxBufferedBytes ?? 256 * 1024 * 1024)
   }
 
   get scoreboard (): Scoreboard {
     return this.c.scoreboard
   }
 
+  async stat (id: string, options: StatOptions = {}): Promise<ContentStat> {
+    const { resolved } = await this.resolve(id, options)
+    return { id: resolved.id, manifest: resolved.manifest, metadata: resolved.metadata, size: resolved.manifest.size }
+  }
+
+  snapshot (): EngineSnapshot {
+    const sources = this.c.scoreboard.snapshot().map((s): SourceView => ({
+      source: s.id,
+      http: this.urls.get(s.id) ?? '',
+      rttMs: s.rttMs,
+      bytesPerSecond: s.throughput * 1000,
+      penalty: s.penaltyMs,
+      inFlight: s.inflight,
+      bytes: s.bytes
+    }))
+    return { sources, ...(this.c.cache == null ? {} : { cache: this.c.cache.stats() }), memory: this.budget.stats() }
+  }
+
   async open (id: string, options: OpenOptions = {}): Promise<OpenedContent> {
-    if (this.closing.signal.aborted) throw new UnavailableError('fetch engine is closed')
-    const key = typeof options.key === 'string' ? decodeKey(options.key) : options.key
-    if (key != null && key.length !== 32) throw new BadInputError('content key must be 32 bytes')
-    const signal = options.signal == null ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal])
-    const resolved = await this.c.resolver.resolve(id, { key, signal })
-    signal.throwIfAborted()
+    const { resolved, key, signal } = await this.resolve(id, options)
     const metrics = this.c.metrics
     const reader: ContentReader = new ContentReader({
       fetcher: this.c.fetcher,
       scoreboard: this.c.scoreboard,
       logger: this.c.logger,
+      cache: this.c.cache,
+      budget: this.budget,
+      findSources: async (sub) => {
+        // The resolution this read started with may predate a cache eviction or a move of the copies.
+        this.c.resolver.invalidate(resolved.id)
+        const fresh = await this.c.resolver.resolve(resolved.id, { key, signal: AbortSignal.any([sub, signal]) })
+        this.learnUrls(fresh)
+        return fresh.sources
+      },
+      onHedge: metrics == null ? undefined : (event) => { metrics.hedges.inc({ event }) },
       reportBadCopy: this.c.reporter == null ? undefined : (r) => { this.report(r) },
       onChunk: metrics == null
         ? undefined
@@ -119,6 +202,29 @@ export class DefaultFetchEngine implements FetchEngine {
     this.reads.add(reader)
     metrics?.openReads.inc()
     return { id: resolved.id, manifest: resolved.manifest, metadata: resolved.metadata, size: reader.size, body: reader }
+  }
+
+  private async resolve (id: string, options: StatOptions): Promise<{ resolved: ResolvedContent, key: Uint8Array | undefined, signal: AbortSignal }> {
+    if (this.closing.signal.aborted) throw new UnavailableError('fetch engine is closed')
+    const key = typeof options.key === 'string' ? decodeKey(options.key) : options.key
+    if (key != null && key.length !== 32) throw new BadInputError('content key must be 32 bytes')
+    const signal = options.signal == null ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal])
+    const resolved = await this.c.resolver.resolve(id, { key, signal })
+    signal.throwIfAborted()
+    this.learnUrls(resolved)
+    return { resolved, key, signal }
+  }
+
+  private learnUrls (resolved: ResolvedContent): void {
+    for (const s of resolved.sources) {
+      this.urls.delete(s.id)
+      this.urls.set(s.id, s.url)
+    }
+    while (this.urls.size > MAX_KNOWN_URLS) {
+      const oldest = this.urls.keys().next()
+      if (oldest.done === true) break
+      this.urls.delete(oldest.value)
+    }
   }
 
   /** Cancels every read and pending report, then waits for the reports to settle. */

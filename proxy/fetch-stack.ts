@@ -1,13 +1,18 @@
+import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { describeError } from '../core/errors.ts'
 import { createHost, type Host } from '../core/host.ts'
 import type { Logger } from '../core/log.ts'
+import { ChunkCache } from './chunk-cache.ts'
 import { ChunkFetcher, type ChunkFetcherInit } from './chunk-fetcher.ts'
 import { DeadlineClock } from './deadline.ts'
+import { DhtJoiner, knownDhtPeers, routingTableSize } from './dht-join.ts'
 import { DhtProviderFinder } from './dht-providers.ts'
 import { DefaultFetchEngine, type FetchEngineInit } from './fetch-engine.ts'
-import { ManagerClient } from './manager-client.ts'
+import { ManagerClient, type ManagerApi } from './manager-client.ts'
 import { ManagerLink } from './manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
+import { PeerMemory } from './peer-memory.ts'
 import { Resolver, type ResolverInit } from './resolver.ts'
 import { Scoreboard, type ScoreboardInit } from './scoreboard.ts'
 
@@ -22,6 +27,18 @@ export interface FetchStackInit {
    */
   requireManager: boolean
   signal?: AbortSignal
+  /**
+   * verified ciphertext chunks (and manifests) on disk, least recently used
+   * evicted beyond `maxBytes`; replays and seeks back then cost no network
+   * (default: no disk cache)
+   */
+  cache?: { dir: string, maxBytes: number }
+  /**
+   * where the manager's identity and the libp2p addresses of the nodes met
+   * are remembered (`network.json`), so that with the manager down the proxy
+   * still trusts its signatures and can join the DHT (default: nowhere)
+   */
+  stateDir?: string
   fetcher?: ChunkFetcherInit
   resolver?: ResolverInit
   scoreboard?: ScoreboardInit
@@ -33,14 +50,26 @@ export interface FetchStack {
   scoreboard: Scoreboard
   host: Host
   link: ManagerLink
+  /** absent without `cache` */
+  cache?: ChunkCache
+  /** absent without `stateDir` */
+  memory?: PeerMemory
   close (): Promise<void>
 }
+
+/** ms between saves of the network state once something changed */
+const SAVE_DELAY_MS = 1000
+/** ms between looks at the peer store for DHT servers worth remembering */
+const COLLECT_INTERVAL_MS = 60_000
+/** ms to dial remembered peers and look up our own id */
+const JOIN_TIMEOUT_MS = 10_000
 
 /**
  * Builds the viewer side, shared by the proxy daemon and the CLI: a DHT
  * client host with a throwaway identity, the manager link, the data-plane
- * fetcher, resolver, scoreboard and engine. Everything opened is closed in
- * reverse order, also when starting fails halfway.
+ * fetcher, the chunk cache, resolver, scoreboard and engine, and the memory
+ * of the network that lets it work with the manager down. Everything opened
+ * is closed in reverse order, also when starting fails halfway.
  */
 export async function startFetchStack (init: FetchStackInit): Promise<FetchStack> {
   const { logger } = init
@@ -64,29 +93,136 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     closers.push({ name: 'manager client', close: async () => { await manager.close() } })
     const fetcher = new ChunkFetcher({ deadlines, logger: child('fetcher') }, init.fetcher)
     closers.push({ name: 'chunk fetcher', close: async () => { await fetcher.close() } })
+    let cache: ChunkCache | undefined
+    if (init.cache != null) {
+      const opened = new ChunkCache({ dir: init.cache.dir, maxBytes: init.cache.maxBytes, logger: child('cache') })
+      await opened.open()
+      closers.push({ name: 'chunk cache', close: async () => { await opened.close() } })
+      cache = opened
+    }
+    let memory: PeerMemory | undefined
+    if (init.stateDir != null) {
+      memory = new PeerMemory({ file: join(init.stateDir, 'network.json'), logger: child('peer-memory') })
+      await memory.load()
+    }
     // A proxy is a DHT client: nobody needs to find it, so its identity is thrown away on exit.
     const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), dhtServer: false })
     closers.push({ name: 'libp2p host', close: async () => { await host.stop() } })
-    const link = new ManagerLink({ manager, host, logger: child('manager-link') })
+    const keeper = memory == null ? undefined : keepMemory(memory, host, child('peer-memory'))
+    if (keeper != null) closers.push({ name: 'network state', close: async () => { await keeper.close() } })
+    const joiner = new DhtJoiner({ host, logger: child('dht-join') }, { timeoutMs: JOIN_TIMEOUT_MS })
+    closers.push({ name: 'DHT joiner', close: async () => { await joiner.close() } })
+    const remembered = memory?.manager(init.managerUrl)
+    if (memory != null) {
+      // In the background: the manager, when up, is an entry point too, and no start waits on dead addresses.
+      const peers = [...memory.nodes(), ...(remembered == null ? [] : [{ peerId: remembered.peerId, multiaddrs: remembered.multiaddrs }])]
+      if (peers.length > 0) void joiner.join(peers)
+    }
+    const link = new ManagerLink({
+      manager,
+      host,
+      logger: child('manager-link'),
+      onInfo: keeper == null ? undefined : (info) => { keeper.manager(init.managerUrl, info) },
+      onConnected: () => { void joiner.lookup() }
+    })
     closers.push({ name: 'manager link', close: async () => { await link.stop() } })
     if (init.requireManager) await link.connect(init.signal)
     link.start()
+    if (remembered != null) logger.info({ manager: remembered.peerId }, 'trusting the remembered manager identity until the manager answers')
     const scoreboard = new Scoreboard(init.scoreboard)
+    const managerApi: ManagerApi = keeper == null
+      ? manager
+      : {
+          resolve: async (id, options) => {
+            const r = await manager.resolve(id, options)
+            if (r.holderPeers != null && r.holderPeers.length > 0) keeper.nodes(r.holderPeers)
+            return r
+          }
+        }
     const resolver = new Resolver({
-      manager,
-      providers: new DhtProviderFinder({ host, logger: child('dht') }),
+      manager: managerApi,
+      providers: new DhtProviderFinder({
+        host,
+        routingTableSize: () => routingTableSize(host),
+        joined: async () => {
+          await link.firstAttempt
+          await joiner.idle()
+        },
+        onProvider: keeper == null ? undefined : (p) => { keeper.nodes([p]) },
+        logger: child('dht')
+      }),
       blobs: fetcher,
       haves: fetcher,
       deadlines,
-      trusted: () => link.trusted(),
+      cache,
+      onProbe: (source, rttMs) => { scoreboard.recordProbe(source, rttMs) },
+      // The live answer wins; the remembered identity stands in while the manager is away.
+      trusted: () => link.trusted() ?? (remembered == null ? undefined : [remembered.peerId]),
       logger: child('resolver')
     }, init.resolver)
     closers.push({ name: 'resolver', close: () => { resolver.close() } })
-    const engine = new DefaultFetchEngine({ resolver, fetcher, scoreboard, reporter: manager, logger: child('engine'), metrics: init.metrics }, init.engine)
+    const engine = new DefaultFetchEngine({ resolver, fetcher, scoreboard, cache, reporter: manager, logger: child('engine'), metrics: init.metrics }, init.engine)
     closers.push({ name: 'fetch engine', close: async () => { await engine.close() } })
-    return { engine, scoreboard, host, link, close }
+    return { engine, scoreboard, host, link, cache, memory, close }
   } catch (err) {
     await close()
     throw err
+  }
+}
+
+interface MemoryKeeper {
+  manager: (url: string, info: { peerId: string, multiaddrs: string[], http: string }) => void
+  nodes: (peers: Array<{ peerId: string, multiaddrs: string[] }>) => void
+  close: () => Promise<void>
+}
+
+/**
+ * Feeds the peer memory and saves it: soon after it learns something, every
+ * so often with the DHT servers the host met meanwhile (the routing table's
+ * peers, not only providers), and a last time on close, before the host stops.
+ */
+function keepMemory (memory: PeerMemory, host: Host, logger: Logger): MemoryKeeper {
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+  const saves = new Set<Promise<void>>()
+  const save = async (collect: boolean): Promise<void> => {
+    try {
+      if (collect) memory.rememberNodes(await knownDhtPeers(host))
+      await memory.save()
+    } catch (err) {
+      logger.warn({ err: describeError(err) }, 'could not save the network state')
+    }
+  }
+  const track = (collect: boolean): void => {
+    const p = save(collect).finally(() => { saves.delete(p) })
+    saves.add(p)
+  }
+  const soon = (): void => {
+    if (timer != null || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      track(true)
+    }, SAVE_DELAY_MS)
+    timer.unref()
+  }
+  const every = setInterval(() => { track(true) }, COLLECT_INTERVAL_MS)
+  every.unref()
+  return {
+    manager: (url, info) => {
+      memory.rememberManager(url, info)
+      soon()
+    },
+    nodes: (peers) => {
+      memory.rememberNodes(peers)
+      soon()
+    },
+    close: async () => {
+      closed = true
+      clearInterval(every)
+      if (timer != null) clearTimeout(timer)
+      timer = undefined
+      await Promise.allSettled([...saves])
+      await save(true)
+    }
   }
 }

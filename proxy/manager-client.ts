@@ -23,6 +23,8 @@ export interface ManagerResolution {
   key: Uint8Array
   /** alive nodes with confirmed copies */
   holders: SourceAddress[]
+  /** the holders' libp2p addresses, when the manager gave them: entry points to the DHT for when it is away */
+  holderPeers?: Array<{ peerId: string, multiaddrs: string[] }>
 }
 
 /** `POST /api/reports`: a proxy saw a node serve bytes that do not match a chunk id. */
@@ -103,10 +105,16 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
       throw new UpstreamError(`manager answered an invalid key for ${id}`, { cause: err })
     }
     const holders: SourceAddress[] = []
+    const holderPeers: Array<{ peerId: string, multiaddrs: string[] }> = []
     for (const h of body.holders) {
-      if (typeof h?.peerId === 'string' && typeof h?.http === 'string' && /^https?:\/\//.test(h.http)) holders.push({ id: h.peerId, url: h.http })
+      if (typeof h?.peerId !== 'string') continue
+      if (typeof h.http === 'string' && /^https?:\/\//.test(h.http)) holders.push({ id: h.peerId, url: h.http })
+      if (Array.isArray(h.multiaddrs)) {
+        const multiaddrs = (h.multiaddrs as unknown[]).filter((a): a is string => typeof a === 'string' && a.length < 1024)
+        if (multiaddrs.length > 0) holderPeers.push({ peerId: h.peerId, multiaddrs })
+      }
     }
-    return { id, manifest: Buffer.from(body.manifest, 'base64'), key, holders }
+    return { id, manifest: Buffer.from(body.manifest, 'base64'), key, holders, holderPeers }
   }
 
   async report (report: BadCopyReport, options: CallOptions = {}): Promise<void> {

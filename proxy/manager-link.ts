@@ -8,10 +8,14 @@ export interface ManagerLinkComponents {
   manager: { info (options?: CallOptions): Promise<ManagerInfo> }
   host: Host
   logger: Logger
+  /** told each answer of the manager, e.g. to remember its identity for when it is away */
+  onInfo?: (info: ManagerInfo) => void
+  /** told when the manager was dialled anew, e.g. to fill the DHT routing table through it */
+  onConnected?: () => void
 }
 
 export interface ManagerLinkInit {
-  /** ms between attempts while the manager is unreachable (default 2 s) */
+  /** ms before the first retry while the manager is unreachable; doubles up to checkMs (default 2 s) */
   retryMs?: number
   /** ms between checks once it was reached (default 30 s) */
   checkMs?: number
@@ -31,6 +35,9 @@ export class ManagerLink {
   private readonly stopping = new AbortController()
   private loop: Promise<void> | undefined
   private current: ManagerInfo | undefined
+  private attempted: () => void = () => {}
+  /** Settles after the first attempt to reach the manager, whatever its outcome. */
+  readonly firstAttempt: Promise<void> = new Promise((resolve) => { this.attempted = resolve })
 
   constructor (components: ManagerLinkComponents, init: ManagerLinkInit = {}) {
     this.c = components
@@ -49,16 +56,36 @@ export class ManagerLink {
 
   /** One attempt: ask for the manager's info and dial it if not connected. Throws when the manager does not answer. */
   async connect (signal?: AbortSignal): Promise<ManagerInfo> {
+    try {
+      return await this.attempt(signal)
+    } finally {
+      this.attempted()
+    }
+  }
+
+  private async attempt (signal?: AbortSignal): Promise<ManagerInfo> {
     const info = await this.c.manager.info({ signal })
     if (this.current != null && this.current.peerId !== info.peerId) {
       this.c.logger.warn({ was: this.current.peerId, now: info.peerId }, 'the manager has a new identity')
     }
     this.current = info
+    try {
+      this.c.onInfo?.(info)
+    } catch (err) {
+      this.c.logger.warn({ err }, 'manager info callback failed')
+    }
     const connected = this.c.host.getConnections().some(conn => conn.remotePeer.toString() === info.peerId)
     if (!connected && info.multiaddrs.length > 0) {
       const { ok, failed } = await dialBootstrap(this.c.host, info.multiaddrs, signal ?? AbortSignal.timeout(10_000))
       if (ok.length === 0) this.c.logger.warn({ failed }, 'could not reach the manager over libp2p; DHT lookups find nothing until it is reachable')
-      else this.c.logger.debug({ ok }, 'connected to the manager')
+      else {
+        this.c.logger.debug({ ok }, 'connected to the manager')
+        try {
+          this.c.onConnected?.()
+        } catch (err) {
+          this.c.logger.warn({ err }, 'manager connection callback failed')
+        }
+      }
     }
     return info
   }
@@ -70,6 +97,7 @@ export class ManagerLink {
 
   async stop (): Promise<void> {
     this.stopping.abort()
+    this.attempted()
     await this.loop
   }
 
@@ -77,6 +105,7 @@ export class ManagerLink {
     const signal = this.stopping.signal
     // After a successful connect() the first check can wait its turn.
     let wait = this.current == null ? 0 : this.checkMs
+    let failures = 0
     while (!signal.aborted) {
       try {
         await sleep(wait, undefined, { signal })
@@ -85,11 +114,16 @@ export class ManagerLink {
       }
       try {
         await this.connect(AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
+        if (failures > 0) this.c.logger.info({ failures }, 'manager reachable again')
+        failures = 0
         wait = this.checkMs
       } catch (err) {
         if (signal.aborted) return
-        this.c.logger.warn({ err: describeError(err) }, 'manager unreachable; retrying')
-        wait = this.retryMs
+        // A manager away for hours would otherwise fill the log every two seconds.
+        if (failures === 0) this.c.logger.warn({ err: describeError(err) }, 'manager unreachable; retrying')
+        else this.c.logger.debug({ err: describeError(err), failures }, 'manager still unreachable')
+        failures++
+        wait = Math.min(this.checkMs, this.retryMs * 2 ** (failures - 1))
       }
     }
   }

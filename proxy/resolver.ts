@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../core/abort.ts'
 import { BadInputError, CdnError, DecryptError, HashMismatchError, NoSourceError, NotFoundError, UnavailableError } from '../core/errors.ts'
-import { manifestCid, parseContentId } from '../core/ids.ts'
+import { manifestCid, parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { decodeManifest, MAX_MANIFEST_BYTES, openMetadata, verifyManifest, type ContentMetadata, type Manifest } from '../core/manifest.ts'
+import type { BlobCache } from './chunk-cache.ts'
 import type { BlobFetcher, HaveFetcher } from './chunk-fetcher.ts'
 import type { DeadlineClock } from './deadline.ts'
 import type { ManagerApi } from './manager-client.ts'
@@ -18,7 +19,11 @@ export interface ResolvedContent {
   manifest: Manifest
   key: Uint8Array
   metadata: ContentMetadata
-  /** sources that answered their have-bitmap and hold at least one chunk */
+  /**
+   * sources that answered their have-bitmap and hold at least one chunk;
+   * empty when every chunk is in the disk cache (nobody was asked) or when
+   * no source answered but some chunks are cached
+   */
   sources: ContentSource[]
   /** true when the manager answered for it, so bad copies can be reported there */
   viaManager: boolean
@@ -49,6 +54,10 @@ export interface ResolverComponents {
   blobs: BlobFetcher
   haves: HaveFetcher
   deadlines: DeadlineClock
+  /** verified blobs on disk: manifests are read from it and kept in it; a content cached whole needs no source */
+  cache?: BlobCache
+  /** told each source's have-bitmap round trip: a light probe of sources never used yet */
+  onProbe?: (source: string, rttMs: number) => void
   /**
    * Peer ids whose signatures are trusted; undefined while the manager's
    * identity is not known yet. Then any valid signature passes: the content
@@ -183,16 +192,24 @@ export class Resolver implements ContentResolver {
         }
       }
       if (contentKey == null) throw new BadInputError(`no manager is reachable to resolve ${id}: a capability link (with the key) is needed`)
+      if (manifestBytes == null && this.c.cache?.has(cid) === true) manifestBytes = await this.c.cache.get(cid)
+      let checked = manifestBytes == null ? undefined : await this.checkManifest(cid, manifestBytes, contentKey)
+      if (checked != null && this.cachedChunks(checked.manifest) === checked.manifest.chunks.length) {
+        // A replay: every byte is on disk, so no node is asked anything.
+        this.c.cache?.store(cid, checked.bytes)
+        return { id, cid, manifest: checked.manifest, metadata: checked.metadata, key: contentKey, sources: [], viaManager }
+      }
       // Once some source is known, the DHT gets only a short grace to add others: the first byte matters more.
       if (holders.length === 0) await search.first
       await search.settle(this.o.providerGraceMs)
       search.stop()
       const sources = mergeSources([holders, search.found], this.o.maxSources)
-      manifestBytes ??= await this.fetchManifest(cid, sources, signal)
-      const manifest = await this.checkManifest(cid, manifestBytes)
-      const metadata = readMetadata(contentKey, manifest)
+      checked ??= await this.checkManifest(cid, await this.fetchManifest(cid, sources, signal), contentKey)
+      const { manifest, metadata } = checked
+      this.c.cache?.store(cid, checked.bytes)
       const withHave = manifest.chunks.length === 0 ? [] : await this.fetchHaves(id, manifest.chunks.length, sources, signal)
-      if (manifest.chunks.length > 0 && withHave.length === 0) {
+      // Cached chunks can still be served (a seek back with the nodes gone); the read fails on the first one that is not.
+      if (manifest.chunks.length > 0 && withHave.length === 0 && this.cachedChunks(manifest) === 0) {
         throw new NoSourceError(sources.length === 0 ? `no node is known to hold ${id}` : `none of the ${sources.length} known holders of ${id} answered`)
       }
       return { id, cid, manifest, key: contentKey, metadata, sources: withHave, viaManager }
@@ -203,6 +220,14 @@ export class Resolver implements ContentResolver {
       search.stop()
       deadline.clear()
     }
+  }
+
+  private cachedChunks (manifest: Manifest): number {
+    const cache = this.c.cache
+    if (cache == null) return 0
+    let n = 0
+    for (const chunk of manifest.chunks) if (cache.has(parseBlobId(chunk))) n++
+    return n
   }
 
   private searchProviders (cid: CID, parent: AbortSignal): ProviderSearch {
@@ -257,12 +282,13 @@ export class Resolver implements ContentResolver {
     throw new NoSourceError(`no source could serve the manifest of ${cid.toString()}`, { cause: last })
   }
 
-  private async checkManifest (cid: CID, bytes: Uint8Array): Promise<Manifest> {
+  /** The manifest's bytes against the id, its signature against the trusted signers, its metadata against the key. */
+  private async checkManifest (cid: CID, bytes: Uint8Array, key: Uint8Array): Promise<{ bytes: Uint8Array, manifest: Manifest, metadata: ContentMetadata }> {
     const id = cid.toString()
     if (manifestCid(bytes).toString() !== id) throw new HashMismatchError(`manifest does not match content id ${id}`)
     const manifest = decodeManifest(bytes)
     await verifyManifest(manifest, this.c.trusted())
-    return manifest
+    return { bytes, manifest, metadata: readMetadata(key, manifest) }
   }
 
   /**
@@ -278,7 +304,9 @@ export class Resolver implements ContentResolver {
     const first = new Promise<void>((resolve) => { onFirst = resolve })
     const all = Promise.all(sources.map(async (s, i) => {
       try {
+        const asked = this.now()
         const have = await this.c.haves.fetchHave(s, id, chunks, { signal: sub, timeoutMs: this.o.haveTimeoutMs })
+        this.c.onProbe?.(s.id, this.now() - asked)
         if (have.some(b => b !== 0)) {
           answers[i] = { ...s, have }
           onFirst()

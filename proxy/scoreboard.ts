@@ -1,13 +1,18 @@
 /**
- * What the proxy has learned about each source from real transfers: smoothed
- * round-trip time and throughput, bytes queued there right now, and a penalty
- * for recent failures that fades with time. Pure: no I/O, the clock is
- * injected, so the scheduler's choices can be replayed in tests and the
- * simulator.
+ * What the proxy has learned about each source from real transfers (and, for
+ * a source not yet used, from a light probe): smoothed round-trip time and
+ * throughput, bytes queued there right now, and a penalty for recent failures
+ * that fades with time. Pure: no I/O, the clock is injected, so the
+ * scheduler's choices can be replayed in tests and the simulator.
  */
 import { withDefaults } from './options.ts'
 
-export type FailureKind = 'error' | 'timeout' | 'hash'
+/**
+ * error: the request failed; timeout: it ran out of time; hash: the bytes did
+ * not match the id; slow: it ran so far past its expected time that a hedge
+ * on another source beat it.
+ */
+export type FailureKind = 'error' | 'timeout' | 'hash' | 'slow'
 
 export interface ScoreboardInit {
   /** weight of a new sample in the moving averages, 0..1 (default 0.3) */
@@ -18,8 +23,10 @@ export interface ScoreboardInit {
   initialThroughput?: number
   /** ms for a penalty to halve (default 5000) */
   penaltyHalfLifeMs?: number
-  /** ms of expected delay each failure adds (defaults: error 2000, timeout 4000, hash 15000) */
+  /** ms of expected delay each failure adds (defaults: error 2000, timeout 4000, hash 15000, slow 1000) */
   penalties?: Partial<Record<FailureKind, number>>
+  /** sources remembered; beyond it the least recently used idle ones are forgotten (default 1024) */
+  maxSources?: number
   now?: () => number
 }
 
@@ -45,6 +52,8 @@ export interface SourceScore extends SourceEstimate {
   id: string
   /** transfers measured so far */
   samples: number
+  /** light probes (have-bitmap round trips) measured so far */
+  probes: number
   inflight: number
   queuedBytes: number
   /** ms of delay currently charged for recent failures */
@@ -64,6 +73,7 @@ interface Entry {
   rttMs: number
   throughput: number
   samples: number
+  probes: number
   inflight: number
   queuedBytes: number
   penalty: number
@@ -82,6 +92,7 @@ export class Scoreboard implements FinishEstimator {
   private readonly initialThroughput: number
   private readonly halfLifeMs: number
   private readonly penalties: Record<FailureKind, number>
+  private readonly maxSources: number
   private readonly now: () => number
 
   constructor (init: ScoreboardInit = {}) {
@@ -89,7 +100,8 @@ export class Scoreboard implements FinishEstimator {
     this.initialRttMs = init.initialRttMs ?? 20
     this.initialThroughput = init.initialThroughput ?? 10_000
     this.halfLifeMs = init.penaltyHalfLifeMs ?? 5000
-    this.penalties = withDefaults<Partial<Record<FailureKind, number>>>({ error: 2000, timeout: 4000, hash: 15_000 }, init.penalties) as Record<FailureKind, number>
+    this.penalties = withDefaults<Partial<Record<FailureKind, number>>>({ error: 2000, timeout: 4000, hash: 15_000, slow: 1000 }, init.penalties) as Record<FailureKind, number>
+    this.maxSources = init.maxSources ?? 1024
     this.now = init.now ?? (() => performance.now())
   }
 
@@ -117,7 +129,8 @@ export class Scoreboard implements FinishEstimator {
     // rate times the number in flight approximates what the source delivers.
     const rate = s.bytes / bodyMs * Math.max(1, s.concurrent ?? 1)
     if (e.samples === 0) {
-      e.rttMs = rtt
+      // A probe's RTT is kept as history; the throughput had no measurement before.
+      e.rttMs = e.probes === 0 ? rtt : e.rttMs + this.alpha * (rtt - e.rttMs)
       e.throughput = rate
     } else {
       e.rttMs += this.alpha * (rtt - e.rttMs)
@@ -125,6 +138,18 @@ export class Scoreboard implements FinishEstimator {
     }
     e.samples++
     e.bytes += s.bytes
+  }
+
+  /**
+   * A cheap round trip to a source (its have-bitmap answer), so the first
+   * choice among sources never used is not blind: a far or loaded source
+   * shows a longer RTT before any chunk is risked on it.
+   */
+  recordProbe (source: string, rttMs: number): void {
+    if (!Number.isFinite(rttMs) || rttMs < 0) return
+    const e = this.entry(source)
+    e.rttMs = e.samples === 0 && e.probes === 0 ? rttMs : e.rttMs + this.alpha * (rttMs - e.rttMs)
+    e.probes++
   }
 
   recordFailure (source: string, kind: FailureKind): void {
@@ -147,11 +172,12 @@ export class Scoreboard implements FinishEstimator {
   /**
    * A source never measured is assumed as good as the average measured one,
    * so a newcomer gets tried instead of starving behind the first source that
-   * happened to answer.
+   * happened to answer; its probed RTT, when there is one, replaces the guess.
    */
   estimate (source: string): SourceEstimate {
     const e = this.entries.get(source)
     if (e != null && e.samples > 0) return { rttMs: e.rttMs, throughput: e.throughput }
+    const probed = e != null && e.probes > 0 ? e.rttMs : undefined
     let n = 0
     let rtt = 0
     let thr = 0
@@ -161,8 +187,8 @@ export class Scoreboard implements FinishEstimator {
       rtt += other.rttMs
       thr += other.throughput
     }
-    if (n === 0) return { rttMs: this.initialRttMs, throughput: this.initialThroughput }
-    return { rttMs: rtt / n, throughput: thr / n }
+    if (n === 0) return { rttMs: probed ?? this.initialRttMs, throughput: this.initialThroughput }
+    return { rttMs: probed ?? rtt / n, throughput: thr / n }
   }
 
   expectedFinish (source: string, bytes: number, extraQueuedBytes = 0): number {
@@ -177,6 +203,7 @@ export class Scoreboard implements FinishEstimator {
       id,
       ...this.estimate(id),
       samples: e.samples,
+      probes: e.probes,
       inflight: e.inflight,
       queuedBytes: e.queuedBytes,
       penaltyMs: this.decayed(e, now),
@@ -194,9 +221,22 @@ export class Scoreboard implements FinishEstimator {
   private entry (source: string): Entry {
     let e = this.entries.get(source)
     if (e == null) {
-      e = { rttMs: this.initialRttMs, throughput: this.initialThroughput, samples: 0, inflight: 0, queuedBytes: 0, penalty: 0, penaltyAt: 0, failures: { error: 0, timeout: 0, hash: 0 }, bytes: 0 }
+      e = { rttMs: this.initialRttMs, throughput: this.initialThroughput, samples: 0, probes: 0, inflight: 0, queuedBytes: 0, penalty: 0, penaltyAt: 0, failures: { error: 0, timeout: 0, hash: 0, slow: 0 }, bytes: 0 }
+      this.entries.set(source, e)
+      if (this.entries.size > this.maxSources) this.forgetIdle(source)
+    } else {
+      // Map order is recency order, so the least recently used source is forgotten first.
+      this.entries.delete(source)
       this.entries.set(source, e)
     }
     return e
+  }
+
+  /** A proxy running for months meets many sources; those idle longest are dropped (they are re-learned if they come back). */
+  private forgetIdle (keep: string): void {
+    for (const [id, e] of this.entries) {
+      if (this.entries.size <= this.maxSources) return
+      if (e.inflight === 0 && id !== keep) this.entries.delete(id)
+    }
   }
 }

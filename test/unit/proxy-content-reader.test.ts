@@ -46,7 +46,8 @@ test.before.each(async (ctx) => {
   ctx.managerClient = new ManagerClient({ deadlines: ctx.deadlines }, { url: ctx.manager.url })
   const resolver = new Resolver({ manager: ctx.managerClient, blobs: ctx.fetcher, haves: ctx.fetcher, deadlines: ctx.deadlines, trusted: () => [ctx.signer.id], logger })
   ctx.scoreboard = new Scoreboard()
-  ctx.engine = new DefaultFetchEngine({ resolver, fetcher: ctx.fetcher, scoreboard: ctx.scoreboard, reporter: ctx.managerClient, logger }, { reader: { retryBackoffMs: 10 } })
+  // Hedging has its own tests; here a loaded machine must not turn a slow answer into a duplicate request.
+  ctx.engine = new DefaultFetchEngine({ resolver, fetcher: ctx.fetcher, scoreboard: ctx.scoreboard, reporter: ctx.managerClient, logger }, { reader: { retryBackoffMs: 10, hedgeFactor: Infinity } })
 })
 
 test.after.each(async (ctx) => {
