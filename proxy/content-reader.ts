@@ -669,7 +669,10 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     }
     const now = this.now()
     // Measured before this request joins the queue there: what it waits behind is part of its expected time.
-    const expected = this.c.scoreboard.expectedFinish(sourceId, bytes)
+    // A source whose own estimate has collapsed (a stalled node drags it down) must not earn itself a late
+    // deadline: a request is judged against what the best holder of the chunk would take.
+    let expected = this.c.scoreboard.expectedFinish(sourceId, bytes)
+    for (const s of this.eligible(index)) expected = Math.min(expected, this.c.scoreboard.expectedFinish(s, bytes))
     const a: Attempt = {
       index,
       source: sourceId,
