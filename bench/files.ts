@@ -1,0 +1,41 @@
+/**
+ * Test contents: incompressible bytes written in pieces (memory stays small
+ * whatever the size), and a check that the disk can take them first.
+ */
+import { createCipheriv, randomBytes } from 'node:crypto'
+import { open, statfs } from 'node:fs/promises'
+import { CapacityError } from '../core/errors.ts'
+import { formatBytes } from '../core/units.ts'
+
+const PIECE = 4 * 1024 * 1024
+
+/**
+ * Writes `size` pseudo-random bytes: an AES-CTR keystream under a random key,
+ * which is as incompressible as random bytes and several times faster to make.
+ */
+export async function makeRandomFile (path: string, size: number): Promise<void> {
+  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16))
+  const zeros = Buffer.alloc(PIECE)
+  const fh = await open(path, 'w')
+  try {
+    for (let done = 0; done < size;) {
+      const n = Math.min(PIECE, size - done)
+      const piece = cipher.update(n === PIECE ? zeros : zeros.subarray(0, n))
+      await fh.write(piece, 0, piece.length, done)
+      done += n
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+export async function freeDiskBytes (dir: string): Promise<number> {
+  const s = await statfs(dir)
+  return s.bavail * s.bsize
+}
+
+/** Fails early, with the numbers, when `dir`'s disk has less than `need` bytes free. */
+export async function requireFreeDisk (dir: string, need: number, what: string): Promise<void> {
+  const free = await freeDiskBytes(dir)
+  if (free < need) throw new CapacityError(`${what} needs ${formatBytes(need)} of disk in ${dir}, only ${formatBytes(free)} free`)
+}
