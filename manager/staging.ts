@@ -4,10 +4,10 @@
  * fetch them from here over HTTP while executing store orders). Nothing in
  * staging survives a restart: an upload in progress then has failed anyway.
  */
-import { open, mkdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
+import { open, mkdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { randomUUID } from 'node:crypto'
 import { parseBlobId } from '../core/ids.ts'
+import { replaceFile } from '../core/replace-file.ts'
 
 export interface StagedBlob {
   handle: FileHandle
@@ -37,15 +37,7 @@ export class Staging {
    * node never reads half a blob. No fsync: staging is not meant to survive a crash.
    */
   async put (cid: string, bytes: Uint8Array): Promise<void> {
-    const path = this.pathOf(cid)
-    const tmp = `${path}.${randomUUID()}.tmp`
-    try {
-      await writeFile(tmp, bytes)
-      await rename(tmp, path)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
+    await replaceFile(this.pathOf(cid), bytes)
   }
 
   /**

@@ -7,18 +7,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CdnError, describeError, ProtocolError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { ContentLoad, Heartbeat, JoinRequest, NodeToManager } from '../core/wire.ts'
+import type { Heartbeat, JoinRequest, NodeToManager } from '../core/wire.ts'
 
-/** What the node reports about itself; `egressCap` absent means unlimited. */
-export interface NodeReport {
-  http: string
-  capacity: number
-  used: number
-  egressCap?: number
-  egressRate: number
-  blobs: number
-  contents: Record<string, ContentLoad>
-}
+/** What the node reports about itself: a heartbeat's fields; `egressCap` absent means unlimited. */
+export type NodeReport = Omit<Heartbeat, 'type'>
 
 export interface ManagerLinkComponents {
   /** one control request to the manager, its reply (any shape: it is validated here) */

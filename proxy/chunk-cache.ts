@@ -1,7 +1,8 @@
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { matchesCid, parseBlobId } from '../core/ids.ts'
+import { replaceFile } from '../core/replace-file.ts'
 import type { Logger } from '../core/log.ts'
 
 export interface ChunkCacheInit {
@@ -127,15 +128,7 @@ export class ChunkCache implements BlobCache {
     this.pending.set(key, bytes)
     this.pendingBytes += bytes.length
     try {
-      const path = join(this.dir, key)
-      const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
-      try {
-        await writeFile(tmp, bytes)
-        await rename(tmp, path)
-      } catch (err) {
-        await rm(tmp, { force: true })
-        throw err
-      }
+      await replaceFile(join(this.dir, key), bytes)
       this.remember(key, bytes.length)
     } finally {
       this.pending.delete(key)
