@@ -76,7 +76,7 @@ test.after(async (ctx) => {
 })
 
 async function stack (ctx: Ctx, stateDir?: string): Promise<FetchStack> {
-  return await startFetchStack({ managerUrl: ctx.managerUrl, logger, requireManager: false, stateDir, resolver: { providerTimeoutMs: 3000 } })
+  return await startFetchStack({ managerUrl: ctx.managerUrl, logger, requireManager: false, stateDir, resolver: { providerTimeoutMs: 10_000 } })
 }
 
 async function refused (p: Promise<unknown>): Promise<unknown> {
