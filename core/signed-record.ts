@@ -1,0 +1,103 @@
+/**
+ * Small statements signed by the pool's identity (the manager's Ed25519
+ * libp2p key): capabilities that name a content, and the list of nodes a proxy
+ * may fetch from. Each carries a kind and an expiry, and the kind is part of
+ * what is signed, so a statement of one kind can never be replayed as another.
+ *
+ * Encoding: `base64url(JSON body) "." base64url(signature)`, short enough for
+ * a URL query (`?cap=`) and a header.
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { BadInputError, ForbiddenError } from './errors.ts'
+
+const DOMAIN = 'cdn-signed-record:v1:'
+/** Refused before decoding: no legitimate record is this long (a node list of thousands of nodes fits). */
+export const MAX_RECORD_CHARS = 4 * 1024 * 1024
+
+export interface RecordBody {
+  /** what the record is: 'capability', 'node-list', ... */
+  kind: string
+  /** the signer's peer id */
+  iss: string
+  /** issued at, ms since the epoch */
+  iat: number
+  /** expires at, ms since the epoch */
+  exp: number
+}
+
+export interface VerifiedRecord<T extends RecordBody> {
+  body: T
+  /** the encoded record, as received */
+  encoded: string
+}
+
+function signedBytes (bodyJson: string): Uint8Array {
+  return Buffer.from(DOMAIN + bodyJson, 'utf8')
+}
+
+/** Signs `body` (its `iss` must be the key's peer id) and returns the encoded record. */
+export async function signRecord (body: RecordBody, key: PrivateKey): Promise<string> {
+  const json = JSON.stringify(body)
+  const sig = await key.sign(signedBytes(json))
+  return `${Buffer.from(json, 'utf8').toString('base64url')}.${Buffer.from(sig).toString('base64url')}`
+}
+
+export interface VerifyOptions {
+  /** the record's kind must be this */
+  kind: string
+  /** peer ids whose signature is accepted */
+  trusted: string[]
+  /** for tests; default Date.now() */
+  now?: number
+}
+
+/**
+ * Decodes and checks a record: shape, kind, issuer among `trusted`, signature,
+ * expiry. Malformed input is a BadInputError (400), a bad signature a
+ * forged, expired or foreign record a ForbiddenError (403): the bearer, not
+ * the pool, is at fault.
+ */
+export async function verifyRecord<T extends RecordBody> (encoded: unknown, opts: VerifyOptions): Promise<VerifiedRecord<T>> {
+  if (typeof encoded !== 'string' || encoded.length === 0 || encoded.length > MAX_RECORD_CHARS) throw new BadInputError(`a ${opts.kind} must be a non-empty string`)
+  const m = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(encoded)
+  if (m == null) throw new BadInputError(`malformed ${opts.kind}`)
+  const json = Buffer.from(m[1], 'base64url').toString('utf8')
+  let body: Record<string, unknown>
+  try {
+    body = JSON.parse(json)
+  } catch (err) {
+    throw new BadInputError(`malformed ${opts.kind}`, { cause: err })
+  }
+  if (body == null || typeof body !== 'object' || typeof body.kind !== 'string' || typeof body.iss !== 'string' ||
+      typeof body.iat !== 'number' || typeof body.exp !== 'number') {
+    throw new BadInputError(`malformed ${opts.kind}`)
+  }
+  if (body.kind !== opts.kind) throw new ForbiddenError(`expected a ${opts.kind}, got a ${body.kind.slice(0, 40)}`)
+  if (!opts.trusted.includes(body.iss)) throw new ForbiddenError(`${opts.kind} issued by ${body.iss.slice(0, 80)}, which this pool does not trust`)
+  let ok = false
+  try {
+    const pub = peerIdFromString(body.iss).publicKey
+    if (pub != null) ok = await pub.verify(signedBytes(json), Buffer.from(m[2], 'base64url'))
+  } catch (err) {
+    throw new ForbiddenError(`${opts.kind} signature could not be checked`, { cause: err })
+  }
+  if (!ok) throw new ForbiddenError(`${opts.kind} signature is not valid`)
+  if (body.exp <= (opts.now ?? Date.now())) throw new ForbiddenError(`${opts.kind} expired at ${new Date(body.exp).toISOString()}`)
+  return { body: body as unknown as T, encoded }
+}
+
+/** A capability: the bearer may resolve this one content until `exp`. */
+export interface CapabilityBody extends RecordBody {
+  kind: 'capability'
+  /** the content id it opens */
+  content: string
+}
+
+/** The nodes a proxy may fetch from, as the pool vouches for them. */
+export interface NodeListBody extends RecordBody {
+  kind: 'node-list'
+  /** increases with every list the issuer signs; a proxy keeps the highest */
+  seq: number
+  nodes: Array<{ peerId: string, http: string }>
+}
