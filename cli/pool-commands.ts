@@ -28,7 +28,9 @@ export async function removeContent (api: ApiOptions, id: string): Promise<any> 
 }
 
 export async function poolStatus (api: ApiOptions): Promise<any> {
-  return callManager(api, 'GET', '/api/nodes')
+  const [nodes, health] = await Promise.all([callManager(api, 'GET', '/api/nodes'), callManager(api, 'GET', '/api/health/replication')])
+  // Repair the manager cannot do (too few nodes, full disks, one zone), one line each.
+  return { ...nodes, repairBlocked: health.repairBlocked ?? [] }
 }
 
 function percent (part: number, whole: number | null | undefined): string {
@@ -42,7 +44,9 @@ export function formatStatus (res: any): string {
     `${formatBytes(n.egressRate ?? 0)}/s / ${n.egressCap == null ? 'unlimited' : `${formatBytes(n.egressCap)}/s`}${percent(n.egressRate ?? 0, n.egressCap)}`,
     String(n.contents ?? 0), String(n.copies ?? n.blobs ?? 0), n.health ?? '-', n.http
   ])
-  return rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
+  const nodes = rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
+  const blocked = (res.repairBlocked ?? []) as Array<{ message: string }>
+  return blocked.length === 0 ? nodes : `${nodes}\n\nrepair blocked:\n${blocked.map(b => `  ${b.message}`).join('\n')}`
 }
 
 export async function listEvents (api: ApiOptions, limit: number): Promise<any> {

@@ -31,6 +31,7 @@ import { RpcNodeClient } from './node-client.ts'
 import { NodeRegistry } from './node-registry.ts'
 import { PoolSnapshotter } from './pool-snapshot.ts'
 import { Publisher } from './publish.ts'
+import { RepairBlockedMonitor } from './repair-blocked.ts'
 import { ReplicationController } from './replication-controller.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
@@ -241,8 +242,18 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }
     }, { minCopies })
     const snapshots = new PoolSnapshotter({ catalog, demand, moves: runner })
+    // Reads each round's snapshot beside the policy: repair the pool cannot do is reported, not just deferred.
+    const repairBlocked = new RepairBlockedMonitor({ events: catalog, registry: metricsRegistry, logger: log.child({ part: 'repair-blocked' }) })
     const controller = new ReplicationController({
-      snapshot: (now, uncapped) => snapshots.take(now, uncapped),
+      snapshot: (now, uncapped) => {
+        const snapshot = snapshots.take(now, uncapped)
+        try {
+          repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
+        } catch (err) {
+          log.error({ err: describeError(err) }, 'could not tell whether repair is blocked')
+        }
+        return snapshot
+      },
       runner,
       expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
       recover: () => catalog.suspectPendingCopiesOfVisible(),
@@ -267,7 +278,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       metrics,
       info: () => ({ peerId, multiaddrs, http: httpBase }),
       nodeAdmin,
-      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null }),
+      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null, repairBlocked: repairBlocked.current }),
       logger: log.child({ part: 'api' })
     }))
     const httpPlan = ports.plan('http', config.httpPort, config.defaultPorts?.http ?? 0)
