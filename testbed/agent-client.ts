@@ -6,7 +6,7 @@ import { TestbedError, type Testbed } from './netns.ts'
 
 const AGENT = join(import.meta.dirname, 'agent.ts')
 
-export interface GetResult { status: number, bytes: number, sha256: string, seconds: number, ttfbMs: number, headers: Record<string, string> }
+export interface GetResult { status: number, bytes: number, sha256: string | null, seconds: number, ttfbMs: number, headers: Record<string, string> }
 
 export class Agent {
   private readonly proc: ChildProcess
@@ -45,8 +45,8 @@ export class Agent {
   }
 
   /** GET a body (optionally a range), hashing it on the way. */
-  async get (url: string, range?: string, timeoutMs?: number): Promise<GetResult> {
-    return await this.ask({ op: 'get', url, range, timeoutMs })
+  async get (url: string, range?: string, opts: { timeoutMs?: number, hash?: boolean } = {}): Promise<GetResult> {
+    return await this.ask({ op: 'get', url, range, ...opts })
   }
 
   close (): void {

@@ -12,7 +12,8 @@
 import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
 
-interface Request { id: number, op: 'json' | 'get', url: string, range?: string, timeoutMs?: number }
+/** `hash: false` only counts the body: a benchmark's client must not compete with what it measures. */
+interface Request { id: number, op: 'json' | 'get', url: string, range?: string, timeoutMs?: number, hash?: boolean }
 
 async function handle (r: Request): Promise<Record<string, unknown>> {
   const signal = AbortSignal.timeout(r.timeoutMs ?? 120_000)
@@ -22,8 +23,9 @@ async function handle (r: Request): Promise<Record<string, unknown>> {
   const ttfbMs = performance.now() - t0
   const hash = createHash('sha256')
   let bytes = 0
+  const hashing = r.hash !== false
   for await (const piece of res.body ?? []) {
-    hash.update(piece)
+    if (hashing) hash.update(piece)
     bytes += piece.byteLength
   }
   const headers: Record<string, string> = {}
@@ -31,7 +33,7 @@ async function handle (r: Request): Promise<Record<string, unknown>> {
     const v = res.headers.get(h)
     if (v != null) headers[h] = v
   }
-  return { status: res.status, bytes, sha256: hash.digest('hex'), seconds: (performance.now() - t0) / 1000, ttfbMs, headers }
+  return { status: res.status, bytes, sha256: hashing ? hash.digest('hex') : null, seconds: (performance.now() - t0) / 1000, ttfbMs, headers }
 }
 
 for await (const line of createInterface({ input: process.stdin })) {

@@ -22,14 +22,14 @@
  *
  *   node testbed/run.ts [--nodes 4] [--size 48MiB] [--rate 10MB/s] [--keep]
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, open, rm, mkdir } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { describeError } from '../core/errors.ts'
 import { parseRate, parseSize } from '../core/units.ts'
-import { makeRandomFile } from '../bench/files.ts'
+import { makeRandomFile, sliceHash } from '../bench/files.ts'
 import { Agent } from './agent-client.ts'
 import { Testbed, TestbedError, type HostSpec } from './netns.ts'
 import { CDN, joinCommandOf, joinNode, NODE, startManager, startProxy, waitFor, type Daemon } from './pool.ts'
@@ -51,17 +51,6 @@ if (!Number.isFinite(RATE) || RATE <= 0) throw new TestbedError('--rate must be 
 
 function log (msg: string): void {
   process.stderr.write(`[testbed ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
-}
-
-async function sliceHash (path: string, start: number, end: number): Promise<string> {
-  const fh = await open(path, 'r')
-  try {
-    const buf = Buffer.alloc(end - start)
-    await fh.read(buf, 0, buf.length, start)
-    return createHash('sha256').update(buf).digest('hex')
-  } finally {
-    await fh.close()
-  }
 }
 
 interface Outcome {
