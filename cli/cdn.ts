@@ -12,7 +12,8 @@ import { runDaemon } from './daemon-runner.ts'
 import { publish } from './publish.ts'
 import { get } from './get.ts'
 import { formatContents, formatEvents, formatStatus, listContents, listEvents, poolStatus, removeContent } from './pool-commands.ts'
-import { startLocalNetwork, stopChildren } from './local-network.ts'
+import { startLocalNetwork } from './local-network.ts'
+import { ChildSupervisor } from './child-supervisor.ts'
 import { drainNode, removeNode } from './node-commands.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
 import { envTokens, joinInstructions, showJoinCommand } from './join-commands.ts'
@@ -265,6 +266,7 @@ program.command('up')
   .option('--node-capacity <size>', 'capacity of each node', '10GB')
   .option('--node-egress <rate>', 'egress cap of each node', 'unlimited')
   .option('--proxy-cache <size>', "size of the proxy's chunk cache (0 disables it)", '2GB')
+  .option('--no-restart', 'leave a child that dies unexpectedly dead (default: restart it, with backoff)')
   .option('--json', 'print one JSON line when ready')
   .action(async (o) => {
     const net = await startLocalNetwork({
@@ -291,16 +293,12 @@ program.command('up')
       '',
       'Ctrl-C stops everything.'
     ].join('\n'))
-    for (const child of net.children) {
-      child.proc.once('exit', (code, signal) => {
-        if (!stopping) process.stderr.write(`${child.role} (pid ${child.proc.pid}) exited: ${signal ?? code}\n`)
-      })
-    }
+    const supervisor = new ChildSupervisor(net.children, { restart: o.restart !== false, say: line => { process.stderr.write(`${line}\n`) } })
     let stopping = false
     const stop = (): void => {
       if (stopping) return
       stopping = true
-      stopChildren(net.children).then(() => process.exit(0), (err: unknown) => {
+      supervisor.stop().then(() => process.exit(0), (err: unknown) => {
         process.stderr.write(`cdn: ${describeError(err)}\n`)
         process.exit(1)
       })

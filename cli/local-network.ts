@@ -37,7 +37,13 @@ export interface UpOptions {
   readyTimeout?: number
 }
 
-export interface Child { role: string, proc: ChildProcess, info: Record<string, any> }
+export interface Child {
+  role: string
+  proc: ChildProcess
+  info: Record<string, any>
+  /** starts the same child again (same arguments, data and log file, some flags given other values), for the supervisor */
+  again: (flags?: Record<string, string>) => Promise<Child>
+}
 
 export class ChildExitedError extends CdnError {
   constructor (message: string) { super(message, 'ERR_CHILD_EXITED', 500) }
@@ -79,7 +85,7 @@ export async function startChild (role: string, args: string[], logFile: string,
       else resolve(info)
     })
   })
-  return { role, proc, info }
+  return { role, proc, info, again: async (flags = {}) => await startChild(role, withFlags(args, flags), logFile, timeout, opts) }
 }
 
 function childFailure (role: string, error: Record<string, any>, logFile: string, portFlags: PortFlags): CdnError {
@@ -92,7 +98,7 @@ function childFailure (role: string, error: Record<string, any>, logFile: string
 
 /** SIGTERM every child, then SIGKILL whatever is still alive after `graceMs`. */
 export async function stopChildren (children: Child[], graceMs = 10_000): Promise<void> {
-  await Promise.all(children.reverse().map(async ({ proc }) => {
+  await Promise.all([...children].reverse().map(async ({ proc }) => {
     if (proc.exitCode != null || proc.signalCode != null) return
     const exited = new Promise<void>(resolve => proc.once('exit', () => { resolve() }))
     proc.kill('SIGTERM')
@@ -129,6 +135,8 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
       env: { CDN_PUBLISHER_TOKENS: token },
       portFlags: { http: '--manager-port', p2p: '--manager-p2p-port' }
     })
+    // Restarted, it must come back where the nodes and the proxy look for it, even when it was started on "any port".
+    manager.again = restartOnSamePorts(manager, { '--http-port': portOf(manager.info.http), '--p2p-port': portOf(manager.info.multiaddrs[0]) })
     children.push(manager)
     const managerMultiaddr = String(manager.info.multiaddrs[0])
     // The manager keeps the pool's join token in its data directory; nodes get it through the environment.
@@ -149,6 +157,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
       '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout, {
       portFlags: { http: '--proxy-port' }
     })
+    proxy.again = restartOnSamePorts(proxy, { '--port': portOf(proxy.info.http) })
     children.push(proxy)
     return {
       children,
@@ -170,6 +179,31 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     await stopChildren(children)
     throw err
   }
+}
+
+/** The port of `http://host:port` or of `/ip4/…/tcp/port/…`. */
+function portOf (address: unknown): string {
+  const text = String(address)
+  const port = text.startsWith('/') ? /\/tcp\/(\d+)/.exec(text)?.[1] : new URL(text).port
+  if (port == null || port === '') throw new ChildExitedError(`cannot tell the port of ${text}`)
+  return port
+}
+
+/** A restart of `child` with the ports it actually bound in place of what it was asked for (its restarts keep them). */
+function restartOnSamePorts (child: Child, ports: Record<string, string>): () => Promise<Child> {
+  const again = child.again
+  return async () => await again(ports)
+}
+
+/** `args` with each `--flag value` pair of `flags` set to the given value (added when missing). */
+export function withFlags (args: string[], flags: Record<string, string>): string[] {
+  const out = [...args]
+  for (const [flag, value] of Object.entries(flags)) {
+    const i = out.indexOf(flag)
+    if (i >= 0 && i + 1 < out.length) out[i + 1] = value
+    else out.push(flag, value)
+  }
+  return out
 }
 
 /** Nodes report ready once listening; the pool is usable only when the manager has seen each of them join. */
