@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { join } from 'node:path'
-import { createLogger } from '../core/log.ts'
+import { createCommandLogger, createLogger } from '../core/log.ts'
 import { CdnError, describeError } from '../core/errors.ts'
 import { parseDuration, parseRate, parseSize } from '../core/units.ts'
 import { runDaemon } from './daemon-runner.ts'
@@ -16,6 +16,7 @@ import { startLocalNetwork } from './local-network.ts'
 import { ChildSupervisor } from './child-supervisor.ts'
 import { drainNode, removeNode } from './node-commands.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
+import { cliVersion, onUnexpectedError, requireWritableDir } from './cli-basics.ts'
 import { envTokens, joinInstructions, showJoinCommand } from './join-commands.ts'
 
 const DEFAULT_MANAGER = process.env.CDN_MANAGER ?? 'http://127.0.0.1:7070'
@@ -46,7 +47,11 @@ const tokenOption = (): Option => new Option('--token <token>', 'publisher token
 
 const program = new Command('cdn')
   .description('peer-to-peer content delivery network')
+  .version(cliVersion(), '-V, --version')
+  .option('--verbose', "log lines on stderr (JSON) for the commands people run (get, publish, …); CDN_LOG_LEVEL sets the level too")
   .showHelpAfterError()
+const verbose = (): boolean => program.opts().verbose === true
+onUnexpectedError(verbose)
 
 const manager = program.command('manager').description('the manager: publish pipeline, catalog, placement, API')
 const managerStart = manager.command('start')
@@ -205,7 +210,8 @@ program.command('get <id>')
   .addOption(managerOption())
   .option('--json', 'print one JSON line')
   .action(async (id: string, o) => {
-    const r = await get(id, { manager: o.manager, output: o.output, json: o.json === true, logger: createLogger('get') })
+    await requireWritableDir(o.output)
+    const r = await get(id, { manager: o.manager, output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
     print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
   })
 
