@@ -16,6 +16,7 @@ import { startLocalNetwork } from './local-network.ts'
 import { ChildSupervisor } from './child-supervisor.ts'
 import { drainNode, removeNode } from './node-commands.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
+import { withConfigFile } from './config-options.ts'
 import { cliVersion, onUnexpectedError, requireWritableDir } from './cli-basics.ts'
 import { envTokens, joinInstructions, showJoinCommand } from './join-commands.ts'
 
@@ -58,6 +59,7 @@ const managerStart = manager.command('start')
   .description('run a manager until SIGINT/SIGTERM; prints the command that joins a node to it')
   .option('--dir <dir>', 'data directory (catalog, identity, ports, join token, staging)', '.cdn/manager')
 addAddressOptions(managerStart, { http: '7070', p2p: '7071' })
+withConfigFile(managerStart)
 managerStart
   .option('--publisher-token <token>', 'register a publisher token (repeatable; stored hashed)', collect)
   .option('--join-token <token>', 'register a node join token (repeatable; stored hashed)', collect)
@@ -106,19 +108,21 @@ manager.command('join-command')
 const node = program.command('node').description('a distribution node')
 const nodeStart = node.command('start')
   .description('join an idle server to the pool and serve until SIGINT/SIGTERM')
-  .requiredOption('--manager <multiaddr>', "manager's libp2p address with /p2p/<peerId> (its orders are the only ones obeyed)")
+  .option('--manager <multiaddr>', "manager's libp2p address with /p2p/<peerId> (its orders are the only ones obeyed); required, here or in --config")
   .option('--join-token <token>', 'join token issued by the manager operator (env CDN_JOIN_TOKEN)')
   .option('--data <dir>', 'data directory (blobs, identity, ports)', '.cdn/node')
   .option('--capacity <size>', 'disk space to offer', '10GB')
   .option('--max-egress <rate>', 'egress cap, e.g. 50MB/s or unlimited', 'unlimited')
   .option('--zone <zone>', 'failure zone (copies of a chunk go to distinct zones)')
 addAddressOptions(nodeStart, { http: 'the last one, else any', p2p: 'the last one, else any' })
+withConfigFile(nodeStart)
 nodeStart
   .option('--bootstrap <multiaddr>', 'extra DHT peer (repeatable)', collect)
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startNode } = await import('../node/daemon.ts')
     const logger = createLogger('node')
+    if (o.manager == null) throw new CdnError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file', 'ERR_BAD_INPUT', 400)
     const joinToken = o.joinToken ?? process.env.CDN_JOIN_TOKEN
     if (joinToken == null || joinToken === '') throw new CdnError('no join token: set CDN_JOIN_TOKEN (cdn manager join-command prints how)', 'ERR_BAD_INPUT', 400)
     await runDaemon('node', async () => await namingPortFlags(async () => await startNode({
@@ -161,7 +165,7 @@ node.command('rm <peer>')
   })
 
 const proxy = program.command('proxy').description("the viewer's localhost gateway")
-proxy.command('start')
+const proxyStart = proxy.command('start')
   .description('serve http://127.0.0.1:8080/c/<id> until SIGINT/SIGTERM')
   .addOption(managerOption())
   .option('--port <port>', 'HTTP port', intArg('--port'), 8080)
@@ -172,6 +176,8 @@ proxy.command('start')
   .option('--state-dir <dir>', 'where the proxy remembers its manager and nodes (to work while the manager is down)', '.cdn/proxy')
   .option('--suffix <suffix>', 'host suffix served when the proxy is used as a browser HTTP proxy', 'cdn')
   .option('--json', 'print the ready line as JSON')
+withConfigFile(proxyStart)
+proxyStart
   .action(async (o) => {
     const { startProxy } = await import('../proxy/daemon.ts')
     const logger = createLogger('proxy')
