@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { join } from 'node:path'
 import { createCommandLogger, createLogger } from '../core/log.ts'
-import { CdnError, describeError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError } from '../core/errors.ts'
 import { parseDuration, parseRate, parseSize } from '../core/units.ts'
 import { runDaemon } from './daemon-runner.ts'
 import { publish } from './publish.ts'
@@ -122,9 +122,9 @@ nodeStart
   .action(async (o) => {
     const { startNode } = await import('../node/daemon.ts')
     const logger = createLogger('node')
-    if (o.manager == null) throw new CdnError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file', 'ERR_BAD_INPUT', 400)
+    if (o.manager == null) throw new BadInputError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file')
     const joinToken = o.joinToken ?? process.env.CDN_JOIN_TOKEN
-    if (joinToken == null || joinToken === '') throw new CdnError('no join token: set CDN_JOIN_TOKEN (cdn manager join-command prints how)', 'ERR_BAD_INPUT', 400)
+    if (joinToken == null || joinToken === '') throw new BadInputError('no join token: set CDN_JOIN_TOKEN (cdn manager join-command prints how)')
     await runDaemon('node', async () => await namingPortFlags(async () => await startNode({
       dataDir: o.data,
       manager: o.manager,

@@ -56,6 +56,21 @@ export function tcpMultiaddr (host: string, port: number): string {
   return `/${proto}/${h}/tcp/${port}`
 }
 
+/** The libp2p TCP listen address for a listen host: a wildcard stays a wildcard of its family. */
+export function listenMultiaddr (host: string, port: number): string {
+  if (!isWildcard(host)) return tcpMultiaddr(host, port)
+  return stripBrackets(host).includes(':') ? `/ip6/::/tcp/${port}` : `/ip4/0.0.0.0/tcp/${port}`
+}
+
+/** The TCP port of the first multiaddr that has one. */
+export function firstTcpPort (addrs: string[]): number | undefined {
+  for (const a of addrs) {
+    const m = /\/tcp\/(\d+)/.exec(a)
+    if (m != null) return Number(m[1])
+  }
+  return undefined
+}
+
 /** Parses an announced data-plane or API address; it must name a host and a port and be no wildcard. */
 export function parseAnnounceUrl (text: string): URL {
   let url: URL

@@ -9,7 +9,7 @@ import type { IdentifyResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { serveRpc } from '../core/control-rpc.ts'
-import { defaultAnnounceHost, httpBase as httpBaseOf, isWildcard, splitAnnounce, tcpMultiaddr } from '../core/addresses.ts'
+import { defaultAnnounceHost, firstTcpPort, httpBase as httpBaseOf, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
 import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, loadOrCreateKey, type Host } from '../core/host.ts'
 import { bindPlanned, listenHttp, PortBook } from '../core/ports.ts'
@@ -80,15 +80,6 @@ async function closeServer (server: Server): Promise<void> {
   await closed
 }
 
-/** The TCP port libp2p actually listens on (the first one), for the port book. */
-function tcpPortOf (host: Host): number | undefined {
-  for (const ma of host.getMultiaddrs()) {
-    const port = ma.getComponents().find(c => c.name === 'tcp')?.value
-    if (port != null) return Number(port)
-  }
-  return undefined
-}
-
 function isLoopback (host: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]'
 }
@@ -149,7 +140,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const p2pPlan = ports.plan('p2p', config.p2pPort, config.defaultPorts?.p2p ?? 0)
     const host: Host = await bindPlanned(p2pPlan, 'p2p', httpHost, async port => await createHost({
       privateKey,
-      listen: config.listen ?? [tcpMultiaddr(isWildcard(httpHost) && httpHost.includes(':') ? '::' : isWildcard(httpHost) ? '0.0.0.0' : httpHost, port)],
+      listen: config.listen ?? [listenMultiaddr(httpHost, port)],
       reachableAt: announce.p2p,
       announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
       dhtServer: true
@@ -287,7 +278,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     closers.push({ name: 'http', close: async () => { await closeServer(server) } })
     multiaddrs = host.getMultiaddrs().map(a => a.toString())
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
-    const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : tcpPortOf(host)
+    const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
     await ports.record({ http: address.port, ...(p2pPort != null ? { p2p: p2pPort } : {}) })
     await writeManagerAddress(config.dataDir, { peerId, multiaddrs, http: httpBase, reachableFromOtherHosts: !isLoopback(httpHost) })
 

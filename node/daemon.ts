@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
 import { rpcCall } from '../core/control-rpc.ts'
-import { defaultAnnounceHost, httpBase, isWildcard, splitAnnounce, tcpMultiaddr } from '../core/addresses.ts'
+import { defaultAnnounceHost, firstTcpPort, httpBase, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
 import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
 import { parseContentId } from '../core/ids.ts'
@@ -138,7 +138,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const p2pPlan = ports.plan('p2p', config.p2pPort, 0)
     const host: Host = await bindPlanned(p2pPlan, 'p2p', listenHost, async port => await createHost({
       privateKey,
-      listen: config.listen ?? [tcpMultiaddr(isWildcard(listenHost) ? (listenHost.includes(':') ? '::' : '0.0.0.0') : listenHost, port)],
+      listen: config.listen ?? [listenMultiaddr(listenHost, port)],
       announce: [httpMultiaddr(http)],
       reachableAt: announce.p2p,
       announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
@@ -190,8 +190,9 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     closers.push({ name: 'gc', close: async () => { await gc.stop() } })
 
     const multiaddrs = host.getMultiaddrs().map(String).filter(a => !a.includes('/http'))
-    const p2pPort = config.listen != null || announce.p2p.length > 0 ? undefined : Number(parseMultiaddr(multiaddrs[0] ?? '/ip4/0.0.0.0/tcp/0').getComponents().find(c => c.name === 'tcp')?.value ?? 0)
-    await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null && p2pPort > 0 ? { p2p: p2pPort } : {}) })
+    // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
+    const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
+    await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null ? { p2p: p2pPort } : {}) })
     log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
     return { peerId, http, multiaddrs, stop }
   } catch (err) {
