@@ -265,7 +265,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
 
   const replicationHealth: Handler = async (_req, res) => {
     const r = c.replication()
-    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, repairBlocked: r.repairBlocked ?? [] })
+    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
   }
 
   /** Manifests of visible contents, for nodes receiving their first copy of a content (same headers as a node's /chunk). */
