@@ -2,7 +2,7 @@
  * Test contents: incompressible bytes written in pieces (memory stays small
  * whatever the size), and a check that the disk can take them first.
  */
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { open, statfs } from 'node:fs/promises'
 import { CapacityError } from '../core/errors.ts'
 import { formatBytes } from '../core/units.ts'
@@ -38,4 +38,22 @@ export async function freeDiskBytes (dir: string): Promise<number> {
 export async function requireFreeDisk (dir: string, need: number, what: string): Promise<void> {
   const free = await freeDiskBytes(dir)
   if (free < need) throw new CapacityError(`${what} needs ${formatBytes(need)} of disk in ${dir}, only ${formatBytes(free)} free`)
+}
+
+/** SHA-256 (hex) of bytes [start, end) of a file, to check what a range request returned. */
+export async function sliceHash (path: string, start: number, end: number): Promise<string> {
+  const fh = await open(path, 'r')
+  const hash = createHash('sha256')
+  const buf = Buffer.alloc(Math.min(PIECE, Math.max(1, end - start)))
+  try {
+    for (let at = start; at < end;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at)
+      if (bytesRead === 0) break
+      hash.update(buf.subarray(0, bytesRead))
+      at += bytesRead
+    }
+    return hash.digest('hex')
+  } finally {
+    await fh.close()
+  }
 }

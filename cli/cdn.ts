@@ -5,15 +5,20 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { join } from 'node:path'
-import { createLogger } from '../core/log.ts'
-import { CdnError, describeError } from '../core/errors.ts'
+import { createCommandLogger, createLogger } from '../core/log.ts'
+import { BadInputError, CdnError, describeError } from '../core/errors.ts'
 import { parseDuration, parseRate, parseSize } from '../core/units.ts'
 import { runDaemon } from './daemon-runner.ts'
 import { publish } from './publish.ts'
 import { get } from './get.ts'
 import { formatContents, formatEvents, formatStatus, listContents, listEvents, poolStatus, removeContent } from './pool-commands.ts'
-import { startLocalNetwork, stopChildren } from './local-network.ts'
+import { startLocalNetwork } from './local-network.ts'
+import { ChildSupervisor } from './child-supervisor.ts'
 import { drainNode, removeNode } from './node-commands.ts'
+import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
+import { withConfigFile } from './config-options.ts'
+import { cliVersion, onUnexpectedError, requireWritableDir } from './cli-basics.ts'
+import { envTokens, joinInstructions, showJoinCommand } from './join-commands.ts'
 
 const DEFAULT_MANAGER = process.env.CDN_MANAGER ?? 'http://127.0.0.1:7070'
 const DEFAULT_PROXY = process.env.CDN_PROXY ?? 'http://127.0.0.1:8080'
@@ -43,15 +48,19 @@ const tokenOption = (): Option => new Option('--token <token>', 'publisher token
 
 const program = new Command('cdn')
   .description('peer-to-peer content delivery network')
+  .version(cliVersion(), '-V, --version')
+  .option('--verbose', "log lines on stderr (JSON) for the commands people run (get, publish, …); CDN_LOG_LEVEL sets the level too")
   .showHelpAfterError()
+const verbose = (): boolean => program.opts().verbose === true
+onUnexpectedError(verbose)
 
 const manager = program.command('manager').description('the manager: publish pipeline, catalog, placement, API')
-manager.command('start')
-  .description('run a manager until SIGINT/SIGTERM')
-  .option('--dir <dir>', 'data directory (catalog, identity, staging)', '.cdn/manager')
-  .option('--http-host <host>', 'HTTP API address', '127.0.0.1')
-  .option('--http-port <port>', 'HTTP API port', intArg('--http-port'), 7070)
-  .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+const managerStart = manager.command('start')
+  .description('run a manager until SIGINT/SIGTERM; prints the command that joins a node to it')
+  .option('--dir <dir>', 'data directory (catalog, identity, ports, join token, staging)', '.cdn/manager')
+addAddressOptions(managerStart, { http: '7070', p2p: '7071' })
+withConfigFile(managerStart)
+managerStart
   .option('--publisher-token <token>', 'register a publisher token (repeatable; stored hashed)', collect)
   .option('--join-token <token>', 'register a node join token (repeatable; stored hashed)', collect)
   .option('--replicas <n>', 'default copies per chunk', intArg('--replicas', 1), 3)
@@ -68,13 +77,12 @@ manager.command('start')
     const { startManager } = await import('../manager/daemon.ts')
     const logger = createLogger('manager')
     const heartbeatMs = parseDuration(o.heartbeat)
-    await runDaemon('manager', async () => startManager({
+    await runDaemon('manager', async () => await namingPortFlags(async () => await startManager({
       dataDir: o.dir,
-      httpHost: o.httpHost,
-      httpPort: o.httpPort,
-      listen: o.listen,
-      publisherTokens: o.publisherToken,
-      joinTokens: o.joinToken,
+      ...addressConfig(o),
+      defaultPorts: { http: 7070, p2p: 7071 },
+      publisherTokens: [...(o.publisherToken ?? []), ...envTokens('CDN_PUBLISHER_TOKENS')],
+      joinTokens: [...(o.joinToken ?? []), ...envTokens('CDN_JOIN_TOKENS')],
       replicas: o.replicas,
       chunkSize: parseSize(o.chunkSize),
       maxUploadBytes: parseSize(o.maxUpload),
@@ -85,39 +93,49 @@ manager.command('start')
       minCopies: o.minCopies,
       maxCopies: o.maxCopies,
       logger
-    }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
+    }), { http: '--http-port', p2p: '--p2p-port' }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger, async () => await joinInstructions(o.dir))
+  })
+
+manager.command('join-command')
+  .description('print the command that joins a new node to the manager of this data directory (the token stays in its file)')
+  .option('--dir <dir>', "the manager's data directory", '.cdn/manager')
+  .option('--json', 'print { command, manager, tokenFile, env }')
+  .action(async (o) => {
+    const r = await showJoinCommand(o.dir)
+    print(o.json === true, r, r.command)
   })
 
 const node = program.command('node').description('a distribution node')
-node.command('start')
+const nodeStart = node.command('start')
   .description('join an idle server to the pool and serve until SIGINT/SIGTERM')
-  .requiredOption('--manager <multiaddr>', "manager's libp2p address with /p2p/<peerId> (its orders are the only ones obeyed)")
-  .requiredOption('--join-token <token>', 'join token issued by the manager operator')
-  .option('--data <dir>', 'data directory (blobs, identity)', '.cdn/node')
+  .option('--manager <multiaddr>', "manager's libp2p address with /p2p/<peerId> (its orders are the only ones obeyed); required, here or in --config")
+  .option('--join-token <token>', 'join token issued by the manager operator (env CDN_JOIN_TOKEN)')
+  .option('--data <dir>', 'data directory (blobs, identity, ports)', '.cdn/node')
   .option('--capacity <size>', 'disk space to offer', '10GB')
   .option('--max-egress <rate>', 'egress cap, e.g. 50MB/s or unlimited', 'unlimited')
   .option('--zone <zone>', 'failure zone (copies of a chunk go to distinct zones)')
-  .option('--http-host <host>', 'data plane address', '127.0.0.1')
-  .option('--http-port <port>', 'data plane port (0: any)', intArg('--http-port'), 0)
-  .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
+addAddressOptions(nodeStart, { http: 'the last one, else any', p2p: 'the last one, else any' })
+withConfigFile(nodeStart)
+nodeStart
   .option('--bootstrap <multiaddr>', 'extra DHT peer (repeatable)', collect)
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startNode } = await import('../node/daemon.ts')
     const logger = createLogger('node')
-    await runDaemon('node', async () => startNode({
+    if (o.manager == null) throw new BadInputError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file')
+    const joinToken = o.joinToken ?? process.env.CDN_JOIN_TOKEN
+    if (joinToken == null || joinToken === '') throw new BadInputError('no join token: set CDN_JOIN_TOKEN (cdn manager join-command prints how)')
+    await runDaemon('node', async () => await namingPortFlags(async () => await startNode({
       dataDir: o.data,
       manager: o.manager,
-      joinToken: o.joinToken,
+      joinToken,
       capacity: parseSize(o.capacity),
       maxEgress: parseRate(o.maxEgress),
       zone: o.zone,
-      httpHost: o.httpHost,
-      httpPort: o.httpPort,
-      listen: o.listen,
+      ...addressConfig(o),
       bootstrap: o.bootstrap,
       logger
-    }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
+    }), { http: '--http-port', p2p: '--p2p-port' }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
   })
 
 node.command('drain <peer>')
@@ -147,30 +165,34 @@ node.command('rm <peer>')
   })
 
 const proxy = program.command('proxy').description("the viewer's localhost gateway")
-proxy.command('start')
+const proxyStart = proxy.command('start')
   .description('serve http://127.0.0.1:8080/c/<id> until SIGINT/SIGTERM')
   .addOption(managerOption())
   .option('--port <port>', 'HTTP port', intArg('--port'), 8080)
   .option('--listen <host>', 'address to listen on (loopback unless told otherwise)', '127.0.0.1')
+  .option('--announce <url>', 'http://host:port browsers are told to use (the PAC file; default: the listen address, or the first external interface address on a wildcard)')
   .option('--cache-dir <dir>', 'disk cache of verified (still encrypted) chunks', '.cdn/proxy/cache')
   .option('--cache-size <size>', 'most disk the cache may use', '2GB')
   .option('--state-dir <dir>', 'where the proxy remembers its manager and nodes (to work while the manager is down)', '.cdn/proxy')
   .option('--suffix <suffix>', 'host suffix served when the proxy is used as a browser HTTP proxy', 'cdn')
   .option('--json', 'print the ready line as JSON')
+withConfigFile(proxyStart)
+proxyStart
   .action(async (o) => {
     const { startProxy } = await import('../proxy/daemon.ts')
     const logger = createLogger('proxy')
-    await runDaemon('proxy', async () => startProxy({
+    await runDaemon('proxy', async () => await namingPortFlags(async () => await startProxy({
       managerUrl: o.manager,
       httpHost: o.listen,
       httpPort: o.port,
+      announce: o.announce,
       cacheDir: o.cacheDir,
       cacheBytes: parseSize(o.cacheSize),
       stateDir: o.stateDir,
       suffix: o.suffix,
       logger
-    }),
-      d => ({ http: d.http }), o.json === true, logger)
+    }), { http: '--port' }),
+    d => ({ http: d.http }), o.json === true, logger)
   })
 
 program.command('publish <file>')
@@ -194,7 +216,8 @@ program.command('get <id>')
   .addOption(managerOption())
   .option('--json', 'print one JSON line')
   .action(async (id: string, o) => {
-    const r = await get(id, { manager: o.manager, output: o.output, json: o.json === true, logger: createLogger('get') })
+    await requireWritableDir(o.output)
+    const r = await get(id, { manager: o.manager, output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
     print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
   })
 
@@ -241,6 +264,7 @@ program.command('up')
   .option('--nodes <n>', 'number of nodes', intArg('--nodes', 1), 3)
   .option('--dir <dir>', 'where data and logs go', '.cdn/up')
   .option('--manager-port <port>', 'manager HTTP port (0: any)', intArg('--manager-port'), 7070)
+  .option('--manager-p2p-port <port>', "manager libp2p port, in every node's --manager address (0: any; default 7071, or any when --manager-port is 0)", intArg('--manager-p2p-port'))
   .option('--proxy-port <port>', 'proxy HTTP port (0: any)', intArg('--proxy-port'), 8080)
   .option('--replicas <n>', 'default copies per chunk', intArg('--replicas', 1))
   .option('--chunk-size <size>', 'chunk size')
@@ -254,10 +278,11 @@ program.command('up')
   .option('--node-capacity <size>', 'capacity of each node', '10GB')
   .option('--node-egress <rate>', 'egress cap of each node', 'unlimited')
   .option('--proxy-cache <size>', "size of the proxy's chunk cache (0 disables it)", '2GB')
+  .option('--no-restart', 'leave a child that dies unexpectedly dead (default: restart it, with backoff)')
   .option('--json', 'print one JSON line when ready')
   .action(async (o) => {
     const net = await startLocalNetwork({
-      nodes: o.nodes, dir: o.dir, managerPort: o.managerPort, proxyPort: o.proxyPort, replicas: o.replicas,
+      nodes: o.nodes, dir: o.dir, managerPort: o.managerPort, managerP2pPort: o.managerP2pPort, proxyPort: o.proxyPort, replicas: o.replicas,
       chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache,
       reconcile: o.reconcile, moveShare: o.moveShare, minCopies: o.minCopies, maxCopies: o.maxCopies,
       nodeZones: o.nodeZones != null ? String(o.nodeZones).split(',').map((z: string) => z.trim()).filter((z: string) => z !== '') : undefined
@@ -266,8 +291,12 @@ program.command('up')
     print(o.json === true, s, [
       `dashboard: ${s.proxy}/`,
       `manager:   ${s.manager}`,
+      `multiaddr: ${s.managerMultiaddr}`,
       `nodes:     ${s.nodes.map(n => n.http).join(' ')}`,
       `logs:      ${join(s.dir, 'logs')}`,
+      '',
+      'join one more node:',
+      `  ${s.joinCommand}`,
       '',
       'try:',
       `  export CDN_MANAGER=${s.manager} CDN_TOKEN=${s.token} CDN_PROXY=${s.proxy}`,
@@ -276,16 +305,12 @@ program.command('up')
       '',
       'Ctrl-C stops everything.'
     ].join('\n'))
-    for (const child of net.children) {
-      child.proc.once('exit', (code, signal) => {
-        if (!stopping) process.stderr.write(`${child.role} (pid ${child.proc.pid}) exited: ${signal ?? code}\n`)
-      })
-    }
+    const supervisor = new ChildSupervisor(net.children, { restart: o.restart !== false, say: line => { process.stderr.write(`${line}\n`) } })
     let stopping = false
     const stop = (): void => {
       if (stopping) return
       stopping = true
-      stopChildren(net.children).then(() => process.exit(0), (err: unknown) => {
+      supervisor.stop().then(() => process.exit(0), (err: unknown) => {
         process.stderr.write(`cdn: ${describeError(err)}\n`)
         process.exit(1)
       })

@@ -4,7 +4,10 @@ import { createWriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { readFile } from 'node:fs/promises'
 import { CdnError, TimeoutError } from '../core/errors.ts'
+import { PortInUseError } from '../core/ports.ts'
+import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/join-command.ts'
 import { callManager } from './manager-api.ts'
 
 const CDN = join(import.meta.dirname, 'cdn.ts')
@@ -13,6 +16,8 @@ export interface UpOptions {
   nodes: number
   dir: string
   managerPort: number
+  /** the manager's libp2p port; default 7071, or any free port when managerPort is 0 */
+  managerP2pPort?: number
   proxyPort: number
   replicas?: number
   chunkSize?: string
@@ -32,16 +37,31 @@ export interface UpOptions {
   readyTimeout?: number
 }
 
-export interface Child { role: string, proc: ChildProcess, info: Record<string, any> }
+export interface Child {
+  role: string
+  proc: ChildProcess
+  info: Record<string, any>
+  /** starts the same child again (same arguments, data and log file, some flags given other values), for the supervisor */
+  again: (flags?: Record<string, string>) => Promise<Child>
+}
 
 export class ChildExitedError extends CdnError {
   constructor (message: string) { super(message, 'ERR_CHILD_EXITED', 500) }
 }
 
-/** Starts `cdn <args>` as a child, its logs to a file, and resolves with its JSON ready line. */
-export async function startChild (role: string, args: string[], logFile: string, timeout = 60_000): Promise<Child> {
+/** A child's own flags that move a port, and the `cdn up` flags that set them. */
+export type PortFlags = Partial<Record<'http' | 'p2p', string>>
+
+/**
+ * Starts `cdn <args>` as a child, its logs to a file, and resolves with its
+ * JSON ready line. A child that fails says why on that line; a taken port
+ * becomes a PortInUseError naming `portFlags`' flag, the one the person who
+ * started `cdn up` can change.
+ */
+export async function startChild (role: string, args: string[], logFile: string, timeout = 60_000, opts: { env?: Record<string, string>, portFlags?: PortFlags } = {}): Promise<Child> {
   const log = createWriteStream(logFile, { flags: 'a' })
-  const proc = spawn(process.execPath, [CDN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Secrets go through the environment: argv is visible to every user in `ps`.
+  const proc = spawn(process.execPath, [CDN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } })
   proc.stderr!.pipe(log)
   const lines = createInterface({ input: proc.stdout! })
   const info = await new Promise<Record<string, any>>((resolve, reject) => {
@@ -54,19 +74,31 @@ export async function startChild (role: string, args: string[], logFile: string,
     lines.once('line', (line) => {
       clearTimeout(timer)
       proc.off('exit', onExit)
+      let info: Record<string, any>
       try {
-        resolve(JSON.parse(line))
+        info = JSON.parse(line)
       } catch {
         reject(new ChildExitedError(`${role} printed "${line.slice(0, 200)}" instead of its ready line`))
+        return
       }
+      if (info.ready === false) reject(childFailure(role, info.error ?? {}, logFile, opts.portFlags ?? {}))
+      else resolve(info)
     })
   })
-  return { role, proc, info }
+  return { role, proc, info, again: async (flags = {}) => await startChild(role, withFlags(args, flags), logFile, timeout, opts) }
+}
+
+function childFailure (role: string, error: Record<string, any>, logFile: string, portFlags: PortFlags): CdnError {
+  const flag = portFlags[error.what as 'http' | 'p2p']
+  if (error.code === 'ERR_PORT_IN_USE' && typeof error.port === 'number') {
+    return new PortInUseError(String(error.what), String(error.host), error.port, flag != null ? { flag } : undefined)
+  }
+  return new ChildExitedError(`${role} could not start: ${String(error.message ?? 'unknown error')} (log: ${logFile})`)
 }
 
 /** SIGTERM every child, then SIGKILL whatever is still alive after `graceMs`. */
 export async function stopChildren (children: Child[], graceMs = 10_000): Promise<void> {
-  await Promise.all(children.reverse().map(async ({ proc }) => {
+  await Promise.all([...children].reverse().map(async ({ proc }) => {
     if (proc.exitCode != null || proc.signalCode != null) return
     const exited = new Promise<void>(resolve => proc.once('exit', () => { resolve() }))
     proc.kill('SIGTERM')
@@ -77,7 +109,7 @@ export async function stopChildren (children: Child[], graceMs = 10_000): Promis
 }
 
 export interface LocalNetwork {
-  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, joinToken: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
+  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, joinToken: string, joinTokenFile: string, joinCommand: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
   children: Child[]
 }
 
@@ -86,11 +118,11 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
   const logs = join(o.dir, 'logs')
   await mkdir(logs, { recursive: true })
   const token = randomBytes(18).toString('base64url')
-  const joinToken = randomBytes(18).toString('base64url')
   const children: Child[] = []
+  const managerDir = join(o.dir, 'manager')
+  const p2pPort = o.managerP2pPort ?? (o.managerPort === 0 ? 0 : 7071)
   try {
-    const managerArgs = ['manager', 'start', '--dir', join(o.dir, 'manager'), '--http-port', String(o.managerPort),
-      '--publisher-token', token, '--join-token', joinToken]
+    const managerArgs = ['manager', 'start', '--dir', managerDir, '--http-port', String(o.managerPort), '--p2p-port', String(p2pPort)]
     if (o.replicas != null) managerArgs.push('--replicas', String(o.replicas))
     if (o.chunkSize != null) managerArgs.push('--chunk-size', o.chunkSize)
     if (o.heartbeat != null) managerArgs.push('--heartbeat', o.heartbeat)
@@ -99,19 +131,33 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     if (o.moveShare != null) managerArgs.push('--move-share', String(o.moveShare))
     if (o.minCopies != null) managerArgs.push('--min-copies', String(o.minCopies))
     if (o.maxCopies != null) managerArgs.push('--max-copies', String(o.maxCopies))
-    const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout)
+    const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout, {
+      env: { CDN_PUBLISHER_TOKENS: token },
+      portFlags: { http: '--manager-port', p2p: '--manager-p2p-port' }
+    })
+    // Restarted, it must come back where the nodes and the proxy look for it, even when it was started on "any port".
+    manager.again = restartOnSamePorts(manager, { '--http-port': portOf(manager.info.http), '--p2p-port': portOf(manager.info.multiaddrs[0]) })
     children.push(manager)
     const managerMultiaddr = String(manager.info.multiaddrs[0])
+    // The manager keeps the pool's join token in its data directory; nodes get it through the environment.
+    const joinTokenFile = join(managerDir, JOIN_TOKEN_FILE)
+    const joinToken = (await readFile(joinTokenFile, 'utf8')).trim()
+    const join_ = joinCommand(managerDir, await readManagerAddress(managerDir))
     const nodes = await Promise.all(Array.from({ length: o.nodes }, async (_, i) => {
-      const child = await startChild(`node-${i}`, ['node', 'start', '--manager', managerMultiaddr, '--join-token', joinToken,
+      const child = await startChild(`node-${i}`, ['node', 'start', '--manager', managerMultiaddr,
         '--data', join(o.dir, `node-${i}`), '--capacity', o.nodeCapacity, '--max-egress', o.nodeEgress,
-        ...(o.nodeZones != null && o.nodeZones.length > 0 ? ['--zone', o.nodeZones[i % o.nodeZones.length]] : [])], join(logs, `node-${i}.log`), o.readyTimeout)
+        ...(o.nodeZones != null && o.nodeZones.length > 0 ? ['--zone', o.nodeZones[i % o.nodeZones.length]] : [])], join(logs, `node-${i}.log`), o.readyTimeout, {
+        env: { CDN_JOIN_TOKEN: joinToken }
+      })
       children.push(child)
       return child
     }))
     await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000)
     const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
-      '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout)
+      '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout, {
+      portFlags: { http: '--proxy-port' }
+    })
+    proxy.again = restartOnSamePorts(proxy, { '--port': portOf(proxy.info.http) })
     children.push(proxy)
     return {
       children,
@@ -123,6 +169,8 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
         proxyPid: Number(proxy.proc.pid),
         token,
         joinToken,
+        joinTokenFile,
+        joinCommand: join_.command,
         dir: o.dir,
         nodes: nodes.map((n, i) => ({ peerId: String(n.info.peerId), http: String(n.info.http), pid: Number(n.proc.pid), multiaddrs: (n.info.multiaddrs as string[]).map(String), data: join(o.dir, `node-${i}`) }))
       }
@@ -131,6 +179,31 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     await stopChildren(children)
     throw err
   }
+}
+
+/** The port of `http://host:port` or of `/ip4/…/tcp/port/…`. */
+function portOf (address: unknown): string {
+  const text = String(address)
+  const port = text.startsWith('/') ? /\/tcp\/(\d+)/.exec(text)?.[1] : new URL(text).port
+  if (port == null || port === '') throw new ChildExitedError(`cannot tell the port of ${text}`)
+  return port
+}
+
+/** A restart of `child` with the ports it actually bound in place of what it was asked for (its restarts keep them). */
+function restartOnSamePorts (child: Child, ports: Record<string, string>): () => Promise<Child> {
+  const again = child.again
+  return async () => await again(ports)
+}
+
+/** `args` with each `--flag value` pair of `flags` set to the given value (added when missing). */
+export function withFlags (args: string[], flags: Record<string, string>): string[] {
+  const out = [...args]
+  for (const [flag, value] of Object.entries(flags)) {
+    const i = out.indexOf(flag)
+    if (i >= 0 && i + 1 < out.length) out[i + 1] = value
+    else out.push(flag, value)
+  }
+  return out
 }
 
 /** Nodes report ready once listening; the pool is usable only when the manager has seen each of them join. */

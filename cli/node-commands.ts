@@ -20,8 +20,9 @@ export class NodeDeadError extends CdnError {
 }
 
 /**
- * Finds a node by its full peer id, a unique prefix of it, or the short
- * `12D3KooW…abc123` form `cdn status` prints.
+ * Finds a node by its full peer id, a unique prefix or a unique suffix of it
+ * (`cdn status` prints the shortest unique suffix), or the older
+ * `12D3KooW…abc123` form.
  */
 export async function resolvePeer (api: ApiOptions, text: string): Promise<NodeView> {
   const wanted = text.trim().replace('...', '…')
@@ -30,7 +31,9 @@ export async function resolvePeer (api: ApiOptions, text: string): Promise<NodeV
   const exact = nodes.find(n => n.peerId === wanted)
   if (exact != null) return exact
   const [head, tail] = wanted.includes('…') ? wanted.split('…', 2) : [wanted, '']
-  const matches = nodes.filter(n => n.peerId.startsWith(head) && n.peerId.endsWith(tail))
+  const matches = wanted.includes('…')
+    ? nodes.filter(n => n.peerId.startsWith(head) && n.peerId.endsWith(tail))
+    : nodes.filter(n => n.peerId.startsWith(wanted) || n.peerId.endsWith(wanted))
   if (matches.length === 1) return matches[0]
   if (matches.length === 0) throw new NotFoundError(`no node ${text} in the pool (see cdn status)`)
   throw new BadInputError(`"${text}" matches ${matches.length} nodes; give more of the peer id`)

@@ -9,8 +9,16 @@ export function table (headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n')
 }
 
-function short (peerId: string): string {
-  return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId
+/** Shortest suffixes (8 characters at least) that tell these peer ids apart: what `cdn node drain/rm` take back as they are. */
+export function shortPeerIds (ids: string[]): Map<string, string> {
+  const unique = [...new Set(ids)]
+  const out = new Map<string, string>()
+  for (const id of unique) {
+    let n = Math.min(8, id.length)
+    while (n < id.length && unique.some(other => other !== id && other.endsWith(id.slice(-n)))) n++
+    out.set(id, id.slice(-n))
+  }
+  return out
 }
 
 export async function listContents (api: ApiOptions): Promise<any> {
@@ -28,7 +36,9 @@ export async function removeContent (api: ApiOptions, id: string): Promise<any> 
 }
 
 export async function poolStatus (api: ApiOptions): Promise<any> {
-  return callManager(api, 'GET', '/api/nodes')
+  const [nodes, health] = await Promise.all([callManager(api, 'GET', '/api/nodes'), callManager(api, 'GET', '/api/health/replication')])
+  // Repair the manager cannot do (too few nodes, full disks, one zone), one line each.
+  return { ...nodes, repairBlocked: health.repairBlocked ?? [] }
 }
 
 function percent (part: number, whole: number | null | undefined): string {
@@ -36,13 +46,16 @@ function percent (part: number, whole: number | null | undefined): string {
 }
 
 export function formatStatus (res: any): string {
+  const short = shortPeerIds((res.nodes as any[]).map(n => String(n.peerId)))
   const rows = (res.nodes as any[]).map(n => [
-    short(n.peerId), n.state, n.zone ?? '-',
+    short.get(n.peerId) ?? n.peerId, n.state, n.zone ?? '-',
     `${formatBytes(n.used)} / ${formatBytes(n.capacity)}${percent(n.used, n.capacity)}`,
     `${formatBytes(n.egressRate ?? 0)}/s / ${n.egressCap == null ? 'unlimited' : `${formatBytes(n.egressCap)}/s`}${percent(n.egressRate ?? 0, n.egressCap)}`,
     String(n.contents ?? 0), String(n.copies ?? n.blobs ?? 0), n.health ?? '-', n.http
   ])
-  return rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
+  const nodes = rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
+  const blocked = (res.repairBlocked ?? []) as Array<{ message: string }>
+  return blocked.length === 0 ? nodes : `${nodes}\n\nrepair blocked:\n${blocked.map(b => `  ${b.message}`).join('\n')}`
 }
 
 export async function listEvents (api: ApiOptions, limit: number): Promise<any> {
@@ -50,8 +63,9 @@ export async function listEvents (api: ApiOptions, limit: number): Promise<any> 
 }
 
 export function formatEvents (res: any): string {
+  const short = shortPeerIds((res.events as any[]).filter(e => e.node != null).map(e => String(e.node)))
   const rows = (res.events as any[]).map(e => [
-    new Date(e.at).toISOString(), e.kind, e.content ?? '-', e.node != null ? short(e.node) : '-',
+    new Date(e.at).toISOString(), e.kind, e.content ?? '-', e.node != null ? short.get(e.node) ?? e.node : '-',
     e.detail == null ? '' : JSON.stringify(e.detail)
   ])
   return rows.length === 0 ? 'no events' : table(['AT', 'KIND', 'CONTENT', 'NODE', 'DETAIL'], rows)

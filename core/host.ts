@@ -10,6 +10,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { tcpMultiaddr } from './addresses.ts'
 import { BadInputError } from './errors.ts'
 
 /** Our DHT is private: peers of the public IPFS network speak another protocol id and never mix in. */
@@ -24,6 +25,14 @@ export interface HostInit {
   listen?: string[]
   /** extra multiaddrs to announce, e.g. the node's HTTP data address `/ip4/…/tcp/…/http` */
   announce?: string[]
+  /**
+   * The host other peers reach this one at. Every TCP address announced is
+   * rewritten to it (same port): a wildcard listener would otherwise be
+   * announced on every interface, loopback and container bridges included.
+   */
+  announceHost?: string
+  /** multiaddrs announced instead of the listen addresses (the operator's `--announce /ip4/…/tcp/…`) */
+  reachableAt?: string[]
   /** DHT servers answer queries and hold records (nodes, manager); clients only ask (proxies, the CLI) */
   dhtServer: boolean
 }
@@ -34,7 +43,10 @@ export async function createHost (init: HostInit): Promise<Host> {
     privateKey: init.privateKey,
     addresses: {
       listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-      appendAnnounce: init.announce ?? []
+      // libp2p ignores appendAnnounce once announce is set, so the extra addresses go into both.
+      ...(init.reachableAt != null && init.reachableAt.length > 0 ? { announce: [...init.reachableAt, ...(init.announce ?? [])] } : {}),
+      appendAnnounce: init.announce ?? [],
+      ...(init.announceHost != null ? { announceFilter: (addrs: Multiaddr[]) => rewriteHost(addrs, init.announceHost!) } : {})
     },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -53,6 +65,26 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   })
   return host as unknown as Host
+}
+
+/** Every TCP address but the /http ones, moved to `host` (port and /p2p kept), without duplicates. */
+export function rewriteHost (addrs: Multiaddr[], host: string): Multiaddr[] {
+  const seen = new Set<string>()
+  const out: Multiaddr[] = []
+  for (const ma of addrs) {
+    const parts = ma.getComponents()
+    let next = ma
+    const ip = parts[0]
+    if (!parts.some(p => p.name === 'http') && (ip?.name === 'ip4' || ip?.name === 'ip6') && parts[1]?.name === 'tcp') {
+      const rest = parts.slice(1).map(p => `/${p.name}${p.value != null ? `/${p.value}` : ''}`).join('')
+      next = multiaddr(`${tcpMultiaddr(host, 0).replace(/\/tcp\/0$/, '')}${rest}`)
+    }
+    const key = next.toString()
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push(next)
+  }
+  return out
 }
 
 /** Dials bootstrap peers so the routing table fills; unreachable ones are reported, not fatal. */

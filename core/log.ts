@@ -15,3 +15,13 @@ export function createLogger (component: string, bindings: Record<string, unknow
 export function silentLogger (): Logger {
   return pino({ level: 'silent' })
 }
+
+/**
+ * A logger for a command a person runs (get, publish, …): silent unless they
+ * asked with `--verbose` or CDN_LOG_LEVEL, so a terminal shows the command's
+ * own output and its one-line errors, not JSON log lines.
+ */
+export function createCommandLogger (component: string, verbose: boolean): Logger {
+  const level = process.env.CDN_LOG_LEVEL ?? (verbose ? 'info' : 'silent')
+  return pino({ level, base: { component, pid: process.pid } }, pino.destination(2))
+}

@@ -36,7 +36,7 @@ export interface ApiComponents {
   /** drain and removal of nodes, and their health */
   nodeAdmin: NodeAdmin
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
-  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown }
+  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[] }
   logger: Logger
 }
 
@@ -265,7 +265,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
 
   const replicationHealth: Handler = async (_req, res) => {
     const r = c.replication()
-    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound })
+    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
   }
 
   /** Manifests of visible contents, for nodes receiving their first copy of a content (same headers as a node's /chunk). */

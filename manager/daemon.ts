@@ -4,14 +4,15 @@
  */
 import { mkdir } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { IdentifyResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { serveRpc } from '../core/control-rpc.ts'
+import { defaultAnnounceHost, firstTcpPort, httpBase as httpBaseOf, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
 import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, loadOrCreateKey, type Host } from '../core/host.ts'
+import { bindPlanned, listenHttp, PortBook } from '../core/ports.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { CONTROL_PROTOCOL, parseNodeMessage } from '../core/wire.ts'
@@ -22,6 +23,7 @@ import { Chore } from './chore.ts'
 import { Db } from './db.ts'
 import { ContentDeleter } from './delete.ts'
 import { DemandTracker } from './demand-tracker.ts'
+import { ensureJoinToken, writeManagerAddress } from './join-command.ts'
 import { KeyCustody } from './key-custody.ts'
 import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
 import { NodeAdmin } from './node-admin.ts'
@@ -29,6 +31,7 @@ import { RpcNodeClient } from './node-client.ts'
 import { NodeRegistry } from './node-registry.ts'
 import { PoolSnapshotter } from './pool-snapshot.ts'
 import { Publisher } from './publish.ts'
+import { RepairBlockedMonitor } from './repair-blocked.ts'
 import { ReplicationController } from './replication-controller.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
@@ -36,9 +39,19 @@ import { TokenStore } from './tokens.ts'
 
 export interface ManagerConfig {
   dataDir: string
-  httpHost?: string            // default '127.0.0.1'
-  httpPort?: number            // default 0
-  listen?: string[]            // libp2p, default ['/ip4/127.0.0.1/tcp/0']
+  httpHost?: string            // address the HTTP API and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
+  httpPort?: number            // default: the port this data directory used last, else defaultPorts.http, else any
+  p2pPort?: number             // libp2p TCP port on httpHost; same defaults as httpPort
+  /** the ports a fresh data directory takes (`cdn manager start`: 7070 and 7071); 0 = any free port */
+  defaultPorts?: { http?: number, p2p?: number }
+  listen?: string[]            // explicit libp2p listen multiaddrs, instead of httpHost and p2pPort
+  /**
+   * what others are told to use: `http://host:port` for the API (staging
+   * URLs handed to nodes), `/…` multiaddrs for libp2p, a bare host for both.
+   * Default: the listen address, or this host's first external interface
+   * address when listening on a wildcard; never 0.0.0.0.
+   */
+  announce?: string[]
   publisherTokens?: string[]   // plain tokens to register (stored hashed) at start
   joinTokens?: string[]        // plain join tokens to register (stored hashed)
   replicas?: number            // default 3
@@ -60,28 +73,15 @@ export interface ManagerDaemon { peerId: string, http: string, multiaddrs: strin
 /** ms a node's join or heartbeat may take on the control protocol */
 const CONTROL_TIMEOUT_MS = 30_000
 
-function urlHost (host: string): string {
-  // A wildcard bind is reachable on loopback; that is the address nodes on this machine fetch staging from.
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1'
-  return host.includes(':') ? `[${host}]` : host
-}
-
-async function listen (server: Server, host: string, port: number): Promise<AddressInfo> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  return server.address() as AddressInfo
-}
-
 async function closeServer (server: Server): Promise<void> {
   const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
   // Idle keep-alive sockets would hold close() open; uploads were already aborted.
   server.closeAllConnections()
   await closed
+}
+
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]'
 }
 
 export async function startManager (config: ManagerConfig): Promise<ManagerDaemon> {
@@ -116,6 +116,9 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
   try {
     await mkdir(config.dataDir, { recursive: true })
     const privateKey = await loadOrCreateKey(join(config.dataDir, 'manager.key'))
+    const ports = await PortBook.open(config.dataDir)
+    const announce = splitAnnounce(config.announce)
+    const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(httpHost))
 
     // ---- storage ---------------------------------------------------------
     const db = new Db(join(config.dataDir, 'catalog.db'))
@@ -128,11 +131,20 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const keys = new KeyCustody(db)
     for (const t of config.publisherTokens ?? []) tokens.register('publisher', t)
     for (const t of config.joinTokens ?? []) tokens.register('join', t)
+    tokens.register('join', await ensureJoinToken(config.dataDir), 'join-file')
     const staging = new Staging(join(config.dataDir, 'staging'))
     await staging.init()
 
     // ---- libp2p ----------------------------------------------------------
-    const host: Host = await createHost({ privateKey, listen: config.listen ?? ['/ip4/127.0.0.1/tcp/0'], dhtServer: true })
+    // The manager's address is in every node's configuration: a taken port is an error, never a silent move.
+    const p2pPlan = ports.plan('p2p', config.p2pPort, config.defaultPorts?.p2p ?? 0)
+    const host: Host = await bindPlanned(p2pPlan, 'p2p', httpHost, async port => await createHost({
+      privateKey,
+      listen: config.listen ?? [listenMultiaddr(httpHost, port)],
+      reachableAt: announce.p2p,
+      announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
+      dhtServer: true
+    }), { fallbackToAny: false })
     closers.push({ name: 'libp2p', close: async () => { await host.stop() } })
     const peerId = host.peerId.toString()
     // Nodes dial in; after a restart, their last known addresses let orders reach them before they do.
@@ -221,8 +233,18 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }
     }, { minCopies })
     const snapshots = new PoolSnapshotter({ catalog, demand, moves: runner })
+    // Reads each round's snapshot beside the policy: repair the pool cannot do is reported, not just deferred.
+    const repairBlocked = new RepairBlockedMonitor({ events: catalog, registry: metricsRegistry, logger: log.child({ part: 'repair-blocked' }) })
     const controller = new ReplicationController({
-      snapshot: (now, uncapped) => snapshots.take(now, uncapped),
+      snapshot: (now, uncapped) => {
+        const snapshot = snapshots.take(now, uncapped)
+        try {
+          repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
+        } catch (err) {
+          log.error({ err: describeError(err) }, 'could not tell whether repair is blocked')
+        }
+        return snapshot
+      },
       runner,
       expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
       recover: () => catalog.suspectPendingCopiesOfVisible(),
@@ -247,13 +269,18 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       metrics,
       info: () => ({ peerId, multiaddrs, http: httpBase }),
       nodeAdmin,
-      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null }),
+      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null, repairBlocked: repairBlocked.current }),
       logger: log.child({ part: 'api' })
     }))
-    const address = await listen(server, httpHost, config.httpPort ?? 0)
-    httpBase = `http://${urlHost(httpHost)}:${address.port}`
+    const httpPlan = ports.plan('http', config.httpPort, config.defaultPorts?.http ?? 0)
+    const address = await bindPlanned(httpPlan, 'http', httpHost, async port => await listenHttp(server, httpHost, port), { fallbackToAny: false })
+    httpBase = announce.http ?? httpBaseOf(announceHost, address.port)
     closers.push({ name: 'http', close: async () => { await closeServer(server) } })
     multiaddrs = host.getMultiaddrs().map(a => a.toString())
+    // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
+    const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
+    await ports.record({ http: address.port, ...(p2pPort != null ? { p2p: p2pPort } : {}) })
+    await writeManagerAddress(config.dataDir, { peerId, multiaddrs, http: httpBase, reachableFromOtherHosts: !isLoopback(httpHost) })
 
     // ---- chores ----------------------------------------------------------
     const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), () => { registry.sweep() }, log)

@@ -11,11 +11,13 @@ import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
 import { rpcCall } from '../core/control-rpc.ts'
+import { defaultAnnounceHost, firstTcpPort, httpBase, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
 import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
 import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
+import { bindPlanned, PortBook } from '../core/ports.ts'
 import { CONTROL_PROTOCOL } from '../core/wire.ts'
 import { BlobFetcher } from './blob-fetcher.ts'
 import { BlobStore } from './blob-store.ts'
@@ -37,9 +39,17 @@ export interface NodeConfig {
   capacity: number            // bytes
   maxEgress: number           // bytes/s, Infinity = unlimited
   zone?: string
-  httpHost?: string           // default '127.0.0.1'
-  httpPort?: number           // default 0 (ephemeral)
-  listen?: string[]           // libp2p listen multiaddrs, default ['/ip4/127.0.0.1/tcp/0']
+  httpHost?: string           // address the data plane and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
+  httpPort?: number           // default: the port this data directory used last (any free one if it is taken), else any
+  p2pPort?: number            // libp2p TCP port on httpHost; same defaults as httpPort
+  listen?: string[]           // explicit libp2p listen multiaddrs, instead of httpHost and p2pPort
+  /**
+   * what other hosts are told: `http://host:port` for the data plane (in
+   * provider records and heartbeats), `/…` multiaddrs for libp2p, a bare
+   * host for both. Default: the listen address, or this host's first
+   * external interface address when listening on a wildcard.
+   */
+  announce?: string[]
   bootstrap?: string[]        // extra DHT peers (the manager is always one)
   heartbeatMs?: number        // default: what the manager's `joined` says
   gcGraceMs?: number
@@ -87,6 +97,12 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     await mkdir(config.dataDir, { recursive: true })
     const privateKey = await loadOrCreateKey(join(config.dataDir, 'peer.key'))
     const peerId = peerIdFromPrivateKey(privateKey).toString()
+    const listenHost = config.httpHost ?? '127.0.0.1'
+    const ports = await PortBook.open(config.dataDir)
+    const announce = splitAnnounce(config.announce)
+    const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(listenHost))
+    // A node announces its own addresses, so a saved port someone took meanwhile is simply replaced.
+    const onFallback = (what: string) => (port: number): void => { log.warn({ port, what }, 'the port this node used last is taken; using another') }
 
     const store = await BlobStore.open({ dir: join(config.dataDir, 'blobs'), capacity: config.capacity, logger: log.child({ part: 'blob-store' }) })
     closers.push({ name: 'blob-store', close: async () => { await store.close() } })
@@ -98,7 +114,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const limiter = new BandwidthLimiter(config.maxEgress)
     const meter = new LoadMeter()
 
-    const dataPlane = new DataPlane({
+    const dataPlaneOn = (port: number): DataPlane => new DataPlane({
       store,
       index,
       limiter,
@@ -107,19 +123,27 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       registry,
       health: () => ({ peerId, used: store.used, capacity: store.capacity, blobs: store.count, contents: index.size }),
       logger: log.child({ part: 'data-plane' })
-    }, { host: config.httpHost ?? '127.0.0.1', port: config.httpPort ?? 0 })
-    const http = await dataPlane.start()
-    closers.push({ name: 'data-plane', close: async () => { await dataPlane.stop() } })
+    }, { host: listenHost, port })
+    let dataPlane: DataPlane | undefined
+    const bound = await bindPlanned(ports.plan('http', config.httpPort, 0), 'http', listenHost, async (port) => {
+      dataPlane = dataPlaneOn(port)
+      return await dataPlane.start()
+    }, { fallbackToAny: true, onFallback: onFallback('http') })
+    const http = announce.http ?? httpBase(announceHost, Number(new URL(bound).port))
+    closers.push({ name: 'data-plane', close: async () => { await dataPlane?.stop() } })
 
     const fetcher = new BlobFetcher({ store, logger: log.child({ part: 'fetcher' }) })
     closers.push({ name: 'fetcher', close: async () => { await fetcher.close() } })
 
-    const host: Host = await createHost({
+    const p2pPlan = ports.plan('p2p', config.p2pPort, 0)
+    const host: Host = await bindPlanned(p2pPlan, 'p2p', listenHost, async port => await createHost({
       privateKey,
-      listen: config.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      listen: config.listen ?? [listenMultiaddr(listenHost, port)],
       announce: [httpMultiaddr(http)],
+      reachableAt: announce.p2p,
+      announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
       dhtServer: true
-    })
+    }), { fallbackToAny: true, onFallback: onFallback('p2p') })
     closers.push({ name: 'libp2p', close: async () => { await host.stop() } })
 
     const announcer = new ContentAnnouncer({ routing: host.contentRouting, logger: log.child({ part: 'announcer' }) })
@@ -166,6 +190,9 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     closers.push({ name: 'gc', close: async () => { await gc.stop() } })
 
     const multiaddrs = host.getMultiaddrs().map(String).filter(a => !a.includes('/http'))
+    // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
+    const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
+    await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null ? { p2p: p2pPort } : {}) })
     log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
     return { peerId, http, multiaddrs, stop }
   } catch (err) {

@@ -1,7 +1,9 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { defaultAnnounceHost, parseAnnounceUrl, urlHost } from '../core/addresses.ts'
 import type { Logger } from '../core/log.ts'
+import { isAddressInUse, PortInUseError } from '../core/ports.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
 import { DownloadTracker } from './download-tracker.ts'
@@ -14,6 +16,12 @@ export interface ProxyConfig {
   httpHost?: string
   /** default 8080; 0 = ephemeral */
   httpPort?: number
+  /**
+   * `http://host:port` browsers are told to use (printed, and in the PAC
+   * file); default the listen address, or this host's first external
+   * interface address when listening on a wildcard
+   */
+  announce?: string
   /** verified ciphertext chunks are cached here (default: no disk cache) */
   cacheDir?: string
   /** bytes the chunk cache may use (default 2 GB) */
@@ -40,6 +48,7 @@ export interface ProxyDaemon {
 export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   const logger = config.logger
   const host = config.httpHost ?? '127.0.0.1'
+  const announced = config.announce != null ? parseAnnounceUrl(config.announce) : undefined
   const registry = createMetricsRegistry('proxy')
   const metrics = createProxyMetrics(registry)
   const stack: FetchStack = await startFetchStack({
@@ -63,10 +72,11 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     await once(server, 'listening')
   } catch (err) {
     await stack.close()
+    if (isAddressInUse(err)) throw new PortInUseError('http', host, config.httpPort ?? 8080, { cause: err })
     throw err
   }
   const port = (server.address() as AddressInfo).port
-  hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  hostPort = announced != null ? announced.host : `${urlHost(defaultAnnounceHost(host))}:${port}`
   const http = `http://${hostPort}`
   logger.info({ http, manager: config.managerUrl }, 'proxy listening')
 

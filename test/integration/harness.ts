@@ -35,7 +35,8 @@ export async function tempDir (label: string): Promise<string> {
 /** `cdn up --json` with ephemeral ports; resolves once the pool is ready. */
 export async function startNetwork (opts: { nodes?: number, extra?: string[] } = {}): Promise<Network> {
   const dir = await tempDir('net')
-  const args = [CDN, 'up', '--json', '--nodes', String(opts.nodes ?? 4), '--dir', dir, '--manager-port', '0', '--proxy-port', '0', ...(opts.extra ?? [])]
+  // Tests kill children on purpose: `cdn up` must not bring them back.
+  const args = [CDN, 'up', '--json', '--nodes', String(opts.nodes ?? 4), '--dir', dir, '--manager-port', '0', '--proxy-port', '0', '--no-restart', ...(opts.extra ?? [])]
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CDN_LOG_LEVEL: process.env.CDN_LOG_LEVEL ?? 'info' } })
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! })
