@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CdnError, TimeoutError } from '../core/errors.ts'
@@ -38,10 +38,10 @@ export class ChildExitedError extends CdnError {
   constructor (message: string) { super(message, 'ERR_CHILD_EXITED', 500) }
 }
 
-/** Starts `cdn <args>` as a child, its logs to a file, and resolves with its JSON ready line. */
-export async function startChild (role: string, args: string[], logFile: string, timeout = 60_000): Promise<Child> {
+/** Starts `cdn <args>` as a child, its logs to a file, and resolves with its JSON ready line. Secrets go in `env`, never in `args` (ps shows argv to everyone). */
+export async function startChild (role: string, args: string[], logFile: string, timeout = 60_000, env: Record<string, string> = {}): Promise<Child> {
   const log = createWriteStream(logFile, { flags: 'a' })
-  const proc = spawn(process.execPath, [CDN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [CDN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   proc.stderr!.pipe(log)
   const lines = createInterface({ input: proc.stdout! })
   const info = await new Promise<Record<string, any>>((resolve, reject) => {
@@ -77,7 +77,7 @@ export async function stopChildren (children: Child[], graceMs = 10_000): Promis
 }
 
 export interface LocalNetwork {
-  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, joinToken: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
+  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, adminToken: string, joinToken: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
   children: Child[]
 }
 
@@ -89,8 +89,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
   const joinToken = randomBytes(18).toString('base64url')
   const children: Child[] = []
   try {
-    const managerArgs = ['manager', 'start', '--dir', join(o.dir, 'manager'), '--http-port', String(o.managerPort),
-      '--publisher-token', token, '--join-token', joinToken]
+    const managerArgs = ['manager', 'start', '--dir', join(o.dir, 'manager'), '--http-port', String(o.managerPort)]
     if (o.replicas != null) managerArgs.push('--replicas', String(o.replicas))
     if (o.chunkSize != null) managerArgs.push('--chunk-size', o.chunkSize)
     if (o.heartbeat != null) managerArgs.push('--heartbeat', o.heartbeat)
@@ -99,17 +98,19 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     if (o.moveShare != null) managerArgs.push('--move-share', String(o.moveShare))
     if (o.minCopies != null) managerArgs.push('--min-copies', String(o.minCopies))
     if (o.maxCopies != null) managerArgs.push('--max-copies', String(o.maxCopies))
-    const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout)
+    const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout, { CDN_PUBLISHER_TOKENS: token, CDN_JOIN_TOKENS: joinToken })
     children.push(manager)
+    // The manager's first start wrote it; later starts find it there.
+    const adminToken = (await readFile(join(o.dir, 'manager', 'admin.token'), 'utf8')).trim()
     const managerMultiaddr = String(manager.info.multiaddrs[0])
     const nodes = await Promise.all(Array.from({ length: o.nodes }, async (_, i) => {
-      const child = await startChild(`node-${i}`, ['node', 'start', '--manager', managerMultiaddr, '--join-token', joinToken,
+      const child = await startChild(`node-${i}`, ['node', 'start', '--manager', managerMultiaddr,
         '--data', join(o.dir, `node-${i}`), '--capacity', o.nodeCapacity, '--max-egress', o.nodeEgress,
-        ...(o.nodeZones != null && o.nodeZones.length > 0 ? ['--zone', o.nodeZones[i % o.nodeZones.length]] : [])], join(logs, `node-${i}.log`), o.readyTimeout)
+        ...(o.nodeZones != null && o.nodeZones.length > 0 ? ['--zone', o.nodeZones[i % o.nodeZones.length]] : [])], join(logs, `node-${i}.log`), o.readyTimeout, { CDN_JOIN_TOKEN: joinToken })
       children.push(child)
       return child
     }))
-    await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000)
+    await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000, adminToken)
     const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
       '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout)
     children.push(proxy)
@@ -122,6 +123,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
         proxy: String(proxy.info.http),
         proxyPid: Number(proxy.proc.pid),
         token,
+        adminToken,
         joinToken,
         dir: o.dir,
         nodes: nodes.map((n, i) => ({ peerId: String(n.info.peerId), http: String(n.info.http), pid: Number(n.proc.pid), multiaddrs: (n.info.multiaddrs as string[]).map(String), data: join(o.dir, `node-${i}`) }))
@@ -134,10 +136,10 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
 }
 
 /** Nodes report ready once listening; the pool is usable only when the manager has seen each of them join. */
-export async function waitForAliveNodes (manager: string, count: number, timeout: number): Promise<void> {
+export async function waitForAliveNodes (manager: string, count: number, timeout: number, token: string): Promise<void> {
   const deadline = Date.now() + timeout
   for (;;) {
-    const res = await callManager({ manager }, 'GET', '/api/nodes')
+    const res = await callManager({ manager, token }, 'GET', '/api/nodes')
     const alive = (res.nodes as any[]).filter(n => n.state === 'alive').length
     if (alive >= count) return
     if (Date.now() > deadline) throw new TimeoutError(`only ${alive} of ${count} nodes joined the manager within ${timeout} ms`)
