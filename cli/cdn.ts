@@ -344,6 +344,7 @@ program.command('up')
       `manager:   ${s.manager}`,
       `nodes:     ${s.nodes.map(n => n.http).join(' ')}`,
       `logs:      ${join(s.dir, 'logs')}`,
+      `admin:     the admin token is in ${join(s.dir, 'manager', 'admin.token')} (cdn token … --token-file that file)`,
       '',
       'try:',
       `  export CDN_MANAGER=${s.manager} CDN_TOKEN=${s.token} CDN_PROXY=${s.proxy}`,
