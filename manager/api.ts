@@ -10,6 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Registry } from 'prom-client'
 import { encodeKey } from '../core/chunk-crypto.ts'
 import { BadInputError, CdnError, describeError, ForbiddenError, MethodNotAllowedError, NotFoundError, UnauthorizedError } from '../core/errors.ts'
+import { HTTP_LIMIT_DEFAULTS } from '../core/http-guard.ts'
 import { readJsonBody, sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
@@ -22,6 +23,7 @@ import type { KeyCustody } from './key-custody.ts'
 import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
 import type { NodeAdmin } from './node-admin.ts'
 import type { Publisher } from './publish.ts'
+import { watchStall } from './stall-watch.ts'
 import type { Staging } from './staging.ts'
 import { checkRole, checkTokenName, type Principal, type TokenInfo, type TokenStore } from './tokens.ts'
 
@@ -40,6 +42,8 @@ export interface ApiComponents {
   info: () => { peerId: string, multiaddrs: string[], http: string }
   /** drain and removal of nodes, and their health */
   nodeAdmin: NodeAdmin
+  /** ms an upload may wait for the client's next bytes before it is cut (default: core/http-guard.ts's idle timeout) */
+  uploadIdleMs?: number
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
   replication: () => { minCopies: number, pendingActions: number, lastRound: unknown }
   logger: Logger
@@ -130,7 +134,8 @@ export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeade
 function publishOutcome (err: unknown): PublishOutcome {
   const code = err instanceof CdnError ? err.code : ''
   switch (code) {
-    case 'ERR_UNAUTHORIZED': return 'unauthorized'
+    case 'ERR_UNAUTHORIZED':
+    case 'ERR_FORBIDDEN': return 'unauthorized'
     case 'ERR_BAD_INPUT':
     case 'ERR_PROTOCOL': return 'bad_input'
     case 'ERR_TOO_LARGE': return 'too_large'
@@ -276,13 +281,15 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       if (!res.writableEnded) controller.abort(new BadInputError('upload aborted: the client closed the connection'))
     }
     res.once('close', onClose)
-    // Once the body is in, the wait for copies is the manager's own work under its own deadlines: the idle cut is for stalled bodies.
-    const onEnd = (): void => { req.socket.setTimeout(0) }
-    req.once('end', onEnd)
+    // The socket's idle cut would also fire while the manager itself stops reading (nodes confirming copies):
+    // for an upload, only time spent waiting for the client's bytes counts.
+    req.socket.setTimeout(0)
+    const idleMs = c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout
+    const watch = watchStall(req, idleMs, () => { controller.abort(new BadInputError(`upload stalled: no bytes for ${idleMs} ms`)) })
     try {
       const who = c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
-      const result = await c.publisher.publish({ body: req, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
+      const result = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
       durable()
       c.metrics.publishes.inc({ outcome: 'ok' })
       sendJson(res, 201, { ...result, private: h.private })
@@ -292,8 +299,8 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       if (!req.complete) res.setHeader('connection', 'close')
       throw err
     } finally {
+      watch.stop()
       res.off('close', onClose)
-      req.off('end', onEnd)
     }
   }
 

@@ -229,7 +229,9 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // ---- HTTP ------------------------------------------------------------
     let multiaddrs: string[] = []
     let apiBase = ''
+    const httpLimits = { ...MANAGER_HTTP_LIMITS, ...config.httpLimits }
     const apiComponents: ApiComponents = {
+      uploadIdleMs: httpLimits.idleTimeout,
       catalog,
       keys,
       tokens,
@@ -248,7 +250,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       handler: createApiHandler(apiComponents),
       plainHandler: createApiHandler(apiComponents, { blobsOnly: true }),
       tls: config.tls,
-      limits: { ...MANAGER_HTTP_LIMITS, ...config.httpLimits }
+      limits: httpLimits
     })
     const address = await server.listen(config.httpPort ?? 0, httpHost)
     // Nodes fetch staged blobs and manifests over plain HTTP (the same port answers both with TLS).

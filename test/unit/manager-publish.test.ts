@@ -460,11 +460,14 @@ test('a publish body that stalls is cut after the idle timeout and publishes not
   const admin = (await readFile(join(dir, 'admin.token'), 'utf8')).trim()
   try {
     const socket = await rawUpload(m, 4 * 1024 * 1024)
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
     const closed = new Promise<void>(resolve => { socket.once('close', () => { resolve() }) })
     socket.write(randomBytes(1024 * 1024 + 100))
     // Then nothing more: the manager must cut the socket rather than wait for the rest.
     const cut = await Promise.race([closed.then(() => true), sleep(30_000).then(() => false)])
     assert.ok(cut, 'the stalled upload is still open after 30 s')
+    assert.match(answer, /^HTTP\/1\.1 400 [\s\S]*upload stalled/)
     await until('a publish-failed event', async () => (await api(m, 'GET', '/api/events?limit=20', { token: admin })).json.events.some((e: any) => e.kind === 'publish-failed'))
     await until('stored blobs deleted', () => totalBlobs(pool) === 0)
     assert.equal((await api(m, 'GET', '/api/contents', { token: admin })).json.contents, [])
