@@ -261,7 +261,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     return c.tokens.authorize(req.headers.authorization, ['admin', 'publisher', 'reader', 'join'])
   }
 
-  /** A visible content the caller may delete or share: 401/403 before 404 never names what the caller may not touch. */
+  /** A visible content the caller may delete or share: the token and its role first (401/403), then the content (404), then ownership (403). */
   const managed = (req: IncomingMessage, rawId: string): { who: Principal, content: ContentRow } => {
     const who = c.tokens.authorize(req.headers.authorization, MANAGE_ROLES)
     const id = parseContentId(rawId).toString()
