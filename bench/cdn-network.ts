@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TimeoutError, UpstreamError } from '../core/errors.ts'
 import { profileFlags, startChild, stopAll, type Child } from './child.ts'
@@ -44,6 +44,8 @@ export class CdnNetwork {
   readonly dir: string
   readonly token = randomBytes(18).toString('base64url')
   readonly joinToken = randomBytes(18).toString('base64url')
+  /** written by the manager's first start into its data directory */
+  adminToken = ''
   manager!: Child
   /** in start order; a slot stays empty while its node is starting */
   private readonly slots: Array<Child | undefined> = []
@@ -64,10 +66,12 @@ export class CdnNetwork {
     try {
       net.manager = await startChild({
         role: 'manager',
-        args: [CDN, 'manager', 'start', '--json', '--dir', join(init.dir, 'manager'), '--http-port', '0',
-          '--publisher-token', net.token, '--join-token', net.joinToken, '--max-upload', '64GiB'],
-        logFile: join(init.dir, 'logs', 'manager.log')
+        args: [CDN, 'manager', 'start', '--json', '--dir', join(init.dir, 'manager'), '--http-port', '0', '--max-upload', '64GiB'],
+        logFile: join(init.dir, 'logs', 'manager.log'),
+        // Secrets by environment: argv is visible to every user of the machine.
+        env: { CDN_PUBLISHER_TOKENS: net.token, CDN_JOIN_TOKENS: net.joinToken }
       })
+      net.adminToken = (await readFile(join(init.dir, 'manager', 'admin.token'), 'utf8')).trim()
       await Promise.all(init.nodes.map(async spec => { await net.addNode(spec, false) }))
       await net.waitForNodes(init.nodes.length)
       await net.restartProxy()
@@ -91,9 +95,10 @@ export class CdnNetwork {
     const i = this.slots.push(undefined) - 1
     const child = await startChild({
       role: `node-${i}`,
-      args: [CDN, 'node', 'start', '--json', '--manager', this.managerMultiaddr, '--join-token', this.joinToken,
+      args: [CDN, 'node', 'start', '--json', '--manager', this.managerMultiaddr,
         '--data', join(this.dir, `node-${i}`), '--capacity', this.capacity, '--max-egress', spec.egress],
-      logFile: join(this.dir, 'logs', `node-${i}.log`)
+      logFile: join(this.dir, 'logs', `node-${i}.log`),
+      env: { CDN_JOIN_TOKEN: this.joinToken }
     })
     this.slots[i] = child
     if (wait) await this.waitForNodes(this.slots.length)
@@ -104,7 +109,7 @@ export class CdnNetwork {
     const deadline = Date.now() + timeout
     let last = 'no answer yet'
     for (;;) {
-      const res = await fetch(`${this.managerUrl}/api/nodes`, { signal: AbortSignal.timeout(10_000) })
+      const res = await fetch(`${this.managerUrl}/api/nodes`, { headers: { authorization: `Bearer ${this.adminToken}` }, signal: AbortSignal.timeout(10_000) })
       const body = await res.json() as { nodes?: Array<{ state: string }> }
       // A manager still starting may answer with an error; that is a "not yet", not a failure.
       const alive = Array.isArray(body.nodes) ? body.nodes.filter(n => n.state === 'alive').length : 0
@@ -152,7 +157,7 @@ export class CdnNetwork {
   /** `cdn publish FILE --replicas R --json`, as a publisher runs it. */
   async publish (file: string, replicas: number, signal?: AbortSignal): Promise<PublishOutcome> {
     const t0 = performance.now()
-    const out = await runCli(['publish', file, '--manager', this.managerUrl, '--token', this.token, '--replicas', String(replicas), '--json'], signal)
+    const out = await runCli(['publish', file, '--manager', this.managerUrl, '--replicas', String(replicas), '--json'], signal, { CDN_TOKEN: this.token })
     const seconds = (performance.now() - t0) / 1000
     const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}')
     return { id: String(r.id), size: Number(r.size), chunks: Number(r.chunks), replicas: Number(r.replicas), seconds }
@@ -160,7 +165,7 @@ export class CdnNetwork {
 
   /** `cdn rm ID`: frees the nodes' disks between large publishes. */
   async remove (id: string, signal?: AbortSignal): Promise<void> {
-    await runCli(['rm', id, '--manager', this.managerUrl, '--token', this.token, '--json'], signal)
+    await runCli(['rm', id, '--manager', this.managerUrl, '--json'], signal, { CDN_TOKEN: this.token })
   }
 
   /**
@@ -177,9 +182,9 @@ export class CdnNetwork {
 }
 
 /** Runs `cdn …` to completion and returns its stdout, failing with its stderr. */
-export async function runCli (args: string[], signal?: AbortSignal): Promise<string> {
+export async function runCli (args: string[], signal?: AbortSignal, env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...profileFlags('cli'), CDN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal, env: { ...process.env, CDN_LOG_LEVEL: 'warn' } })
+    const proc = spawn(process.execPath, [...profileFlags('cli'), CDN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal, env: { ...process.env, CDN_LOG_LEVEL: 'warn', ...env } })
     let stdout = ''
     let stderr = ''
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

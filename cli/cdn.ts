@@ -4,9 +4,11 @@
  * pool inspection, and `cdn up` for a whole local network.
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createCommandLogger, createLogger } from '../core/log.ts'
 import { BadInputError, CdnError, describeError } from '../core/errors.ts'
+import { loadCa } from '../core/tls-client.ts'
 import { parseDuration, parseRate, parseSize } from '../core/units.ts'
 import { runDaemon } from './daemon-runner.ts'
 import { publish } from './publish.ts'
@@ -18,10 +20,15 @@ import { drainNode, removeNode } from './node-commands.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
 import { withConfigFile } from './config-options.ts'
 import { cliVersion, onUnexpectedError, requireWritableDir } from './cli-basics.ts'
-import { envTokens, joinInstructions, showJoinCommand } from './join-commands.ts'
+import { joinInstructions, showJoinCommand } from './join-commands.ts'
+import type { ApiOptions } from './manager-api.ts'
+import { clientToken, configuredTokens, readOneToken } from './secrets.ts'
+import { createToken, formatCreatedToken, formatTokens, listTokens, revokeToken, share } from './token-commands.ts'
 
-const DEFAULT_MANAGER = process.env.CDN_MANAGER ?? 'http://127.0.0.1:7070'
-const DEFAULT_PROXY = process.env.CDN_PROXY ?? 'http://127.0.0.1:8080'
+// Defaults that come from the environment are resolved when a command runs and
+// never given to commander, whose help would print their values.
+const managerUrl = (o: { manager?: string }): string => o.manager ?? process.env.CDN_MANAGER ?? 'http://127.0.0.1:7070'
+const proxyUrl = (o: { proxy?: string }): string => o.proxy ?? process.env.CDN_PROXY ?? 'http://127.0.0.1:8080'
 
 function intArg (name: string, min = 0) {
   return (v: string): number => {
@@ -43,8 +50,45 @@ function print (json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`)
 }
 
-const managerOption = (): Option => new Option('--manager <url>', 'manager HTTP URL (env CDN_MANAGER)').default(DEFAULT_MANAGER)
-const tokenOption = (): Option => new Option('--token <token>', 'publisher token (env CDN_TOKEN)').default(process.env.CDN_TOKEN)
+const managerOption = (): Option => new Option('--manager <url>', 'manager API URL, http:// or https:// (default: $CDN_MANAGER, else http://127.0.0.1:7070)')
+const tokenFileOption = (): Option => new Option('--token-file <file>', 'file holding your token (default: the token in $CDN_TOKEN)')
+const caOption = (): Option => new Option('--ca <file>', "PEM certificate of the CA that signed an https:// manager's certificate (default: the file named by $CDN_CA, else the system's CAs)")
+const proxyOption = (): Option => new Option('--proxy <url>', 'proxy URL used in printed gateway links (default: $CDN_PROXY, else http://127.0.0.1:8080)')
+
+/** A command that calls the manager's API: where it is, who calls, which CA to trust. */
+function apiCommand (cmd: Command): Command {
+  return cmd.addOption(managerOption()).addOption(tokenFileOption()).addOption(caOption())
+}
+
+async function apiOptions (o: { manager?: string, tokenFile?: string, ca?: string }): Promise<ApiOptions> {
+  return { manager: managerUrl(o), token: await clientToken(o.tokenFile), ca: await loadCa(o.ca) }
+}
+
+async function readPem (path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path)
+  } catch (err: any) {
+    throw new BadInputError(`cannot read the TLS ${what} ${path}: ${err?.code === 'ENOENT' ? 'no such file' : String(err?.message ?? err)}`, { cause: err })
+  }
+}
+
+async function managerTls (o: { tlsCert?: string, tlsKey?: string }): Promise<{ cert: Buffer, key: Buffer } | undefined> {
+  if (o.tlsCert == null && o.tlsKey == null) return undefined
+  if (o.tlsCert == null || o.tlsKey == null) throw new BadInputError('HTTPS needs both --tls-cert and --tls-key')
+  return { cert: await readPem(o.tlsCert, 'certificate'), key: await readPem(o.tlsKey, 'key') }
+}
+
+/** The node's join token: `--join-token-file F`, else `CDN_JOIN_TOKEN`. */
+async function joinToken (file: string | undefined): Promise<string> {
+  if (file != null) return await readOneToken(file)
+  const t = process.env.CDN_JOIN_TOKEN?.trim()
+  if (t == null || t === '') throw new BadInputError('a join token is needed: --join-token-file FILE or CDN_JOIN_TOKEN')
+  return t
+}
+
+function durationMs (v: string | undefined): number | undefined {
+  return v == null ? undefined : parseDuration(v)
+}
 
 const program = new Command('cdn')
   .description('peer-to-peer content delivery network')
@@ -61,8 +105,10 @@ const managerStart = manager.command('start')
 addAddressOptions(managerStart, { http: '7070', p2p: '7071' })
 withConfigFile(managerStart)
 managerStart
-  .option('--publisher-token <token>', 'register a publisher token (repeatable; stored hashed)', collect)
-  .option('--join-token <token>', 'register a node join token (repeatable; stored hashed)', collect)
+  .option('--publisher-token-file <file>', 'register the publisher tokens in this file, one per line (repeatable; also $CDN_PUBLISHER_TOKENS, comma-separated; stored hashed)', collect)
+  .option('--join-token-file <file>', 'register the node join tokens in this file, one per line (repeatable; also $CDN_JOIN_TOKENS, comma-separated; stored hashed)', collect)
+  .option('--tls-cert <file>', 'serve the API over HTTPS with this PEM certificate (chain); needs --tls-key')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
   .option('--replicas <n>', 'default copies per chunk', intArg('--replicas', 1), 3)
   .option('--chunk-size <size>', 'chunk size', '1MiB')
   .option('--max-upload <size>', 'largest accepted upload', '64GiB')
@@ -81,8 +127,9 @@ managerStart
       dataDir: o.dir,
       ...addressConfig(o),
       defaultPorts: { http: 7070, p2p: 7071 },
-      publisherTokens: [...(o.publisherToken ?? []), ...envTokens('CDN_PUBLISHER_TOKENS')],
-      joinTokens: [...(o.joinToken ?? []), ...envTokens('CDN_JOIN_TOKENS')],
+      publisherTokens: await configuredTokens(o.publisherTokenFile, 'CDN_PUBLISHER_TOKENS'),
+      joinTokens: await configuredTokens(o.joinTokenFile, 'CDN_JOIN_TOKENS'),
+      tls: await managerTls(o),
       replicas: o.replicas,
       chunkSize: parseSize(o.chunkSize),
       maxUploadBytes: parseSize(o.maxUpload),
@@ -109,7 +156,7 @@ const node = program.command('node').description('a distribution node')
 const nodeStart = node.command('start')
   .description('join an idle server to the pool and serve until SIGINT/SIGTERM')
   .option('--manager <multiaddr>', "manager's libp2p address with /p2p/<peerId> (its orders are the only ones obeyed); required, here or in --config")
-  .option('--join-token <token>', 'join token issued by the manager operator (env CDN_JOIN_TOKEN)')
+  .option('--join-token-file <file>', 'file holding the join token issued by the manager operator (default: $CDN_JOIN_TOKEN)')
   .option('--data <dir>', 'data directory (blobs, identity, ports)', '.cdn/node')
   .option('--capacity <size>', 'disk space to offer', '10GB')
   .option('--max-egress <rate>', 'egress cap, e.g. 50MB/s or unlimited', 'unlimited')
@@ -123,12 +170,11 @@ nodeStart
     const { startNode } = await import('../node/daemon.ts')
     const logger = createLogger('node')
     if (o.manager == null) throw new BadInputError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file')
-    const joinToken = o.joinToken ?? process.env.CDN_JOIN_TOKEN
-    if (joinToken == null || joinToken === '') throw new BadInputError('no join token: set CDN_JOIN_TOKEN (cdn manager join-command prints how)')
+    const token = await joinToken(o.joinTokenFile)
     await runDaemon('node', async () => await namingPortFlags(async () => await startNode({
       dataDir: o.data,
       manager: o.manager,
-      joinToken,
+      joinToken: token,
       capacity: parseSize(o.capacity),
       maxEgress: parseRate(o.maxEgress),
       zone: o.zone,
@@ -138,15 +184,13 @@ nodeStart
     }), { http: '--http-port', p2p: '--p2p-port' }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
   })
 
-node.command('drain <peer>')
-  .description('move every copy off a node (peer id, unique prefix or the short form of cdn status); waits, with progress, until it is empty')
-  .addOption(managerOption())
-  .addOption(tokenOption())
+apiCommand(node.command('drain <peer>'))
+  .description('move every copy off a node (peer id, unique prefix or the short form of cdn status); waits, with progress, until it is empty (admin token)')
   .option('--no-wait', 'return once the drain is requested')
   .option('--timeout <duration>', 'give up waiting after this long (the drain goes on)')
   .option('--json', 'print JSON')
   .action(async (peer: string, o) => {
-    const r = await drainNode({ manager: o.manager, token: o.token }, peer, {
+    const r = await drainNode(await apiOptions(o), peer, {
       wait: o.wait !== false,
       progress: o.json !== true,
       timeoutMs: o.timeout != null ? parseDuration(o.timeout) : undefined
@@ -154,13 +198,11 @@ node.command('drain <peer>')
     print(o.json === true, r, r.drained ? `node ${r.peerId} is drained: it holds nothing; remove it with cdn node rm ${r.peerId}` : `node ${r.peerId} is draining (${r.copies} copies to move)`)
   })
 
-node.command('rm <peer>')
-  .description('remove a node from the pool (refused while it holds copies the pool needs: drain it first)')
-  .addOption(managerOption())
-  .addOption(tokenOption())
+apiCommand(node.command('rm <peer>'))
+  .description('remove a node from the pool (refused while it holds copies the pool needs: drain it first) (admin token)')
   .option('--json', 'print JSON')
   .action(async (peer: string, o) => {
-    const r = await removeNode({ manager: o.manager, token: o.token }, peer)
+    const r = await removeNode(await apiOptions(o), peer)
     print(o.json === true, r, `node ${r.peerId} removed from the pool`)
   })
 
@@ -182,7 +224,7 @@ proxyStart
     const { startProxy } = await import('../proxy/daemon.ts')
     const logger = createLogger('proxy')
     await runDaemon('proxy', async () => await namingPortFlags(async () => await startProxy({
-      managerUrl: o.manager,
+      managerUrl: managerUrl(o),
       httpHost: o.listen,
       httpPort: o.port,
       announce: o.announce,
@@ -195,19 +237,57 @@ proxyStart
     d => ({ http: d.http }), o.json === true, logger)
   })
 
-program.command('publish <file>')
-  .description('upload a file; prints its id, gateway URL and capability link')
-  .addOption(managerOption())
-  .addOption(tokenOption())
+apiCommand(program.command('publish <file>'))
+  .description('upload a file; prints its id, gateway URL and link (publisher or admin token)')
+  .addOption(proxyOption())
   .option('--replicas <n>', 'copies per chunk', intArg('--replicas', 1))
   .option('--name <name>', 'name shown to viewers (default: the file name)')
   .option('--type <mediaType>', 'media type (default: from the extension)')
-  .option('--proxy <url>', 'proxy URL used in the printed gateway link (env CDN_PROXY)', DEFAULT_PROXY)
   .option('--ttl <duration>', 'delete the content everywhere this long after it is published, e.g. 30m, 7d')
+  .option('--private', 'resolvable only with a capability (cdn share) or a token allowed to read it')
   .option('--json', 'print one JSON line')
   .action(async (file: string, o) => {
-    const r = await publish(file, { manager: o.manager, token: o.token, replicas: o.replicas, name: o.name, type: o.type, proxy: o.proxy, json: o.json === true, ttlMs: o.ttl != null ? parseDuration(o.ttl) : undefined })
-    print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}`)
+    const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true })
+    print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
+  })
+
+apiCommand(program.command('share <id>'))
+  .description('print a link that opens a content: a capability that expires (owner or admin), or with --key-link the bearer key link')
+  .addOption(proxyOption())
+  .option('--ttl <duration>', 'how long the capability works, e.g. 1h, 7d (default 24h, at most 365d)')
+  .option('--key-link', 'print cdn://<id>?k=<key> instead: works with the manager down, never expires, cannot be revoked')
+  .option('--json', 'print one JSON line')
+  .action(async (id: string, o) => {
+    const r = await share(await apiOptions(o), id, { proxy: proxyUrl(o), ttlMs: durationMs(o.ttl), keyLink: o.keyLink === true })
+    print(o.json === true, r, `link:    ${r.link}\nurl:     ${r.url}\nexpires: ${r.expiresAt ?? 'never (a key link gives the content away for good)'}`)
+  })
+
+const token = program.command('token').description('tokens of the pool (admin token)')
+apiCommand(token.command('create'))
+  .description('make a token; prints it once')
+  .requiredOption('--role <role>', 'admin, publisher, reader or join')
+  .requiredOption('--name <name>', 'who or what it is for')
+  .option('--ttl <duration>', 'expire it after this long, e.g. 30d (default: never)')
+  .option('--json', 'print one JSON line')
+  .action(async (o) => {
+    const r = await createToken(await apiOptions(o), { role: o.role, name: o.name, ttlMs: durationMs(o.ttl) })
+    print(o.json === true, r, formatCreatedToken(r))
+  })
+
+apiCommand(token.command('ls'))
+  .description('list tokens (never their secret)')
+  .option('--json', 'print JSON')
+  .action(async (o) => {
+    const r = await listTokens(await apiOptions(o))
+    print(o.json === true, r, formatTokens(r))
+  })
+
+apiCommand(token.command('revoke <id>'))
+  .description('revoke a token for good: its next request is refused')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o) => {
+    const r = await revokeToken(await apiOptions(o), id)
+    print(o.json === true, r, `revoked token ${r.id}`)
   })
 
 program.command('get <id>')
@@ -217,45 +297,40 @@ program.command('get <id>')
   .option('--json', 'print one JSON line')
   .action(async (id: string, o) => {
     await requireWritableDir(o.output)
-    const r = await get(id, { manager: o.manager, output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
+    const r = await get(id, { manager: managerUrl(o), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
     print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
   })
 
-program.command('ls')
-  .description('list published contents and their copies')
-  .addOption(managerOption())
+apiCommand(program.command('ls'))
+  .description('list published contents and their copies (admin, publisher or reader token)')
   .option('--json', 'print JSON')
   .action(async (o) => {
-    const r = await listContents({ manager: o.manager })
+    const r = await listContents(await apiOptions(o))
     print(o.json === true, r, formatContents(r))
   })
 
-program.command('rm <id>')
-  .description('delete a content from every node and destroy its key')
-  .addOption(managerOption())
-  .addOption(tokenOption())
+apiCommand(program.command('rm <id>'))
+  .description('delete a content from every node and destroy its key (its publisher or an admin)')
   .option('--json', 'print JSON')
   .action(async (id: string, o) => {
-    const r = await removeContent({ manager: o.manager, token: o.token }, id)
+    const r = await removeContent(await apiOptions(o), id)
     print(o.json === true, r, `deleted ${id}`)
   })
 
-program.command('status')
-  .description('show the pool of nodes')
-  .addOption(managerOption())
+apiCommand(program.command('status'))
+  .description('show the pool of nodes (admin, publisher or reader token)')
   .option('--json', 'print JSON')
   .action(async (o) => {
-    const r = await poolStatus({ manager: o.manager })
+    const r = await poolStatus(await apiOptions(o))
     print(o.json === true, r, formatStatus(r))
   })
 
-program.command('events')
-  .description("show the manager's event log, newest first")
-  .addOption(managerOption())
+apiCommand(program.command('events'))
+  .description("show the manager's event log, newest first (admin, publisher or reader token)")
   .option('--limit <n>', 'how many', intArg('--limit', 1), 50)
   .option('--json', 'print JSON')
   .action(async (o) => {
-    const r = await listEvents({ manager: o.manager }, o.limit)
+    const r = await listEvents(await apiOptions(o), o.limit)
     print(o.json === true, r, formatEvents(r))
   })
 
@@ -294,6 +369,7 @@ program.command('up')
       `multiaddr: ${s.managerMultiaddr}`,
       `nodes:     ${s.nodes.map(n => n.http).join(' ')}`,
       `logs:      ${join(s.dir, 'logs')}`,
+      `admin:     the admin token is in ${join(s.dir, 'manager', 'admin.token')} (cdn token … --token-file that file)`,
       '',
       'join one more node:',
       `  ${s.joinCommand}`,

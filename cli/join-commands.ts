@@ -1,14 +1,9 @@
 /**
  * The CLI side of joining nodes: the command `cdn manager start` prints and
- * `cdn manager join-command` prints again, and secrets read from the
- * environment (never from argv, where `ps` shows them).
+ * `cdn manager join-command` prints again; the join token itself stays in a
+ * file or the environment (never argv, where `ps` shows it).
  */
 import { joinCommand, readManagerAddress, type JoinCommand } from '../manager/join-command.ts'
-
-/** Comma-separated tokens from an environment variable (`CDN_JOIN_TOKENS`, `CDN_PUBLISHER_TOKENS`). */
-export function envTokens (name: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env[name] ?? '').split(',').map(t => t.trim()).filter(t => t !== '')
-}
 
 export async function showJoinCommand (dataDir: string): Promise<JoinCommand> {
   return joinCommand(dataDir, await readManagerAddress(dataDir))

@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { readFile } from 'node:fs/promises'
 import { CdnError, TimeoutError } from '../core/errors.ts'
 import { PortInUseError } from '../core/ports.ts'
 import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/join-command.ts'
@@ -109,7 +108,7 @@ export async function stopChildren (children: Child[], graceMs = 10_000): Promis
 }
 
 export interface LocalNetwork {
-  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, joinToken: string, joinTokenFile: string, joinCommand: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
+  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, adminToken: string, joinToken: string, joinTokenFile: string, joinCommand: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
   children: Child[]
 }
 
@@ -138,6 +137,8 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     // Restarted, it must come back where the nodes and the proxy look for it, even when it was started on "any port".
     manager.again = restartOnSamePorts(manager, { '--http-port': portOf(manager.info.http), '--p2p-port': portOf(manager.info.multiaddrs[0]) })
     children.push(manager)
+    // The manager's first start wrote it; later starts find it there.
+    const adminToken = (await readFile(join(managerDir, 'admin.token'), 'utf8')).trim()
     const managerMultiaddr = String(manager.info.multiaddrs[0])
     // The manager keeps the pool's join token in its data directory; nodes get it through the environment.
     const joinTokenFile = join(managerDir, JOIN_TOKEN_FILE)
@@ -152,7 +153,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
       children.push(child)
       return child
     }))
-    await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000)
+    await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000, adminToken)
     const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
       '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout, {
       portFlags: { http: '--proxy-port' }
@@ -168,6 +169,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
         proxy: String(proxy.info.http),
         proxyPid: Number(proxy.proc.pid),
         token,
+        adminToken,
         joinToken,
         joinTokenFile,
         joinCommand: join_.command,
@@ -207,10 +209,10 @@ export function withFlags (args: string[], flags: Record<string, string>): strin
 }
 
 /** Nodes report ready once listening; the pool is usable only when the manager has seen each of them join. */
-export async function waitForAliveNodes (manager: string, count: number, timeout: number): Promise<void> {
+export async function waitForAliveNodes (manager: string, count: number, timeout: number, token: string): Promise<void> {
   const deadline = Date.now() + timeout
   for (;;) {
-    const res = await callManager({ manager }, 'GET', '/api/nodes')
+    const res = await callManager({ manager, token }, 'GET', '/api/nodes')
     const alive = (res.nodes as any[]).filter(n => n.state === 'alive').length
     if (alive >= count) return
     if (Date.now() > deadline) throw new TimeoutError(`only ${alive} of ${count} nodes joined the manager within ${timeout} ms`)

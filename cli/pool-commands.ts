@@ -26,8 +26,8 @@ export async function listContents (api: ApiOptions): Promise<any> {
 }
 
 export function formatContents (res: any): string {
-  const rows = (res.contents as any[]).map(c => [c.id, c.name, formatBytes(c.size), String(c.chunks), `${c.copies.min}-${c.copies.max}`, String(c.copies.nodes.length)])
-  return rows.length === 0 ? 'no contents' : table(['ID', 'NAME', 'SIZE', 'CHUNKS', 'COPIES', 'NODES'], rows)
+  const rows = (res.contents as any[]).map(c => [c.id, c.name, formatBytes(c.size), String(c.chunks), `${c.copies.min}-${c.copies.max}`, String(c.copies.nodes.length), c.private === true ? 'private' : 'public'])
+  return rows.length === 0 ? 'no contents' : table(['ID', 'NAME', 'SIZE', 'CHUNKS', 'COPIES', 'NODES', 'ACCESS'], rows)
 }
 
 export async function removeContent (api: ApiOptions, id: string): Promise<any> {

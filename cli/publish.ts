@@ -3,12 +3,10 @@ import { stat } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Transform } from 'node:stream'
 import { BadInputError } from '../core/errors.ts'
-import { callManager } from './manager-api.ts'
+import { callManager, type ApiOptions } from './manager-api.ts'
 import { byteProgress } from './progress.ts'
 
-export interface PublishOptions {
-  manager: string
-  token?: string
+export interface PublishOptions extends ApiOptions {
   replicas?: number
   name?: string
   type?: string
@@ -16,6 +14,8 @@ export interface PublishOptions {
   json: boolean
   /** ms after publication at which the content is deleted everywhere */
   ttlMs?: number
+  /** resolvable only with a capability (cdn share) or a token that may read it */
+  private?: boolean
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -45,10 +45,11 @@ export function mediaTypeOf (file: string): string {
   return MEDIA_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream'
 }
 
-export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, expiresAt?: string }
+/** `link` carries the key for a public content; a private one's link and url need a capability (`cdn share`). */
+export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, private: boolean, expiresAt?: string }
 
 export async function publish (file: string, opts: PublishOptions): Promise<PublishResult> {
-  if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token T or CDN_TOKEN')
+  if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token-file FILE or CDN_TOKEN')
   let size: number
   try {
     const st = await stat(file)
@@ -74,14 +75,18 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   }
   if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
   if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
+  if (opts.private === true) headers['x-cdn-private'] = '1'
   try {
     const body = createReadStream(file).pipe(counter)
-    const res = await callManager({ manager: opts.manager, token: opts.token, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
+    const res = await callManager({ manager: opts.manager, token: opts.token, ca: opts.ca, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
     const id = String(res.id)
+    const priv = opts.private === true
     return {
       id,
       url: new URL(`/c/${id}`, opts.proxy).toString(),
-      link: `cdn://${id}?k=${String(res.key)}`,
+      // A private content's key is not printed: whoever sees the terminal would hold it for good.
+      link: priv ? `cdn://${id}` : `cdn://${id}?k=${String(res.key)}`,
+      private: priv,
       size: Number(res.size),
       chunks: Number(res.chunks),
       replicas: Number(res.replicas),

@@ -1,31 +1,38 @@
 /**
  * The manager's HTTP API (docs/PROTOCOLS.md, "Manager HTTP API"). Every
- * input is validated here before it reaches a service, and every answer is
- * built in this module: JSON through core/http-reply.ts, staged blobs with
- * the same headers a node's /chunk sends.
+ * input is validated and every caller authorized here (the rules themselves
+ * are in access.ts) before it reaches a service, and every answer is built in
+ * this module: JSON through core/http-reply.ts, staged blobs with the same
+ * headers a node's /chunk sends.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Registry } from 'prom-client'
 import { encodeKey } from '../core/chunk-crypto.ts'
-import { BadInputError, CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError, ForbiddenError, MethodNotAllowedError, NotFoundError, UnauthorizedError } from '../core/errors.ts'
+import { HTTP_LIMIT_DEFAULTS } from '../core/http-guard.ts'
 import { readJsonBody, sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { serveMetrics } from '../core/metrics.ts'
-import type { Catalog, NodeHoldings, NodeRow } from './catalog.ts'
+import { ADMIN_ROLES, LIST_ROLES, MANAGE_ROLES, mayList, mayManage, mayReadPrivate, PUBLISH_ROLES } from './access.ts'
+import type { Capabilities } from './capabilities.ts'
+import type { Catalog, ContentRow, NodeHoldings, NodeRow } from './catalog.ts'
 import type { ContentDeleter } from './delete.ts'
 import type { KeyCustody } from './key-custody.ts'
 import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
 import type { NodeAdmin } from './node-admin.ts'
 import type { Publisher } from './publish.ts'
+import { watchStall } from './stall-watch.ts'
 import type { Staging } from './staging.ts'
-import type { TokenStore } from './tokens.ts'
+import { checkRole, checkTokenName, type Principal, type TokenInfo, type TokenStore } from './tokens.ts'
 
 export interface ApiComponents {
   catalog: Catalog
   keys: KeyCustody
   tokens: TokenStore
+  /** issues and checks the capabilities of private contents */
+  capabilities: Capabilities
   staging: Staging
   publisher: Publisher
   deleter: ContentDeleter
@@ -35,6 +42,8 @@ export interface ApiComponents {
   info: () => { peerId: string, multiaddrs: string[], http: string }
   /** drain and removal of nodes, and their health */
   nodeAdmin: NodeAdmin
+  /** ms an upload may wait for the client's next bytes before it is cut (default: core/http-guard.ts's idle timeout) */
+  uploadIdleMs?: number
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
   replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[] }
   logger: Logger
@@ -50,6 +59,7 @@ interface Route {
 const MAX_NAME_CHARS = 1024
 const MAX_TYPE_CHARS = 255
 const MAX_REPORT_BYTES = 16 * 1024
+const MAX_SMALL_BODY_BYTES = 16 * 1024
 const MAX_REASON_CHARS = 500
 const DEFAULT_EVENTS = 100
 const MAX_EVENTS = 1000
@@ -80,6 +90,15 @@ export interface PublishHeaders {
   length?: number
   /** seconds after publication at which the content is deleted everywhere */
   ttlSeconds?: number
+  /** resolvable only with a capability or a token allowed to read it (`x-cdn-private: 1`) */
+  private: boolean
+}
+
+function flagHeader (headers: IncomingHttpHeaders, name: string): boolean {
+  const v = singleHeader(headers, name)?.trim()
+  if (v == null || v === '0') return false
+  if (v === '1') return true
+  throw new BadInputError(`header ${name} must be 1 or 0`)
 }
 
 /** Reads the publish headers of PROTOCOLS.md; ranges are the publisher's to check. */
@@ -105,6 +124,7 @@ export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeade
     name,
     type,
     ttlSeconds,
+    private: flagHeader(headers, 'x-cdn-private'),
     replicas: intHeader(headers, 'x-cdn-replicas'),
     chunkSize: intHeader(headers, 'x-cdn-chunk-size'),
     length: intHeader(headers, 'content-length')
@@ -114,7 +134,8 @@ export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeade
 function publishOutcome (err: unknown): PublishOutcome {
   const code = err instanceof CdnError ? err.code : ''
   switch (code) {
-    case 'ERR_UNAUTHORIZED': return 'unauthorized'
+    case 'ERR_UNAUTHORIZED':
+    case 'ERR_FORBIDDEN': return 'unauthorized'
     case 'ERR_BAD_INPUT':
     case 'ERR_PROTOCOL': return 'bad_input'
     case 'ERR_TOO_LARGE': return 'too_large'
@@ -169,6 +190,46 @@ function nodeJson (n: NodeRow, holdings: NodeHoldings | undefined, health: strin
   }
 }
 
+function contentJson (x: ContentRow & { copies: unknown }): Record<string, unknown> {
+  return {
+    id: x.id,
+    name: x.name,
+    type: x.type,
+    size: x.size,
+    chunks: x.chunkCount,
+    replicas: x.replicas,
+    createdAt: x.createdAt,
+    expiresAt: x.expiresAt == null ? null : new Date(x.expiresAt).toISOString(),
+    private: x.private,
+    owner: x.owner,
+    copies: x.copies
+  }
+}
+
+function tokenJson (t: TokenInfo): Record<string, unknown> {
+  const iso = (ms: number | null): string | null => ms == null ? null : new Date(ms).toISOString()
+  return { id: t.id, role: t.role, name: t.name, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revoked: t.revokedAt != null, revokedAt: iso(t.revokedAt) }
+}
+
+/** A small JSON object body; an empty body is `{}` (e.g. a share with the default lifetime). */
+async function readObjectBody (req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (req.headers['content-length'] === '0' || (req.headers['content-length'] == null && req.headers['transfer-encoding'] == null)) {
+    req.resume()
+    return {}
+  }
+  const body = await readJsonBody(req, MAX_SMALL_BODY_BYTES)
+  if (body == null || typeof body !== 'object' || Array.isArray(body)) throw new BadInputError('the body must be a JSON object')
+  return body as Record<string, unknown>
+}
+
+function optionalSeconds (v: unknown, what: string): number | undefined {
+  if (v == null) return undefined
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new BadInputError(`${what} must be a positive integer`)
+  return v
+}
+
+const TOKEN_ID = /^[0-9a-f]{12}$/
+
 function checkPeerId (v: unknown, what: string): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new BadInputError(`${what} must be a peer id`)
   try {
@@ -178,9 +239,37 @@ function checkPeerId (v: unknown, what: string): string {
   }
 }
 
+export interface ApiHandlerOptions {
+  /**
+   * Serve only the blob routes (`/staging/`, `/manifest/`): the plain-HTTP
+   * side of a manager whose API is HTTPS. Nodes fetch those blobs (ciphertext,
+   * checked against their ids) without trusting the API's certificate.
+   */
+  blobsOnly?: boolean
+}
+
 /** Builds the request handler of the manager's HTTP server. */
-export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res: ServerResponse) => void {
+export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const log = c.logger
+
+  /** Makes every commit so far durable before a client is told it happened (docs/PROTOCOLS.md, "Durability"). */
+  const durable = (): void => { c.catalog.db.sync() }
+
+  /** The caller's token when one is presented; a presented token that is wrong, expired or revoked is a 401 even where none is needed. */
+  const caller = (req: IncomingMessage): Principal | undefined => {
+    if (req.headers.authorization == null) return undefined
+    return c.tokens.authorize(req.headers.authorization, ['admin', 'publisher', 'reader', 'join'])
+  }
+
+  /** A visible content the caller may delete or share: the token and its role first (401/403), then the content (404), then ownership (403). */
+  const managed = (req: IncomingMessage, rawId: string): { who: Principal, content: ContentRow } => {
+    const who = c.tokens.authorize(req.headers.authorization, MANAGE_ROLES)
+    const id = parseContentId(rawId).toString()
+    const content = c.catalog.getVisible(id)
+    if (content == null) throw new NotFoundError(`no content ${id}`)
+    if (!mayManage(content, who)) throw new ForbiddenError(`content ${id} belongs to another publisher`)
+    return { who, content }
+  }
 
   const info: Handler = async (_req, res) => {
     sendJson(res, 200, c.info())
@@ -192,54 +281,105 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
       if (!res.writableEnded) controller.abort(new BadInputError('upload aborted: the client closed the connection'))
     }
     res.once('close', onClose)
+    // The socket's idle cut would also fire while the manager itself stops reading (nodes confirming copies):
+    // for an upload, only time spent waiting for the client's bytes counts.
+    req.socket.setTimeout(0)
+    const idleMs = c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout
+    const watch = watchStall(req, idleMs, () => { controller.abort(new BadInputError(`upload stalled: no bytes for ${idleMs} ms`)) })
     try {
-      const publisher = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+      const who = c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
-      const result = await c.publisher.publish({ body: req, publisher, ...h, signal: controller.signal })
+      const result = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
+      durable()
       c.metrics.publishes.inc({ outcome: 'ok' })
-      sendJson(res, 201, result)
+      sendJson(res, 201, { ...result, private: h.private })
     } catch (err) {
       c.metrics.publishes.inc({ outcome: publishOutcome(err) })
       // What is left of the body is not wanted: answer, then close rather than read it all.
       if (!req.complete) res.setHeader('connection', 'close')
       throw err
     } finally {
+      watch.stop()
       res.off('close', onClose)
     }
   }
 
-  const listContents: Handler = async (_req, res) => {
-    const contents = c.catalog.listVisible().map(x => ({
-      id: x.id,
-      name: x.name,
-      type: x.type,
-      size: x.size,
-      chunks: x.chunkCount,
-      replicas: x.replicas,
-      createdAt: x.createdAt,
-      expiresAt: x.expiresAt == null ? null : new Date(x.expiresAt).toISOString(),
-      copies: x.copies
-    }))
-    sendJson(res, 200, { contents })
+  const listContents: Handler = async (req, res) => {
+    const who = c.tokens.authorize(req.headers.authorization, LIST_ROLES)
+    sendJson(res, 200, { contents: c.catalog.listVisible().filter(x => mayList(x, who)).map(contentJson) })
   }
 
-  const resolve: Handler = async (_req, res, m) => {
+  /**
+   * Public contents resolve for anyone. A private one needs a capability
+   * naming it, or a token that may read it: none is 401, a bad one 403, and
+   * neither answer carries its key, name or holders. Every credential
+   * presented is checked, even where none is needed.
+   */
+  const resolve: Handler = async (req, res, m) => {
     const id = parseContentId(m[1]).toString()
+    const who = caller(req)
+    const capability = singleHeader(req.headers, 'x-cdn-capability')
+    if (capability != null) await c.capabilities.check(capability, id)
     const content = c.catalog.getVisible(id)
     const key = content != null ? c.keys.release(id) : undefined
     if (content?.manifest == null || key == null) throw new NotFoundError(`no content ${id}`)
+    if (content.private && capability == null) {
+      if (who == null) throw new UnauthorizedError(`content ${id} is private: present a capability (x-cdn-capability) or a token`)
+      if (!mayReadPrivate(content, who)) throw new ForbiddenError(`content ${id} is private and this ${who.role} token may not read it`)
+    }
     const holders = c.catalog.holdersOf(id).map(n => ({ peerId: n.peerId, http: n.http, multiaddrs: n.addrs.map(a => withPeer(a, n.peerId)) }))
     sendJson(res, 200, { id, manifest: Buffer.from(content.manifest).toString('base64'), key: encodeKey(key), holders })
   }
 
   const remove: Handler = async (req, res, m) => {
-    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
-    const id = parseContentId(m[1]).toString()
-    await c.deleter.delete(id, by)
-    sendJson(res, 200, { id, deleted: true })
+    const { who, content } = managed(req, m[1])
+    await c.deleter.delete(content.id, who.id)
+    durable()
+    sendJson(res, 200, { id: content.id, deleted: true })
   }
 
-  const nodes: Handler = async (_req, res) => {
+  const share: Handler = async (req, res, m) => {
+    const { who, content } = managed(req, m[1])
+    const body = await readObjectBody(req)
+    const issued = await c.capabilities.issue(content.id, optionalSeconds(body.ttlSeconds, 'ttlSeconds'))
+    const expiresAt = new Date(issued.expiresAt).toISOString()
+    c.catalog.recordEvent({ kind: 'content-shared', content: content.id, detail: { by: who.id, expiresAt } })
+    sendJson(res, 201, { id: content.id, capability: issued.capability, expiresAt })
+  }
+
+  const createToken: Handler = async (req, res) => {
+    const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    const body = await readObjectBody(req)
+    const { token, info: t } = c.catalog.db.transaction(() => {
+      const made = c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') })
+      c.catalog.recordEvent({ kind: 'token-created', detail: { id: made.info.id, role: made.info.role, by: who.id } })
+      return made
+    })
+    durable()
+    log.info({ token: t.id, role: t.role, by: who.id }, 'token created')
+    sendJson(res, 201, { id: t.id, token, role: t.role, name: t.name, expiresAt: t.expiresAt == null ? null : new Date(t.expiresAt).toISOString() })
+  }
+
+  const listTokens: Handler = async (req, res) => {
+    c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    sendJson(res, 200, { tokens: c.tokens.list().map(tokenJson) })
+  }
+
+  const revokeToken: Handler = async (req, res, m) => {
+    const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    if (!TOKEN_ID.test(m[1])) throw new BadInputError('a token id is 12 hex characters')
+    c.catalog.db.transaction(() => {
+      const before = c.tokens.get(m[1])
+      const t = c.tokens.revoke(m[1])
+      if (before?.revokedAt == null) c.catalog.recordEvent({ kind: 'token-revoked', detail: { id: t.id, role: t.role, by: who.id } })
+    })
+    durable()
+    log.info({ token: m[1], by: who.id }, 'token revoked')
+    sendJson(res, 200, { id: m[1], revoked: true })
+  }
+
+  const nodes: Handler = async (req, res) => {
+    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const holdings = c.catalog.holdingsByNode()
     sendJson(res, 200, {
       nodes: c.catalog.listNodes().map(n => {
@@ -250,20 +390,24 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
   }
 
   const drainNode: Handler = async (req, res, m) => {
-    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+    const by = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES).id
     const peerId = checkPeerId(m[1], 'node')
     const n = c.nodeAdmin.drain(peerId, by)
+    durable()
     const h = c.catalog.holdingsByNode().get(peerId)
     sendJson(res, 202, { node: nodeJson(n, h, c.nodeAdmin.health(n, h)) })
   }
 
   const removeNode: Handler = async (req, res, m) => {
-    const by = c.tokens.authenticateBearer('publisher', req.headers.authorization)
+    const by = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES).id
     const peerId = checkPeerId(m[1], 'node')
-    sendJson(res, 200, c.nodeAdmin.remove(peerId, by))
+    const removed = c.nodeAdmin.remove(peerId, by)
+    durable()
+    sendJson(res, 200, removed)
   }
 
-  const replicationHealth: Handler = async (_req, res) => {
+  const replicationHealth: Handler = async (req, res) => {
+    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const r = c.replication()
     sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
   }
@@ -276,7 +420,8 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
     sendBlob(req, res, id, bytes)
   }
 
-  const events: Handler = async (_req, res, _m, url) => {
+  const events: Handler = async (req, res, _m, url) => {
+    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const raw = url.searchParams.get('limit')
     let limit = DEFAULT_EVENTS
     if (raw != null) {
@@ -326,11 +471,14 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
     await serveMetrics(c.metricsRegistry, req, res)
   }
 
-  const routes: Route[] = [
+  const allRoutes: Route[] = [
     { pattern: /^\/api\/info$/, methods: { GET: info } },
     { pattern: /^\/api\/publish$/, methods: { POST: publish } },
     { pattern: /^\/api\/contents$/, methods: { GET: listContents } },
     { pattern: /^\/api\/contents\/([^/]+)$/, methods: { GET: resolve, DELETE: remove } },
+    { pattern: /^\/api\/contents\/([^/]+)\/share$/, methods: { POST: share } },
+    { pattern: /^\/api\/tokens$/, methods: { GET: listTokens, POST: createToken } },
+    { pattern: /^\/api\/tokens\/([^/]+)$/, methods: { DELETE: revokeToken } },
     { pattern: /^\/api\/nodes$/, methods: { GET: nodes } },
     { pattern: /^\/api\/nodes\/([^/]+)\/drain$/, methods: { POST: drainNode } },
     { pattern: /^\/api\/nodes\/([^/]+)$/, methods: { DELETE: removeNode } },
@@ -341,6 +489,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
     { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },
     { pattern: /^\/metrics$/, methods: { GET: metrics } }
   ]
+  const routes = options.blobsOnly === true ? allRoutes.filter(r => r.methods.GET === manifest || r.methods.GET === staged) : allRoutes
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let url: URL
@@ -360,6 +509,7 @@ export function createApiHandler (c: ApiComponents): (req: IncomingMessage, res:
       await handler(req, res, m, url)
       return
     }
+    if (options.blobsOnly === true) throw new BadInputError('this manager serves its API over HTTPS only: use an https:// manager URL')
     throw new NotFoundError(`no route ${url.pathname}`)
   }
 

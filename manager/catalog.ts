@@ -28,6 +28,10 @@ export interface ContentRow {
   manifest: Uint8Array | null
   /** ms since the epoch after which the content is deleted everywhere; null: kept until deleted */
   expiresAt: number | null
+  /** resolvable only with a capability or a token that may read it */
+  private: boolean
+  /** id of the token that published it; null for contents published before owners were recorded */
+  owner: string | null
 }
 
 export interface NewUpload {
@@ -38,6 +42,9 @@ export interface NewUpload {
   replicas: number
   createdAt: string
   publisher: string
+  /** id of the publishing token */
+  owner?: string | null
+  private?: boolean
 }
 
 export interface CopyRow {
@@ -230,7 +237,9 @@ function contentRow (r: any): ContentRow {
     createdAt: r.created_at,
     publisher: r.publisher,
     manifest: r.manifest ?? null,
-    expiresAt: r.expires_at ?? null
+    expiresAt: r.expires_at ?? null,
+    private: r.private === 1,
+    owner: r.owner ?? null
   }
 }
 
@@ -265,7 +274,9 @@ function nodeRow (r: any): NodeRow {
  */
 const ADDED_COLUMNS: Array<{ table: string, column: string, ddl: string }> = [
   { table: 'contents', column: 'expires_at', ddl: 'ALTER TABLE contents ADD COLUMN expires_at INTEGER' },
-  { table: 'nodes', column: 'drain', ddl: 'ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0' }
+  { table: 'nodes', column: 'drain', ddl: 'ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0' },
+  { table: 'contents', column: 'private', ddl: 'ALTER TABLE contents ADD COLUMN private INTEGER NOT NULL DEFAULT 0' },
+  { table: 'contents', column: 'owner', ddl: 'ALTER TABLE contents ADD COLUMN owner TEXT' }
 ]
 
 function addMissingColumns (db: Db): void {
@@ -300,6 +311,8 @@ export class Catalog {
 
   createUpload (u: NewUpload): void {
     this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher)
+    // Set before any byte is stored, so a private content is never visible without its flag.
+    if (u.owner != null || u.private === true) this.s.setAccess.run(u.owner ?? null, u.private === true ? 1 : 0, u.uploadId)
   }
 
   addChunk (content: string, index: number, cid: string, size: number): void {
@@ -550,6 +563,7 @@ function prepare (db: Db) {
   return {
     insertUpload: db.prepare(`INSERT INTO contents (id, state, name, type, chunk_size, replicas, created_at, publisher)
       VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)`),
+    setAccess: db.prepare('UPDATE contents SET owner = ?, private = ? WHERE id = ?'),
     insertChunk: db.prepare('INSERT INTO chunks (content, idx, cid, size) VALUES (?, ?, ?, ?)'),
     upsertCopy: db.prepare(`INSERT INTO copies (content, cid, node, state) VALUES (?, ?, ?, ?)
       ON CONFLICT (cid, node) DO UPDATE SET state = excluded.state`),

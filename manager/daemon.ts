@@ -3,7 +3,6 @@
  * config, wires them together, and closes them in reverse order.
  */
 import { mkdir } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import type { IdentifyResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -13,11 +12,15 @@ import { defaultAnnounceHost, firstTcpPort, httpBase as httpBaseOf, listenMultia
 import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, loadOrCreateKey, type Host } from '../core/host.ts'
 import { bindPlanned, listenHttp, PortBook } from '../core/ports.ts'
+import type { HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { CONTROL_PROTOCOL, parseNodeMessage } from '../core/wire.ts'
 import { ActionRunner } from './action-runner.ts'
-import { createApiHandler } from './api.ts'
+import { ADMIN_TOKEN_FILE, ensureAdminToken } from './admin-token.ts'
+import { createApiServer } from './api-server.ts'
+import { createApiHandler, type ApiComponents } from './api.ts'
+import { Capabilities } from './capabilities.ts'
 import { Catalog } from './catalog.ts'
 import { Chore } from './chore.ts'
 import { Db } from './db.ts'
@@ -35,7 +38,7 @@ import { RepairBlockedMonitor } from './repair-blocked.ts'
 import { ReplicationController } from './replication-controller.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
-import { TokenStore } from './tokens.ts'
+import { TokenStore, type Role } from './tokens.ts'
 
 export interface ManagerConfig {
   dataDir: string
@@ -54,6 +57,8 @@ export interface ManagerConfig {
   announce?: string[]
   publisherTokens?: string[]   // plain tokens to register (stored hashed) at start
   joinTokens?: string[]        // plain join tokens to register (stored hashed)
+  tls?: { cert: Buffer | string, key: Buffer | string }  // PEM; the API is then HTTPS (blob routes stay plain HTTP on the same port)
+  httpLimits?: HttpLimits      // default: core/http-guard.ts's, with no whole-request deadline (uploads) and 256 connections per client
   replicas?: number            // default 3
   chunkSize?: number           // default 1 MiB
   maxUploadBytes?: number      // default 64 GiB
@@ -73,12 +78,13 @@ export interface ManagerDaemon { peerId: string, http: string, multiaddrs: strin
 /** ms a node's join or heartbeat may take on the control protocol */
 const CONTROL_TIMEOUT_MS = 30_000
 
-async function closeServer (server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-  // Idle keep-alive sockets would hold close() open; uploads were already aborted.
-  server.closeAllConnections()
-  await closed
-}
+/**
+ * Uploads run for hours under their own deadline, so there is no deadline for
+ * a whole request: the idle timeout cuts a stalled body. Every node keeps up to
+ * 8 connections to staging, and on one machine (or behind one NAT) they share
+ * an address, hence more connections per client than the default.
+ */
+const MANAGER_HTTP_LIMITS: HttpLimits = { requestTimeout: 0, maxConnectionsPerClient: 256 }
 
 function isLoopback (host: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]'
@@ -129,9 +135,10 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const catalog = new Catalog(db, { onEvent: kind => { metrics.events.inc({ kind }) } })
     const tokens = new TokenStore(db)
     const keys = new KeyCustody(db)
-    for (const t of config.publisherTokens ?? []) tokens.register('publisher', t)
-    for (const t of config.joinTokens ?? []) tokens.register('join', t)
-    tokens.register('join', await ensureJoinToken(config.dataDir), 'join-file')
+    registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
+    registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
+    const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
+    await ensureAdminToken({ tokens, db, logger: log }, adminTokenFile)
     const staging = new Staging(join(config.dataDir, 'staging'))
     await staging.init()
 
@@ -254,28 +261,36 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
 
     // ---- HTTP ------------------------------------------------------------
     let multiaddrs: string[] = []
-    const server = createServer({
-      // Uploads run for hours under their own deadline; Node's 5-minute request timeout would cut them.
-      requestTimeout: 0,
-      headersTimeout: 60_000
-    }, createApiHandler({
+    let apiBase = ''
+    const httpLimits = { ...MANAGER_HTTP_LIMITS, ...config.httpLimits }
+    const apiComponents: ApiComponents = {
+      uploadIdleMs: httpLimits.idleTimeout,
       catalog,
       keys,
       tokens,
+      capabilities: new Capabilities({ signer: { privateKey, peerId } }),
       staging,
       publisher,
       deleter,
       metricsRegistry,
       metrics,
-      info: () => ({ peerId, multiaddrs, http: httpBase }),
+      info: () => ({ peerId, multiaddrs, http: apiBase }),
       nodeAdmin,
       replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null, repairBlocked: repairBlocked.current }),
       logger: log.child({ part: 'api' })
-    }))
+    }
+    const server = createApiServer({
+      handler: createApiHandler(apiComponents),
+      plainHandler: createApiHandler(apiComponents, { blobsOnly: true }),
+      tls: config.tls,
+      limits: httpLimits
+    })
     const httpPlan = ports.plan('http', config.httpPort, config.defaultPorts?.http ?? 0)
-    const address = await bindPlanned(httpPlan, 'http', httpHost, async port => await listenHttp(server, httpHost, port), { fallbackToAny: false })
+    const address = await bindPlanned(httpPlan, 'http', httpHost, async port => await server.listen(port, httpHost), { fallbackToAny: false })
+    // Nodes fetch staged blobs and manifests over plain HTTP (the same port answers both with TLS).
     httpBase = announce.http ?? httpBaseOf(announceHost, address.port)
-    closers.push({ name: 'http', close: async () => { await closeServer(server) } })
+    apiBase = server.scheme === 'https' ? httpBase.replace(/^http:/, 'https:') : httpBase
+    closers.push({ name: 'http', close: async () => { await server.close() } })
     multiaddrs = host.getMultiaddrs().map(a => a.toString())
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
@@ -297,12 +312,12 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       err => { log.error({ err: describeError(err) }, 'cleaning up interrupted uploads failed') }
     )
 
-    log.info({ peerId, http: httpBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')
+    log.info({ peerId, http: apiBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')
 
     let stopping: Promise<void> | undefined
     return {
       peerId,
-      http: httpBase,
+      http: apiBase,
       multiaddrs,
       stop: async () => {
         stopping ??= closeAll().then(() => { log.info('manager stopped') })
@@ -312,5 +327,14 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
   } catch (err) {
     await closeAll()
     throw err
+  }
+}
+
+/** Registers the operator's tokens; one revoked earlier stays revoked, and says so. */
+function registerConfigured (tokens: TokenStore, role: Role, list: string[], log: Logger): void {
+  for (const t of list) {
+    const info = tokens.register(role, t)
+    if (info.revokedAt != null) log.warn({ token: info.id, role }, 'a configured token was revoked earlier and stays revoked; remove it from the configuration')
+    else if (info.role !== role) log.warn({ token: info.id, role: info.role, configured: role }, 'a configured token is already registered with another role; it keeps that role')
   }
 }

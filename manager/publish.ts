@@ -81,6 +81,10 @@ export interface PublishRequest {
   body: AsyncIterable<Uint8Array>
   /** label of the publisher token that authenticated the request */
   publisher: string
+  /** id of the token that owns the content (may delete and share it) */
+  owner?: string
+  /** resolvable only with a capability or a token that may read it */
+  private?: boolean
   name: string
   type: string
   replicas?: number
@@ -202,7 +206,7 @@ export class Publisher {
     const signal = AbortSignal.any([orderSignal, ...(req.signal != null ? [req.signal] : [])])
     const log = this.log.child({ upload: uploadId })
     const staged = new Set<string>()
-    this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher })
+    this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private })
     log.info({ name: req.name, length: req.length, replicas, chunkSize, publisher: req.publisher }, 'upload started')
 
     const dispatcher = new CopyDispatcher({

@@ -38,8 +38,8 @@ export class Agent {
   }
 
   /** GET a JSON document; non-2xx answers are errors. */
-  async json (url: string): Promise<any> {
-    const r = await this.ask({ op: 'json', url })
+  async json (url: string, token?: string): Promise<any> {
+    const r = await this.ask({ op: 'json', url, token })
     if (r.status < 200 || r.status >= 300) throw new TestbedError(`GET ${url} answered ${String(r.status)}: ${JSON.stringify(r.body).slice(0, 300)}`)
     return r.body
   }

@@ -13,12 +13,16 @@ import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
 
 /** `hash: false` only counts the body: a benchmark's client must not compete with what it measures. */
-interface Request { id: number, op: 'json' | 'get', url: string, range?: string, timeoutMs?: number, hash?: boolean }
+/** `token` is sent as a bearer token: the request travels over the agent's stdin, never its argv. */
+interface Request { id: number, op: 'json' | 'get', url: string, range?: string, timeoutMs?: number, hash?: boolean, token?: string }
 
 async function handle (r: Request): Promise<Record<string, unknown>> {
   const signal = AbortSignal.timeout(r.timeoutMs ?? 120_000)
   const t0 = performance.now()
-  const res = await fetch(r.url, { headers: r.range != null ? { range: r.range } : {}, signal })
+  const sent: Record<string, string> = {}
+  if (r.range != null) sent.range = r.range
+  if (r.token != null) sent.authorization = `Bearer ${r.token}`
+  const res = await fetch(r.url, { headers: sent, signal })
   if (r.op === 'json') return { status: res.status, body: await res.json() }
   const ttfbMs = performance.now() - t0
   const hash = createHash('sha256')

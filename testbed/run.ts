@@ -85,7 +85,7 @@ async function scenario (bed: Testbed, work: string, logs: string): Promise<Outc
     nodes.set(host, d)
   }))
   const peerOf = (host: string): string => String(nodes.get(host)!.info.peerId)
-  const poolNodes = async (): Promise<any[]> => (await client.json(`${api}/api/nodes`)).nodes
+  const poolNodes = async (): Promise<any[]> => (await client.json(`${api}/api/nodes`, token)).nodes
   await waitFor(`${NODES} nodes alive`, async () => (await poolNodes()).filter(n => n.state === 'alive').length >= NODES ? true : undefined, 60_000)
   log(`${NODES} node hosts joined`)
 
@@ -118,7 +118,7 @@ async function scenario (bed: Testbed, work: string, logs: string): Promise<Outc
   const linksMBps = NODES * RATE / 1e6
   log(`whole file: ${downloadMBps.toFixed(1)} MB/s over ${NODES} links of ${(RATE / 1e6).toFixed(1)} MB/s`)
 
-  const health = async (): Promise<any> => await client.json(`${api}/api/health/replication`)
+  const health = async (): Promise<any> => await client.json(`${api}/api/health/replication`, token)
   const deadAndWhole = (host: string) => async (): Promise<true | undefined> => {
     const n = (await poolNodes()).find(x => x.peerId === peerOf(host))
     const h = await health()

@@ -61,7 +61,7 @@ async function measure (ctx: BenchContext, bed: Testbed, n: number, part: number
   await Promise.all(Array.from({ length: n }, async (_, i) => await joinNode(bed, `node${i + 1}`, join_.command, { dir: join(dir, `node${i + 1}`), logs, args: ['--capacity', '50GB'] })))
   const client = new Agent(bed, 'client', join(logs, 'client.log'))
   try {
-    await waitFor(`${n} nodes alive`, async () => ((await client.json(`${api}/api/nodes`)).nodes as any[]).filter(x => x.state === 'alive').length >= n ? true : undefined, 60_000)
+    await waitFor(`${n} nodes alive`, async () => ((await client.json(`${api}/api/nodes`, token)).nodes as any[]).filter(x => x.state === 'alive').length >= n ? true : undefined, 60_000)
     const publish = async (path: string, replicas: number): Promise<string> => {
       const r = await bed.run('client', [NODE, CDN, 'publish', path, '--manager', api, '--replicas', String(replicas), '--json'], { env: { CDN_TOKEN: token, CDN_LOG_LEVEL: 'error' }, timeoutMs: 30 * 60_000 })
       return String(JSON.parse(r.stdout.trim().split('\n').at(-1)!).id)

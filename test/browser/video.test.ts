@@ -35,7 +35,7 @@ if (!existsSync(CHROMIUM)) {
   })
 
   test('a WebM video plays through the proxy, seeks to the middle and plays on', async () => {
-    const pub = await cdnJson(['publish', FIXTURE, '--manager', net.manager, '--token', net.token, '--proxy', net.proxy])
+    const pub = await cdnJson(['publish', FIXTURE, '--manager', net.manager, '--token-file', net.tokenFile, '--proxy', net.proxy])
     const page = await browser.newPage()
     await page.goto(`${net.proxy}/play/${pub.id}`)
     const video = page.locator('video')

@@ -20,7 +20,12 @@ export interface Network {
   managerPid: number
   proxy: string
   proxyPid: number
+  /** a publisher token, and a file holding it (`--token-file`) */
   token: string
+  tokenFile: string
+  /** the admin token the manager's first start wrote, and its file */
+  adminToken: string
+  adminTokenFile: string
   joinToken: string
   dir: string
   nodes: NetworkNode[]
@@ -44,8 +49,12 @@ export async function startNetwork (opts: { nodes?: number, extra?: string[] } =
     proc.once('exit', (code) => { reject(new Error(`cdn up exited with ${code} before it was ready (logs in ${dir}/logs)`)) })
   })
   const summary = JSON.parse(line)
+  const tokenFile = join(dir, 'publisher.token')
+  await writeFile(tokenFile, `${summary.token}\n`, { mode: 0o600 })
   return {
     ...summary,
+    tokenFile,
+    adminTokenFile: join(dir, 'manager', 'admin.token'),
     proc,
     async stop () {
       if (proc.exitCode == null) {
@@ -73,8 +82,8 @@ export async function cdn (args: string[], env: Record<string, string> = {}): Pr
 }
 
 /** Runs `cdn … --json` and parses its one line, failing loudly with its stderr otherwise. */
-export async function cdnJson (args: string[]): Promise<any> {
-  const r = await cdn([...args, '--json'])
+export async function cdnJson (args: string[], env: Record<string, string> = {}): Promise<any> {
+  const r = await cdn([...args, '--json'], env)
   if (r.code !== 0) throw new Error(`cdn ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
 }
@@ -134,8 +143,9 @@ export async function eventually (what: string, check: () => Promise<boolean>, t
   }
 }
 
-export async function getJson (url: string): Promise<any> {
-  const res = await fetch(url)
+/** GET a JSON answer, with a bearer token when given. */
+export async function getJson (url: string, token?: string): Promise<any> {
+  const res = await fetch(url, token != null ? { headers: { authorization: `Bearer ${token}` } } : {})
   return { status: res.status, body: await res.json() }
 }
 
@@ -151,7 +161,7 @@ export interface ReplicationWatch {
   stop (): Promise<{ samples: number, violations: string[], lowest: number | null }>
 }
 
-export function watchReplication (manager: string, everyMs = 100): ReplicationWatch {
+export function watchReplication (manager: string, token: string, everyMs = 100): ReplicationWatch {
   let stopped = false
   let samples = 0
   let lowest: number | null = null
@@ -159,7 +169,7 @@ export function watchReplication (manager: string, everyMs = 100): ReplicationWa
   const loop = (async () => {
     while (!stopped) {
       try {
-        const res = await fetch(`${manager}/api/health/replication`, { signal: AbortSignal.timeout(5000) })
+        const res = await fetch(`${manager}/api/health/replication`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
         const body: any = await res.json()
         samples++
         if (body.lowest != null) lowest = lowest == null ? body.lowest : Math.min(lowest, body.lowest)
@@ -185,9 +195,9 @@ export interface StartedNode { peerId: string, http: string, pid: number, data: 
 /** `cdn node start` joining an existing network, the way an operator adds a server. */
 export async function startNodeProcess (net: Network, opts: { capacity?: string, egress?: string, zone?: string, label?: string } = {}): Promise<StartedNode> {
   const data = join(net.dir, `extra-${opts.label ?? randomBytes(4).toString('hex')}`)
-  const args = [CDN, 'node', 'start', '--manager', net.managerMultiaddr, '--join-token', net.joinToken, '--data', data,
+  const args = [CDN, 'node', 'start', '--manager', net.managerMultiaddr, '--data', data,
     '--capacity', opts.capacity ?? '10GB', '--max-egress', opts.egress ?? 'unlimited', '--json', ...(opts.zone != null ? ['--zone', opts.zone] : [])]
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] })
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, CDN_JOIN_TOKEN: net.joinToken } })
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! })
     rl.once('line', resolve)
@@ -210,13 +220,13 @@ export async function startNodeProcess (net: Network, opts: { capacity?: string,
 }
 
 /** The manager's node list (`GET /api/nodes`). */
-export async function poolNodes (manager: string): Promise<any[]> {
-  return (await getJson(`${manager}/api/nodes`)).body.nodes
+export async function poolNodes (manager: string, token: string): Promise<any[]> {
+  return (await getJson(`${manager}/api/nodes`, token)).body.nodes
 }
 
 /** The manager's visible contents (`GET /api/contents`). */
-export async function poolContents (manager: string): Promise<any[]> {
-  return (await getJson(`${manager}/api/contents`)).body.contents
+export async function poolContents (manager: string, token: string): Promise<any[]> {
+  return (await getJson(`${manager}/api/contents`, token)).body.contents
 }
 
 /** How many of the given disks (node data dirs) hold each blob, counting only files whose bytes match their id. */

@@ -43,6 +43,7 @@ test('the printed join command joins a node, and a restarted manager is found at
     let manager = await daemon([NODE, CDN, 'manager', 'start', '--dir', managerDir, '--http-port', '0', '--p2p-port', '0', '--json'])
     running.push(manager)
     const token = (await readFile(join(managerDir, 'join.token'), 'utf8')).trim()
+    const admin = (await readFile(join(managerDir, 'admin.token'), 'utf8')).trim()
 
     const shown = await cdn(['manager', 'join-command', '--dir', managerDir, '--json'])
     assert.is(shown.code, 0, shown.stderr)
@@ -56,7 +57,7 @@ test('the printed join command joins a node, and a restarted manager is found at
     const node = await daemon(['/bin/sh', '-c', command])
     running.push(node)
     assert.ok(!String(node.info.http).includes('0.0.0.0'))
-    await eventually('the node joined', async () => (await poolNodes(manager.info.http)).some(n => n.peerId === node.info.peerId && n.state === 'alive'))
+    await eventually('the node joined', async () => (await poolNodes(manager.info.http, admin)).some(n => n.peerId === node.info.peerId && n.state === 'alive'))
 
     // Restarted without any port flag: the ports come from the data directory.
     const before = manager.info
@@ -68,7 +69,7 @@ test('the printed join command joins a node, and a restarted manager is found at
     assert.is(manager.info.http, before.http)
     const restartedAt = Date.now()
     // The node keeps calling the address it was given; the new process answers there.
-    await eventually('the node reported to the restarted manager', async () => (await poolNodes(manager.info.http)).some(n => n.peerId === node.info.peerId && n.state === 'alive' && Date.parse(n.lastSeen) >= restartedAt), 60_000)
+    await eventually('the node reported to the restarted manager', async () => (await poolNodes(manager.info.http, admin)).some(n => n.peerId === node.info.peerId && n.state === 'alive' && Date.parse(n.lastSeen) >= restartedAt), 60_000)
 
     // A second manager on the same port is told which flag moves it, in one line.
     const port = new URL(manager.info.http).port

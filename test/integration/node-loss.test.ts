@@ -17,7 +17,7 @@ test('with R=2, a get survives kill -9 of a holder in the middle', async () => {
   const dir = await tempDir('kill')
   try {
     const file = await randomFile(dir, 'kill.bin', 50 * MiB)
-    const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token, '--replicas', '2'])
+    const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile, '--replicas', '2'])
     const out = join(dir, 'kill.out')
     const get = spawn(process.execPath, [CDN, 'get', pub.id, '-o', out, '--manager', net.manager, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''

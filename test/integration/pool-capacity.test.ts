@@ -28,7 +28,7 @@ test.before(async (ctx) => {
     extra: ['--heartbeat', '500ms', '--dead-after', '3s', '--reconcile', '500ms', '--node-capacity', String(CAPACITY), '--proxy-cache', '0']
   })
   ctx.dir = await tempDir('pool-capacity')
-  ctx.watch = watchReplication(ctx.net.manager)
+  ctx.watch = watchReplication(ctx.net.manager, ctx.net.adminToken)
 })
 
 test.after(async (ctx) => {
@@ -42,9 +42,9 @@ test('nodes above the disk high-water mark shed onto a node that joins, and the 
   const { net, dir } = ctx
   // 10.5 MiB with R = 3 on three 12 MB nodes: every node holds every chunk, about 92% full.
   const file = await randomFile(dir, 'full.bin', Math.round(10.5 * MiB))
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
   await eventually('every node reports itself above the high-water mark', async () => {
-    const nodes = await poolNodes(net.manager)
+    const nodes = await poolNodes(net.manager, net.adminToken)
     return nodes.length === 3 && nodes.every(n => n.used > HIGH_WATER * n.capacity && n.health === 'disk-high')
   }, 30_000)
 
@@ -52,7 +52,7 @@ test('nodes above the disk high-water mark shed onto a node that joins, and the 
   ctx.extra = await startNodeProcess(net, { capacity: String(CAPACITY), label: 'joiner' })
   const joiner = ctx.extra
   await eventually('the full nodes are back under the high-water mark, the new node holding what they shed', async () => {
-    const nodes = await poolNodes(net.manager)
+    const nodes = await poolNodes(net.manager, net.adminToken)
     const others = nodes.filter(n => n.peerId !== joiner.peerId)
     const fresh = nodes.find(n => n.peerId === joiner.peerId)
     return fresh != null && fresh.copies > 0 && others.every(n => n.used <= HIGH_WATER * n.capacity)
@@ -65,13 +65,13 @@ test('nodes above the disk high-water mark shed onto a node that joins, and the 
   const have = await getJson(`${joiner.http}/have/${pub.id}`)
   assert.is(have.status, 200, 'the new node serves the content\'s have-bitmap')
 
-  const content = (await poolContents(net.manager)).find(c => c.id === pub.id)
+  const content = (await poolContents(net.manager, net.adminToken)).find(c => c.id === pub.id)
   assert.is(content.copies.min, 3, 'every chunk still has its 3 copies')
   const disks = await copiesOnDisk([...net.nodes.map(n => n.data), joiner.data])
   const manifest = (await getJson(`${net.manager}/api/contents/${pub.id}`)).body
   const { decodeManifest } = await import('../../core/manifest.ts')
   for (const c of decodeManifest(Buffer.from(manifest.manifest, 'base64')).chunks) assert.ok((disks.get(c) ?? 0) >= 3, `chunk ${c} on 3 disks`)
-  const events = (await getJson(`${net.manager}/api/events?limit=200`)).body.events as any[]
+  const events = (await getJson(`${net.manager}/api/events?limit=200`, net.adminToken)).body.events as any[]
   assert.ok(events.some(e => e.kind === 'copies-added' && e.node === joiner.peerId && e.detail?.reason === 'migrate'))
   assert.ok(events.some(e => e.kind === 'copies-removed' && e.detail?.reason === 'migrate'))
 

@@ -23,7 +23,7 @@ test.before(async (ctx) => {
     extra: ['--heartbeat', '500ms', '--dead-after', '3s', '--reconcile', '500ms', '--node-egress', '2MB/s', '--proxy-cache', '0']
   })
   ctx.dir = await tempDir('pool-hot')
-  ctx.watch = watchReplication(ctx.net.manager)
+  ctx.watch = watchReplication(ctx.net.manager, ctx.net.adminToken)
 })
 
 test.after(async (ctx) => {
@@ -37,8 +37,8 @@ test('a hot content gains copies on idle nodes, and falls back to its base count
   // One chunk: its three holders are known, and the three other nodes are idle.
   const file = await randomFile(dir, 'hot.bin', MB)
   const want = createHash('sha256').update(await readFile(file)).digest('hex')
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
-  const [before] = (await poolContents(net.manager)).filter(c => c.id === pub.id)
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
+  const [before] = (await poolContents(net.manager, net.adminToken)).filter(c => c.id === pub.id)
   assert.is(before.copies.max, BASE)
   const holdersBefore = new Set<string>(before.copies.nodes)
 
@@ -63,7 +63,7 @@ test('a hot content gains copies on idle nodes, and falls back to its base count
   let mirrored: any
   try {
     await eventually('the content has more than its base copies, on nodes that did not hold it', async () => {
-      mirrored = (await poolContents(net.manager)).find(c => c.id === pub.id)
+      mirrored = (await poolContents(net.manager, net.adminToken)).find(c => c.id === pub.id)
       return mirrored.copies.min > BASE
     }, 60_000, 250)
   } finally {
@@ -76,12 +76,12 @@ test('a hot content gains copies on idle nodes, and falls back to its base count
   assert.equal(failures, [], 'every download was complete and byte-identical')
 
   await eventually('back to the base count once the load stopped', async () => {
-    const c = (await poolContents(net.manager)).find(x => x.id === pub.id)
+    const c = (await poolContents(net.manager, net.adminToken)).find(x => x.id === pub.id)
     return c.copies.max === BASE && c.copies.min === BASE
   }, 60_000, 250)
   console.log(`trim: back to ${BASE} copies ${((performance.now() - tMirrored) / 1000).toFixed(1)} s after the load stopped`)
 
-  const events = (await getJson(`${net.manager}/api/events?limit=500`)).body.events as any[]
+  const events = (await getJson(`${net.manager}/api/events?limit=500`, net.adminToken)).body.events as any[]
   assert.ok(events.some(e => e.kind === 'copies-added' && e.content === pub.id && e.detail?.reason === 'mirror'), 'mirror copies are in the event log')
   assert.ok(events.some(e => e.kind === 'copies-removed' && e.content === pub.id && e.detail?.reason === 'trim'), 'trims are in the event log')
   const metrics = await (await fetch(`${net.manager}/metrics`)).text()

@@ -29,7 +29,7 @@ test.before(async (ctx) => {
     extra: ['--heartbeat', '500ms', '--dead-after', '2s', '--reconcile', '500ms', '--chunk-size', '256KiB', '--proxy-cache', '0', '--min-copies', String(MIN_COPIES)]
   })
   ctx.dir = await tempDir('pool-repair')
-  ctx.watch = watchReplication(ctx.net.manager)
+  ctx.watch = watchReplication(ctx.net.manager, ctx.net.adminToken)
   ctx.files = new Map()
   ctx.gone = new Set()
 })
@@ -42,7 +42,7 @@ test.after(async (ctx) => {
 
 async function publish (ctx: Ctx, name: string, size: number, extra: string[] = []): Promise<string> {
   const file = await randomFile(ctx.dir, name, size)
-  const pub = await cdnJson(['publish', file, '--manager', ctx.net.manager, '--token', ctx.net.token, ...extra])
+  const pub = await cdnJson(['publish', file, '--manager', ctx.net.manager, '--token-file', ctx.net.tokenFile, ...extra])
   ctx.files.set(pub.id, file)
   return pub.id
 }
@@ -95,11 +95,11 @@ test('a reported corrupt copy is replaced by a good one and removed', async (ctx
     const path = (await blobFiles(victim.data)).get(chunk)
     if (path != null && !await isGood(path, chunk)) return false
     const disks = await copiesOnDisk(net.nodes.map(n => n.data))
-    const content = (await poolContents(net.manager)).find(c => c.id === id)
+    const content = (await poolContents(net.manager, net.adminToken)).find(c => c.id === id)
     return (disks.get(chunk) ?? 0) >= 3 && content?.copies.min === 3
   }, 30_000)
   console.log(`bad copy replaced in ${since(t0)}`)
-  const events = (await getJson(`${net.manager}/api/events?limit=200`)).body.events as any[]
+  const events = (await getJson(`${net.manager}/api/events?limit=200`, net.adminToken)).body.events as any[]
   assert.ok(events.some(e => e.kind === 'copies-added' && e.content === id && e.detail?.reason === 'bad-copy'), 'a copy was added for the bad one')
   assert.ok(events.some(e => e.kind === 'copies-removed' && e.content === id && e.node === victim.peerId && e.detail?.reason === 'bad-copy'), 'the bad copy was deleted')
   assert.ok(await sameBytes(ctx, id))
@@ -151,12 +151,12 @@ test('kill -9 of a node: its chunks are back to 3 copies on others while downloa
   const t0 = performance.now()
   process.kill(victim.pid, 'SIGKILL')
   const dead = new Set([victim.peerId])
-  await eventually('the killed node is declared dead', async () => (await poolNodes(net.manager)).find(n => n.peerId === victim.peerId)?.state === 'dead', 30_000)
+  await eventually('the killed node is declared dead', async () => (await poolNodes(net.manager, net.adminToken)).find(n => n.peerId === victim.peerId)?.state === 'dead', 30_000)
   const tDead = performance.now()
   await eventually('every chunk the node held has 3 copies on other nodes', async () => {
     const disks = await copiesOnDisk(liveDirs(net, dead))
     if (!held.every(b => (disks.get(b) ?? 0) >= 3)) return false
-    const contents = await poolContents(net.manager)
+    const contents = await poolContents(net.manager, net.adminToken)
     return ids.every(c => contents.find(x => x.id === c)?.copies.min >= 3)
   }, 60_000)
   console.log(`node loss: dead after ${((tDead - t0) / 1000).toFixed(1)} s, repaired ${since(tDead)} later (${held.length} blobs)`)
@@ -178,46 +178,46 @@ test('a node that holds copies the pool needs cannot be removed', async (ctx) =>
   let holder
   for (const n of net.nodes) if (!ctx.gone.has(n.peerId) && (await blobFiles(n.data)).has(chunk)) { holder = n; break }
   assert.ok(holder)
-  const r = await cdn(['node', 'rm', holder.peerId, '--manager', net.manager, '--token', net.token])
+  const r = await cdn(['node', 'rm', holder.peerId, '--manager', net.manager, '--token-file', net.adminTokenFile])
   assert.is.not(r.code, 0)
   assert.match(r.stderr, /drain it first/)
-  assert.ok((await poolNodes(net.manager)).some(n => n.peerId === holder.peerId), 'still in the pool')
+  assert.ok((await poolNodes(net.manager, net.adminToken)).some(n => n.peerId === holder.peerId), 'still in the pool')
 })
 
 test('a drained node ends empty, every content stays byte-identical, and it can then be removed for good', async (ctx) => {
   const { net } = ctx
-  const nodes = await poolNodes(net.manager)
+  const nodes = await poolNodes(net.manager, net.adminToken)
   // The live node holding the most: the drain has the most to move.
   const candidates = nodes.filter(n => n.state === 'alive').sort((a, b) => b.copies - a.copies)
   const target = net.nodes.find(n => n.peerId === candidates[0].peerId)!
   assert.ok((await blobFiles(target.data)).size > 0, 'the node holds data before the drain')
 
   const t0 = performance.now()
-  const drained = await cdnJson(['node', 'drain', target.peerId, '--manager', net.manager, '--token', net.token])
+  const drained = await cdnJson(['node', 'drain', target.peerId, '--manager', net.manager, '--token-file', net.adminTokenFile])
   assert.is(drained.drained, true)
   assert.is(drained.copies, 0)
   await eventually('nothing left on the drained node\'s disk', async () => (await blobFiles(target.data)).size === 0, 30_000)
   console.log(`drain of ${candidates[0].copies} copies took ${since(t0)}`)
-  const status = await cdnJson(['status', '--manager', net.manager])
+  const status = await cdnJson(['status', '--manager', net.manager, '--token-file', net.adminTokenFile])
   const row = status.nodes.find((n: any) => n.peerId === target.peerId)
   assert.is(row.state, 'draining')
   assert.is(row.health, 'drained')
 
   for (const id of ctx.files.keys()) assert.ok(await sameBytes(ctx, id), `content ${id} byte-identical after the drain`)
 
-  const rm1 = await cdnJson(['node', 'rm', target.peerId, '--manager', net.manager, '--token', net.token])
+  const rm1 = await cdnJson(['node', 'rm', target.peerId, '--manager', net.manager, '--token-file', net.adminTokenFile])
   assert.is(rm1.removed, true)
   // The killed node's chunks were repaired: it can go too, dead as it is (by its short name, as cdn status shows it).
   const dead = [...ctx.gone][0]
-  const rm2 = await cdnJson(['node', 'rm', `${dead.slice(0, 8)}…${dead.slice(-6)}`, '--manager', net.manager, '--token', net.token])
+  const rm2 = await cdnJson(['node', 'rm', `${dead.slice(0, 8)}…${dead.slice(-6)}`, '--manager', net.manager, '--token-file', net.adminTokenFile])
   assert.is(rm2.peerId, dead)
   ctx.gone.add(target.peerId)
   // The removed node keeps running; its next heartbeat is unknown, and its join is refused.
   await eventually('the removed node was refused when it tried to join again', async () => {
-    const events = (await getJson(`${net.manager}/api/events?limit=50`)).body.events as any[]
+    const events = (await getJson(`${net.manager}/api/events?limit=50`, net.adminToken)).body.events as any[]
     return events.some(e => e.kind === 'node-join-refused' && e.node === target.peerId)
   }, 30_000)
-  const left = (await poolNodes(net.manager)).map(n => n.peerId)
+  const left = (await poolNodes(net.manager, net.adminToken)).map(n => n.peerId)
   assert.not.ok(left.includes(target.peerId))
   assert.not.ok(left.includes(dead))
 })
@@ -228,10 +228,10 @@ test('an expired content and a deleted content leave every disk', async (ctx) =>
   const deleted = [...ctx.files.keys()][0]
   const blobs = [...await chunksOf(net, expiring), expiring, ...await chunksOf(net, deleted), deleted]
   const t0 = performance.now()
-  const rm = await cdnJson(['rm', deleted, '--manager', net.manager, '--token', net.token])
+  const rm = await cdnJson(['rm', deleted, '--manager', net.manager, '--token-file', net.tokenFile])
   assert.is(rm.deleted, true)
   await eventually('both contents are gone from the listing and from every disk', async () => {
-    const listed = (await poolContents(net.manager)).map(c => c.id)
+    const listed = (await poolContents(net.manager, net.adminToken)).map(c => c.id)
     if (listed.includes(expiring) || listed.includes(deleted)) return false
     // The killed node's disk is out of reach (it is not running): the running nodes' disks must be clean.
     for (const data of liveDirs(net, ctx.gone)) {
@@ -241,7 +241,7 @@ test('an expired content and a deleted content leave every disk', async (ctx) =>
     return true
   }, 30_000)
   console.log(`expiry (ttl 2 s) and delete done ${since(t0)} after publishing`)
-  const events = (await getJson(`${net.manager}/api/events?limit=50`)).body.events as any[]
+  const events = (await getJson(`${net.manager}/api/events?limit=50`, net.adminToken)).body.events as any[]
   assert.ok(events.some(e => e.kind === 'content-expired' && e.content === expiring))
   assert.is((await getJson(`${net.manager}/api/contents/${expiring}`)).status, 404)
 })

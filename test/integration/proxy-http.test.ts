@@ -22,7 +22,7 @@ test.before(async (ctx) => {
   // Sizes: a multiple of the chunk size, not a multiple, one byte, zero bytes.
   for (const [label, size] of [['aligned', 4 * CHUNK], ['ragged', 4 * CHUNK + 1000], ['one', 1], ['empty', 0]] as const) {
     const file = await randomFile(ctx.dir, `${label}.bin`, size)
-    const pub = await cdnJson(['publish', file, '--manager', ctx.net.manager, '--token', ctx.net.token, '--type', 'video/webm'])
+    const pub = await cdnJson(['publish', file, '--manager', ctx.net.manager, '--token-file', ctx.net.tokenFile, '--type', 'video/webm'])
     ctx.contents.set(label, { id: pub.id, bytes: await readFile(file) })
   }
 })
@@ -177,7 +177,7 @@ test('the dashboard page and its live feed show downloads, sources and cache use
 
 test('a corrupt copy on one node is served correctly and reported', async ({ net, dir }) => {
   const file = await randomFile(dir, 'corrupt.bin', 20 * CHUNK + 5)
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
   const r = await getJson(`${net.manager}/api/contents/${pub.id}`)
   const chunks = decodeManifest(Buffer.from(r.body.manifest, 'base64')).chunks
   const node = net.nodes[0]
@@ -196,7 +196,7 @@ test('a corrupt copy on one node is served correctly and reported', async ({ net
   assert.is(got.status, 200)
   assert.ok(got.body.equals(await readFile(file)))
   await eventually('the bad copy is reported', async () => {
-    const ev = await getJson(`${net.manager}/api/events?limit=500`)
+    const ev = await getJson(`${net.manager}/api/events?limit=500`, net.adminToken)
     return ev.body.events.some((e: any) => e.kind === 'bad-copy-reported' && e.content === pub.id && e.node === node.peerId)
   }, 15_000)
 })

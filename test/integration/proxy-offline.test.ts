@@ -12,7 +12,7 @@ test('a capability link is served with the manager stopped', async () => {
   const dir = await tempDir('offline')
   try {
     const file = await randomFile(dir, 'cap.bin', 3 * 1024 * 1024 + 77)
-    const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+    const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
     const key = new URL(pub.link).searchParams.get('k')
     assert.ok(key, 'the printed link carries the key')
     process.kill(net.managerPid, 'SIGKILL')

@@ -44,14 +44,14 @@ async function resolve (net: Network, id: string): Promise<{ chunks: string[], h
 
 test('a 50 MiB file comes back byte-identical, with every chunk on 3 nodes', async ({ net, dir }) => {
   const file = await randomFile(dir, 'big.bin', 50 * MiB + 12345)
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token, '--proxy', net.proxy])
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile, '--proxy', net.proxy])
   assert.match(pub.id, /^bagaaiera/)
   assert.is(pub.url, `${net.proxy}/c/${pub.id}`)
   const out = join(dir, 'big.out')
   await cdnJson(['get', pub.id, '-o', out, '--manager', net.manager])
   assert.is(await sha256File(out), await sha256File(file))
 
-  const ls = await cdnJson(['ls', '--manager', net.manager])
+  const ls = await cdnJson(['ls', '--manager', net.manager, '--token-file', net.adminTokenFile])
   const entry = ls.contents.find((c: any) => c.id === pub.id)
   assert.ok(entry, 'published content is listed')
   assert.is(entry.size, 50 * MiB + 12345)
@@ -68,7 +68,7 @@ test('a 50 MiB file comes back byte-identical, with every chunk on 3 nodes', asy
 test('publishing without or with a wrong token is refused with 401 and stores nothing', async ({ net, dir }) => {
   const file = await randomFile(dir, 'small.bin', 3 * MiB)
   const before = await allBlobs(net)
-  const wrong = await cdn(['publish', file, '--manager', net.manager, '--token', 'not-the-token'])
+  const wrong = await cdn(['publish', file, '--manager', net.manager], { CDN_TOKEN: 'not-the-token' })
   assert.is.not(wrong.code, 0)
   assert.match(wrong.stderr, /token/i)
   assert.is(wrong.stderr.trim().split('\n').length, 1, 'one-line message')
@@ -82,7 +82,7 @@ test('publishing without or with a wrong token is refused with 401 and stores no
 
 test('a truncated upload publishes nothing and its stored chunks are removed', async ({ net }) => {
   const before = await allBlobs(net)
-  const listed = (await cdnJson(['ls', '--manager', net.manager])).contents.length
+  const listed = (await cdnJson(['ls', '--manager', net.manager, '--token-file', net.adminTokenFile])).contents.length
   const url = new URL('/api/publish', net.manager)
   await new Promise<void>((resolve) => {
     const req = request(url, { method: 'POST', headers: { authorization: `Bearer ${net.token}`, 'content-length': String(20 * MiB), 'x-cdn-name': 'cut.bin' } })
@@ -92,7 +92,7 @@ test('a truncated upload publishes nothing and its stored chunks are removed', a
     req.write(Buffer.alloc(6 * MiB, 7), () => { setTimeout(() => { req.destroy(); resolve() }, 1500) })
   })
   await eventually('blobs of the cut upload removed', async () => await allBlobs(net) === before)
-  assert.is((await cdnJson(['ls', '--manager', net.manager])).contents.length, listed)
+  assert.is((await cdnJson(['ls', '--manager', net.manager, '--token-file', net.adminTokenFile])).contents.length, listed)
 })
 
 test('a node refuses a store order from a peer that is not its manager', async ({ net }) => {
@@ -123,7 +123,7 @@ test('a node refuses a store order from a peer that is not its manager', async (
 
 test('a corrupted blob on one node is detected and the chunk is fetched from another', async ({ net, dir }) => {
   const file = await randomFile(dir, 'corrupt.bin', 6 * MiB)
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
   const { chunks } = await resolve(net, pub.id)
   // Corrupt every copy held by the first node that has any chunk of it, so the fetch must meet one.
   let corrupted = 0
@@ -144,22 +144,22 @@ test('a corrupted blob on one node is detected and the chunk is fetched from ano
   await cdnJson(['get', pub.id, '-o', out, '--manager', net.manager])
   assert.is(await sha256File(out), await sha256File(file))
   await eventually('the bad copy is reported to the manager', async () => {
-    const ev = await getJson(`${net.manager}/api/events?limit=200`)
+    const ev = await getJson(`${net.manager}/api/events?limit=200`, net.adminToken)
     return ev.body.events.some((e: any) => e.kind === 'bad-copy-reported' && e.content === pub.id)
   }, 10_000)
 })
 
 test('cdn rm removes every copy from every node and the content from the list', async ({ net, dir }) => {
   const file = await randomFile(dir, 'rm.bin', 4 * MiB)
-  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+  const pub = await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
   const { chunks } = await resolve(net, pub.id)
-  const rmRes = await cdn(['rm', pub.id, '--manager', net.manager, '--token', net.token])
+  const rmRes = await cdn(['rm', pub.id, '--manager', net.manager, '--token-file', net.tokenFile])
   assert.is(rmRes.code, 0, rmRes.stderr)
   for (const node of net.nodes) {
     const files = await blobFiles(node.data)
     for (const c of [...chunks, pub.id]) assert.not.ok(files.has(c), `${c} still on ${node.peerId}`)
   }
-  const ls = await cdnJson(['ls', '--manager', net.manager])
+  const ls = await cdnJson(['ls', '--manager', net.manager, '--token-file', net.adminTokenFile])
   assert.not.ok(ls.contents.some((c: any) => c.id === pub.id))
   const again = await cdn(['get', pub.id, '-o', join(dir, 'gone.out'), '--manager', net.manager])
   assert.is.not(again.code, 0)
@@ -168,10 +168,10 @@ test('cdn rm removes every copy from every node and the content from the list', 
 
 test('bad input gets a one-line error and a non-zero exit', async ({ net, dir }) => {
   const cases = [
-    await cdn(['publish', join(dir, 'no-such-file'), '--manager', net.manager, '--token', net.token]),
+    await cdn(['publish', join(dir, 'no-such-file'), '--manager', net.manager, '--token-file', net.tokenFile]),
     await cdn(['get', 'not-a-cid', '-o', join(dir, 'x'), '--manager', net.manager]),
     await cdn(['ls', '--manager', 'http://127.0.0.1:9']),
-    await cdn(['rm', 'bagaaierajp2relzuivkmko66f25yzuvx4piwacwwghbyljoxztrdy54fiwna', '--manager', net.manager, '--token', 'wrong'])
+    await cdn(['rm', 'bagaaierajp2relzuivkmko66f25yzuvx4piwacwwghbyljoxztrdy54fiwna', '--manager', net.manager], { CDN_TOKEN: 'wrong' })
   ]
   for (const r of cases) {
     assert.is.not(r.code, 0)

@@ -40,7 +40,7 @@ test('a killed node and a killed manager are restarted, same identity, same addr
     await eventually('cdn up to restart the node', async () => /node-0 restarted \(pid \d+\)/.test(net.stderr()), 60_000)
     assert.match(net.stderr(), /node-0 \(pid \d+\) exited: SIGKILL; restarting in 1 s/)
     await eventually('the same node alive again', async () => {
-      const list = await poolNodes(manager)
+      const list = await poolNodes(manager, net.summary.adminToken)
       return list.length === 1 && list[0].peerId === peerId && list[0].state === 'alive'
     }, 60_000)
 
@@ -49,7 +49,7 @@ test('a killed node and a killed manager are restarted, same identity, same addr
     // Same HTTP address (it was started on "any port") and the node finds it at its old libp2p address.
     const info = await (await fetch(`${manager}/api/info`)).json() as any
     assert.equal(info.multiaddrs, [net.summary.managerMultiaddr])
-    await eventually('the node reporting to the restarted manager', async () => (await poolNodes(manager)).some(n => n.peerId === peerId && n.state === 'alive'), 60_000)
+    await eventually('the node reporting to the restarted manager', async () => (await poolNodes(manager, net.summary.adminToken)).some(n => n.peerId === peerId && n.state === 'alive'), 60_000)
   } finally {
     await net.stop()
     await rm(dir, { recursive: true, force: true })

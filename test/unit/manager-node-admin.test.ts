@@ -100,16 +100,18 @@ test('the TTL header is seconds from 1 to a century', () => {
   }
 })
 
-test('node endpoints: drain and removal need a publisher token, validate peer ids, and answer 202/409', async () => {
+test('node endpoints: drain and removal need an admin token, validate peer ids, and answer 202/409', async () => {
   const pool = await makePool(3)
   const { catalog, peers, db } = pool
   const tokens = new TokenStore(db)
+  tokens.register('admin', 'admin-token')
   tokens.register('publisher', 'pub-token')
   const c = pool.addContent([[0, 1]], { replicas: 2 })
   const handler = createApiHandler({
     catalog,
     tokens,
     keys: {} as any,
+    capabilities: {} as any,
     staging: {} as any,
     publisher: {} as any,
     deleter: {} as any,
@@ -129,24 +131,27 @@ test('node endpoints: drain and removal need a publisher token, validate peer id
   }
   try {
     assert.is((await call('POST', `/api/nodes/${peers[0]}/drain`)).status, 401)
-    assert.is((await call('POST', '/api/nodes/not-a-peer/drain', 'pub-token')).status, 400)
-    assert.is((await call('POST', '/api/nodes/12D3KooWNoSuchNodeNoSuchNodeNoSuchNodeNoSuchNodeNoS/drain', 'pub-token')).status, 400)
-    const drained = await call('POST', `/api/nodes/${peers[2]}/drain`, 'pub-token')
+    assert.is((await call('POST', `/api/nodes/${peers[0]}/drain`, 'pub-token')).status, 403, 'a publisher may not drain nodes')
+    assert.is((await call('DELETE', `/api/nodes/${peers[0]}`, 'pub-token')).status, 403, 'a publisher may not remove nodes')
+    assert.is((await call('POST', '/api/nodes/not-a-peer/drain', 'admin-token')).status, 400)
+    assert.is((await call('POST', '/api/nodes/12D3KooWNoSuchNodeNoSuchNodeNoSuchNodeNoSuchNodeNoS/drain', 'admin-token')).status, 400)
+    const drained = await call('POST', `/api/nodes/${peers[2]}/drain`, 'admin-token')
     assert.is(drained.status, 202)
     assert.is(drained.body.node.state, 'draining')
     assert.is(drained.body.node.health, 'drained', 'node 2 holds nothing')
 
-    const refused = await call('DELETE', `/api/nodes/${peers[0]}`, 'pub-token')
+    const refused = await call('DELETE', `/api/nodes/${peers[0]}`, 'admin-token')
     assert.is(refused.status, 409)
     assert.is(refused.body.error.code, 'ERR_CONFLICT')
-    assert.is((await call('DELETE', `/api/nodes/${peers[2]}`, 'pub-token')).status, 200)
-    assert.is((await call('DELETE', `/api/nodes/${peers[2]}`, 'pub-token')).status, 404)
+    assert.is((await call('DELETE', `/api/nodes/${peers[2]}`, 'admin-token')).status, 200)
+    assert.is((await call('DELETE', `/api/nodes/${peers[2]}`, 'admin-token')).status, 404)
 
-    const listed = await call('GET', '/api/nodes')
+    assert.is((await call('GET', '/api/nodes')).status, 401, 'node list without a token')
+    const listed = await call('GET', '/api/nodes', 'pub-token')
     const n0 = listed.body.nodes.find((n: any) => n.peerId === peers[0])
     assert.equal([n0.copies, n0.contents, n0.health], [2, 1, 'ok'])
 
-    const health = await call('GET', '/api/health/replication')
+    const health = await call('GET', '/api/health/replication', 'pub-token')
     assert.equal({ ...health.body, lastRound: undefined }, { contents: 1, chunks: 1, lowest: 2, belowMin: 0, belowBase: 0, minCopies: 2, pendingActions: 0, lastRound: undefined })
 
     const manifest = await call('GET', `/manifest/${c.id}`)

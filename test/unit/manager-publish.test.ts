@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,7 +23,9 @@ import { chunkCid, manifestCid, matchesCid, parseBlobId } from '../../core/ids.t
 import { silentLogger } from '../../core/log.ts'
 import { decodeManifest, openMetadata, verifyManifest } from '../../core/manifest.ts'
 import { CONTROL_PROTOCOL, parseOrder, type StoreResult } from '../../core/wire.ts'
+import { createTlsAgent, readCaFile } from '../../core/tls-client.ts'
 import { startManager, type ManagerDaemon } from '../../manager/daemon.ts'
+import { selfSignedCert } from './tls-cert.ts'
 
 const PUBLISHER = 'publisher-token-1'
 const JOIN = 'join-token-1'
@@ -161,6 +163,8 @@ const manager = await startManager({
   logger: silentLogger()
 })
 const nodes = [await startStandIn(manager, 'a'), await startStandIn(manager, 'b'), await startStandIn(manager, 'c')]
+/** The first start wrote an admin token; listings, nodes and events need a token. */
+const ADMIN = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim()
 
 test.after(async () => {
   for (const n of nodes) await n.stop()
@@ -186,7 +190,7 @@ test('info names the manager and its libp2p addresses', async () => {
 })
 
 test('nodes that joined are listed alive', async () => {
-  const { status, json } = await api(manager, 'GET', '/api/nodes')
+  const { status, json } = await api(manager, 'GET', '/api/nodes', { token: ADMIN })
   assert.is(status, 200)
   assert.equal(json.nodes.map((n: any) => n.peerId).sort(), nodes.map(n => n.peerId).sort())
   assert.ok(json.nodes.every((n: any) => n.state === 'alive' && n.capacity === 10e9 && typeof n.lastSeen === 'string'))
@@ -209,7 +213,7 @@ test('a few MiB published with R=2 are listed, resolvable, signed and decrypt to
   const chunks = Math.ceil(data.length / CHUNK)
   assert.equal({ size: json.size, chunks: json.chunks, replicas: json.replicas }, { size: data.length, chunks, replicas: 2 })
 
-  const list = await api(manager, 'GET', '/api/contents')
+  const list = await api(manager, 'GET', '/api/contents', { token: ADMIN })
   const entry = list.json.contents.find((c: any) => c.id === json.id)
   assert.ok(entry, 'the content is listed')
   assert.is(entry.name, 'my movie (1).mp4')
@@ -246,33 +250,36 @@ test('a few MiB published with R=2 are listed, resolvable, signed and decrypt to
   const staged = await api(manager, 'GET', `/staging/${manifest.chunks[0]}`)
   assert.is(staged.status, 404)
 
-  const events = await api(manager, 'GET', '/api/events?limit=5')
+  const events = await api(manager, 'GET', '/api/events?limit=5', { token: ADMIN })
   assert.ok(events.json.events.some((e: any) => e.kind === 'content-published' && e.content === json.id))
 })
 
-test('a missing or wrong token is refused with 401 and nothing is stored', async () => {
+test('a missing or wrong token is refused with 401, a token of another role with 403, and nothing is stored', async () => {
   clearNodes()
-  const before = (await api(manager, 'GET', '/api/contents')).json.contents.length
-  for (const token of [null, 'wrong-token', JOIN]) {
+  const before = (await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.length
+  for (const token of [null, 'wrong-token']) {
     const { status, json } = await publish(manager, randomBytes(300 * 1024), {}, token)
     assert.is(status, 401)
     assert.is(json.error.code, 'ERR_UNAUTHORIZED')
   }
+  const { status, json } = await publish(manager, randomBytes(300 * 1024), {}, JOIN)
+  assert.is(status, 403)
+  assert.is(json.error.code, 'ERR_FORBIDDEN')
   assert.is(totalBlobs(nodes), 0)
-  assert.is((await api(manager, 'GET', '/api/contents')).json.contents.length, before)
+  assert.is((await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.length, before)
 })
 
 test('a truncated upload publishes nothing and its stored blobs are deleted', async () => {
   clearNodes()
-  const before = (await api(manager, 'GET', '/api/contents')).json.contents.length
+  const before = (await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.length
   const socket = await rawUpload(manager, 4 * 1024 * 1024)
   socket.write(randomBytes(2 * 1024 * 1024 + 100))
   // Wait until nodes really hold some of it, so the cleanup has something to undo.
   await until('some chunks stored', () => totalBlobs(nodes) > 0)
   socket.destroy()
-  await until('a publish-failed event', async () => (await api(manager, 'GET', '/api/events?limit=20')).json.events.some((e: any) => e.kind === 'publish-failed'))
+  await until('a publish-failed event', async () => (await api(manager, 'GET', '/api/events?limit=20', { token: ADMIN })).json.events.some((e: any) => e.kind === 'publish-failed'))
   await until('stored blobs deleted', () => totalBlobs(nodes) === 0)
-  assert.is((await api(manager, 'GET', '/api/contents')).json.contents.length, before)
+  assert.is((await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.length, before)
   assert.ok(nodes.some(n => n.deleteOrders > 0))
 })
 
@@ -303,7 +310,7 @@ test('an upload over the size limit is refused with 413, announced or not', asyn
     assert.is(res.statusCode, 413, body)
   }
   await until('blobs of the refused upload deleted', () => totalBlobs(nodes) === 0)
-  assert.not.ok((await api(manager, 'GET', '/api/contents')).json.contents.some((c: any) => c.name === 'untitled'))
+  assert.not.ok((await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.some((c: any) => c.name === 'untitled'))
 })
 
 test('more replicas than eligible nodes is refused with 507 and nothing is stored', async () => {
@@ -379,9 +386,9 @@ test('a bad-copy report is recorded and the copy turns suspect', async () => {
   for (const body of bad) assert.is((await api(manager, 'POST', '/api/reports', { body, headers: { 'content-type': 'application/json' } })).status, 400, body)
   const ok = await api(manager, 'POST', '/api/reports', { body: JSON.stringify({ content: id, chunk, node: holder.peerId, reason: 'hash mismatch' }) })
   assert.is(ok.status, 202)
-  const events = (await api(manager, 'GET', '/api/events?limit=3')).json.events
+  const events = (await api(manager, 'GET', '/api/events?limit=3', { token: ADMIN })).json.events
   assert.ok(events.some((e: any) => e.kind === 'bad-copy-reported' && e.node === holder.peerId && e.detail.chunk === chunk))
-  const entry = (await api(manager, 'GET', '/api/contents')).json.contents.find((c: any) => c.id === id)
+  const entry = (await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.find((c: any) => c.id === id)
   assert.is(entry.copies.min, 1, 'the suspect copy no longer counts')
 })
 
@@ -395,7 +402,7 @@ test('deleting needs a token, then removes the blobs, the listing and the key', 
   assert.is(totalBlobs(nodes), 0)
   assert.ok(nodes.every(n => !n.indexed.has(id)))
   assert.is((await api(manager, 'GET', `/api/contents/${id}`)).status, 404)
-  assert.not.ok((await api(manager, 'GET', '/api/contents')).json.contents.some((c: any) => c.id === id))
+  assert.not.ok((await api(manager, 'GET', '/api/contents', { token: ADMIN })).json.contents.some((c: any) => c.id === id))
   assert.is((await api(manager, 'DELETE', `/api/contents/${id}`, { token: PUBLISHER })).status, 404)
 })
 
@@ -432,16 +439,93 @@ test('an upload cut short by a stop is cleaned up at the next start', async () =
     const second = await startManager({ dataDir: dir, replicas: 2, heartbeatMs: 60_000, logger: silentLogger() })
     try {
       assert.is(second.peerId, first.peerId)
+      const secondAdmin = (await readFile(join(dir, 'admin.token'), 'utf8')).trim()
       await until('orphans of the interrupted upload deleted', () => totalBlobs(pool) === 0)
-      const events = (await api(second, 'GET', '/api/events?limit=5')).json.events
+      const events = (await api(second, 'GET', '/api/events?limit=5', { token: secondAdmin })).json.events
       assert.ok(events.some((e: any) => e.kind === 'publish-failed' && e.detail.code === 'ERR_ABANDONED'))
-      assert.equal((await api(second, 'GET', '/api/contents')).json.contents, [])
+      assert.equal((await api(second, 'GET', '/api/contents', { token: secondAdmin })).json.contents, [])
     } finally {
       await second.stop()
     }
   } finally {
     for (const n of pool) await n.stop()
     await first.stop()
+  }
+})
+
+test('a publish body that stalls is cut after the idle timeout and publishes nothing', async () => {
+  const dir = await tempDir()
+  const m = await startManager({ dataDir: dir, publisherTokens: [PUBLISHER], joinTokens: [JOIN], replicas: 2, chunkSize: CHUNK, heartbeatMs: 60_000, httpLimits: { idleTimeout: 1000 }, logger: silentLogger() })
+  const pool = [await startStandIn(m, 'a'), await startStandIn(m, 'b')]
+  const admin = (await readFile(join(dir, 'admin.token'), 'utf8')).trim()
+  try {
+    const socket = await rawUpload(m, 4 * 1024 * 1024)
+    let answer = ''
+    socket.on('data', (d: Buffer) => { answer += d.toString('latin1') })
+    const closed = new Promise<void>(resolve => { socket.once('close', () => { resolve() }) })
+    socket.write(randomBytes(1024 * 1024 + 100))
+    // Then nothing more: the manager must cut the socket rather than wait for the rest.
+    const cut = await Promise.race([closed.then(() => true), sleep(30_000).then(() => false)])
+    assert.ok(cut, 'the stalled upload is still open after 30 s')
+    assert.match(answer, /^HTTP\/1\.1 400 [\s\S]*upload stalled/)
+    await until('a publish-failed event', async () => (await api(m, 'GET', '/api/events?limit=20', { token: admin })).json.events.some((e: any) => e.kind === 'publish-failed'))
+    await until('stored blobs deleted', () => totalBlobs(pool) === 0)
+    assert.equal((await api(m, 'GET', '/api/contents', { token: admin })).json.contents, [])
+  } finally {
+    for (const n of pool) await n.stop()
+    await m.stop()
+  }
+})
+
+test('over HTTPS: the API needs the CA, nodes still fetch blobs over plain HTTP on the same port', async () => {
+  const dir = await tempDir()
+  const tls = await selfSignedCert(dir)
+  const m = await startManager({
+    dataDir: join(dir, 'manager'),
+    publisherTokens: [PUBLISHER],
+    joinTokens: [JOIN],
+    replicas: 2,
+    chunkSize: CHUNK,
+    heartbeatMs: 60_000,
+    tls: { cert: await readFile(tls.cert), key: await readFile(tls.key) },
+    logger: silentLogger()
+  })
+  const pool = [await startStandIn(m, 'a'), await startStandIn(m, 'b')]
+  const trusting = createTlsAgent(await readCaFile(tls.cert))
+  try {
+    assert.match(m.http, /^https:\/\/127\.0\.0\.1:\d+$/)
+    const data = randomBytes(700_000)
+    const res = await request(`${m.http}/api/publish`, {
+      method: 'POST',
+      dispatcher: trusting,
+      headers: { authorization: `Bearer ${PUBLISHER}`, 'x-cdn-replicas': '2', 'content-length': String(data.length) },
+      body: data
+    })
+    const published = await res.body.json() as any
+    assert.is(res.statusCode, 201, JSON.stringify(published))
+    assert.ok(totalBlobs(pool) > 0, 'the nodes fetched the staged chunks')
+    const resolved = await request(`${m.http}/api/contents/${published.id}`, { dispatcher: trusting })
+    assert.is(resolved.statusCode, 200)
+    assert.is(((await resolved.body.json()) as any).key, published.key)
+
+    // Without the CA the client refuses the manager.
+    const refused = await request(`${m.http}/api/info`, { dispatcher: agent }).then(() => undefined, (e: unknown) => e as { code?: string })
+    assert.ok(refused != null && /CERT|SIGNED/.test(String(refused.code)), String(refused?.code))
+
+    // Plain HTTP on the same port: blobs yes, the API no.
+    const plain = m.http.replace('https://', 'http://')
+    const manifest = await request(`${plain}/manifest/${published.id}`, { dispatcher: agent })
+    assert.is(manifest.statusCode, 200)
+    assert.ok(matchesCid(parseBlobId(published.id), new Uint8Array(await manifest.body.arrayBuffer())))
+    const api = await request(`${plain}/api/contents/${published.id}`, { dispatcher: agent })
+    const answer = await api.body.json() as any
+    assert.is(api.statusCode, 400)
+    assert.match(answer.error.message, /HTTPS only/)
+    assert.not.ok(JSON.stringify(answer).includes(published.key))
+  } finally {
+    await trusting.close()
+    for (const n of pool) await n.stop()
+    await m.stop()
   }
 })
 
