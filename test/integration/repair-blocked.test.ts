@@ -16,20 +16,20 @@ test('repair that cannot happen is reported with its reason, and cleared when a 
   let extra: StartedNode | undefined
   try {
     const file = await randomFile(dir, 'four-chunks.bin', 1 * MiB)
-    await cdnJson(['publish', file, '--manager', net.manager, '--token', net.token])
+    await cdnJson(['publish', file, '--manager', net.manager, '--token-file', net.tokenFile])
     process.kill(net.nodes[2].pid, 'SIGKILL')
 
     let status = ''
     await eventually('cdn status to say repair is blocked', async () => {
-      const r = await cdn(['status', '--manager', net.manager])
+      const r = await cdn(['status', '--manager', net.manager, '--token-file', net.tokenFile])
       status = r.stdout
       return r.stdout.includes('repair blocked:')
     }, 60_000, 500)
     // Each of the four chunks lost one of its three copies.
     assert.match(status, /\n {2}4 chunks have 2 of 3 copies: 1 more node is needed\n?$/, status)
-    const json = await cdnJson(['status', '--manager', net.manager])
+    const json = await cdnJson(['status', '--manager', net.manager, '--token-file', net.tokenFile])
     assert.equal(json.repairBlocked.map((b: any) => [b.reason, b.chunks, b.have, b.want, b.nodesNeeded]), [['too-few-nodes', 4, 2, 3, 1]])
-    const events = await cdnJson(['events', '--manager', net.manager])
+    const events = await cdnJson(['events', '--manager', net.manager, '--token-file', net.tokenFile])
     const blocked = events.events.find((e: any) => e.kind === 'repair-blocked')
     assert.is(blocked?.detail?.reason, 'too-few-nodes')
     const metrics = await (await fetch(`${net.manager}/metrics`)).text()
@@ -37,12 +37,12 @@ test('repair that cannot happen is reported with its reason, and cleared when a 
 
     extra = await startNodeProcess(net, { label: 'rescue' })
     await eventually('the block to clear once the new node took the copies', async () => {
-      const h = await (await fetch(`${net.manager}/api/health/replication`)).json() as any
+      const h = await (await fetch(`${net.manager}/api/health/replication`, { headers: { authorization: `Bearer ${net.token}` } })).json() as any
       return h.repairBlocked.length === 0 && h.belowBase === 0
     }, 60_000, 500)
-    const after = await cdnJson(['events', '--manager', net.manager])
+    const after = await cdnJson(['events', '--manager', net.manager, '--token-file', net.tokenFile])
     assert.ok(after.events.some((e: any) => e.kind === 'repair-unblocked'))
-    assert.not.match((await cdn(['status', '--manager', net.manager])).stdout, /repair blocked/)
+    assert.not.match((await cdn(['status', '--manager', net.manager, '--token-file', net.tokenFile])).stdout, /repair blocked/)
   } finally {
     await extra?.stop()
     await net.stop()
