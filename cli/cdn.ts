@@ -101,11 +101,13 @@ node.command('start')
   .option('--http-port <port>', 'data plane port (0: any)', intArg('--http-port'), 0)
   .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
   .option('--bootstrap <multiaddr>', 'extra DHT peer (repeatable)', collect)
+  .option('--keep-data', 'when removed from the pool, keep the blobs on disk instead of deleting them')
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startNode } = await import('../node/daemon.ts')
+    const { exitWhenEnded } = await import('./node-exit.ts')
     const logger = createLogger('node')
-    await runDaemon('node', async () => startNode({
+    await runDaemon('node', async () => exitWhenEnded(await startNode({
       dataDir: o.data,
       manager: o.manager,
       joinToken: o.joinToken,
@@ -116,8 +118,9 @@ node.command('start')
       httpPort: o.httpPort,
       listen: o.listen,
       bootstrap: o.bootstrap,
+      keepData: o.keepData === true,
       logger
-    }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
+    })), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
   })
 
 node.command('drain <peer>')

@@ -6,17 +6,17 @@
  *   → libp2p host (DHT server) → control endpoint → bootstrap dials
  *   → re-announce held contents → manager link → garbage collector
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
 import { rpcCall } from '../core/control-rpc.ts'
-import { BadInputError, describeError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError } from '../core/errors.ts'
 import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
 import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
-import { CONTROL_PROTOCOL } from '../core/wire.ts'
+import { CONTROL_PROTOCOL, ERR_REMOVED, MAX_HELD, MAX_REPORTED_LOADS, type ContentLoad } from '../core/wire.ts'
 import { BlobFetcher } from './blob-fetcher.ts'
 import { BlobStore } from './blob-store.ts'
 import { ContentAnnouncer } from './content-announcer.ts'
@@ -25,7 +25,7 @@ import { ControlEndpoint } from './control-endpoint.ts'
 import { DataPlane } from './data-plane.ts'
 import { GarbageCollector } from './gc.ts'
 import { LoadMeter } from './load-meter.ts'
-import { ManagerLink, type NodeReport } from './manager-link.ts'
+import { ManagerLink, type LinkEnd, type NodeReport } from './manager-link.ts'
 import { createNodeMetrics } from './node-metrics.ts'
 import { OrderExecutor } from './order-executor.ts'
 
@@ -43,15 +43,49 @@ export interface NodeConfig {
   bootstrap?: string[]        // extra DHT peers (the manager is always one)
   heartbeatMs?: number        // default: what the manager's `joined` says
   gcGraceMs?: number
+  /** when removed from the pool, keep the blobs on disk instead of deleting them */
+  keepData?: boolean
   logger: Logger              // from core/log.ts
 }
 
-export interface NodeDaemon { peerId: string, http: string, multiaddrs: string[], stop(): Promise<void> }
+/** How a node ended on its own: removed by an operator, or its join token refused. */
+export interface NodeEnd {
+  kind: 'removed' | 'refused'
+  /** one line for the operator */
+  message: string
+}
+
+export interface NodeDaemon {
+  peerId: string
+  http: string
+  multiaddrs: string[]
+  /** settles when the node stopped on its own (removed, or join refused); it is then fully stopped */
+  ended: Promise<NodeEnd>
+  stop(): Promise<void>
+}
 
 /** ms a control call to the manager may take */
 const CONTROL_CALL_TIMEOUT_MS = 15_000
-/** a heartbeat lists idle held contents too, up to this many entries, so frames stay far below the 8 MiB cap */
-const MAX_REPORTED_CONTENTS = 20_000
+/** The manager's replies (joined, ack with its drop list) are small; larger is no reply of a manager. */
+const MAX_MANAGER_REPLY_BYTES = 1024 * 1024
+/** Written into the data directory when the node is removed, so it never rejoins or serves under that identity. */
+const REMOVED_MARKER = 'removed.json'
+
+/** Refuses to start from a data directory whose node was removed from the pool. */
+async function checkNotRemoved (dataDir: string): Promise<void> {
+  let text: string
+  try {
+    text = await readFile(join(dataDir, REMOVED_MARKER), 'utf8')
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return
+    throw err
+  }
+  let at = 'earlier'
+  try {
+    at = `at ${String(JSON.parse(text).at)}`
+  } catch {}
+  throw new CdnError(`the node of ${dataDir} was removed from the pool ${at}; to add this server again, start it with a fresh --data directory`, ERR_REMOVED, 403)
+}
 
 /** The peer id inside a `/p2p/<id>` multiaddr. */
 function managerPeerIdOf (addr: string): string {
@@ -83,7 +117,35 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     await stopping
   }
 
+  let resolveEnded!: (end: NodeEnd) => void
+  const ended = new Promise<NodeEnd>((resolve) => { resolveEnded = resolve })
+  let leaving = false
+  /** Stops for good: everything closes, then (when removed) the blobs go unless kept. */
+  const leave = (end: LinkEnd): void => {
+    if (leaving) return
+    leaving = true
+    void (async () => {
+      let message = end.kind === 'removed' ? `node removed from the pool by the manager (${end.message})` : `join refused: ${end.message}`
+      try {
+        await stop()
+        if (end.kind === 'removed') message += await wipe()
+      } catch (err) {
+        log.error({ err: describeError(err) }, 'leaving the pool did not finish cleanly')
+        message += ` (could not finish: ${describeError(err)})`
+      }
+      resolveEnded({ kind: end.kind, message })
+    })()
+  }
+  const wipe = async (): Promise<string> => {
+    await writeFile(join(config.dataDir, REMOVED_MARKER), `${JSON.stringify({ at: new Date().toISOString(), manager: managerPeerId })}\n`)
+    const dir = join(config.dataDir, 'blobs')
+    if (config.keepData === true) return `; blobs kept in ${dir} (--keep-data)`
+    await rm(dir, { recursive: true, force: true })
+    return '; its blobs were deleted'
+  }
+
   try {
+    await checkNotRemoved(config.dataDir)
     await mkdir(config.dataDir, { recursive: true })
     const privateKey = await loadOrCreateKey(join(config.dataDir, 'peer.key'))
     const peerId = peerIdFromPrivateKey(privateKey).toString()
@@ -124,7 +186,12 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
 
     const announcer = new ContentAnnouncer({ routing: host.contentRouting, logger: log.child({ part: 'announcer' }) })
     const executor = new OrderExecutor({ store, index, fetcher, announcer, metrics, logger: log.child({ part: 'orders' }) })
-    const control = new ControlEndpoint({ executor, metrics, logger: log.child({ part: 'control' }) }, { managerPeerId })
+    const control = new ControlEndpoint({
+      executor,
+      metrics,
+      onRemoved: () => { leave({ kind: 'removed', message: 'cdn node rm' }) },
+      logger: log.child({ part: 'control' })
+    }, { managerPeerId })
     await control.start(host)
     closers.push({ name: 'control', close: async () => { await control.stop() } })
 
@@ -143,19 +210,16 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
 
     const managerAddr = parseMultiaddr(config.manager)
     const egressCap = Number.isFinite(config.maxEgress) && config.maxEgress > 0 ? config.maxEgress : undefined
+    const heldNow = heldWindow()
     const report = (): NodeReport => {
       const load = meter.read()
-      const contents = { ...load.contents }
-      let n = Object.keys(contents).length
-      for (const id of index.contents()) {
-        if (n >= MAX_REPORTED_CONTENTS) break
-        if (contents[id] == null) { contents[id] = { requests: 0, bytes: 0 }; n++ }
-      }
-      return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents }
+      return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents: busiest(load.contents), held: heldNow(index.contents()) }
     }
     const link = new ManagerLink({
-      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS }),
+      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS, maxReplyBytes: MAX_MANAGER_REPLY_BYTES }),
       report,
+      onDrop: async (contents, signal) => await executor.drop(contents, signal),
+      onEnd: leave,
       logger: log.child({ part: 'manager-link' })
     }, { joinToken: config.joinToken, zone: config.zone, heartbeatMs: config.heartbeatMs })
     link.start()
@@ -167,9 +231,34 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
 
     const multiaddrs = host.getMultiaddrs().map(String).filter(a => !a.includes('/http'))
     log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
-    return { peerId, http, multiaddrs, stop }
+    return { peerId, http, multiaddrs, ended, stop }
   } catch (err) {
     await stop()
     throw err
+  }
+}
+
+/** The contents with the most bytes served, at most MAX_REPORTED_LOADS of them (a heartbeat frame stays small). */
+function busiest (loads: Record<string, ContentLoad>): Record<string, ContentLoad> {
+  const entries = Object.entries(loads)
+  if (entries.length <= MAX_REPORTED_LOADS) return loads
+  entries.sort((a, b) => b[1].bytes - a[1].bytes || b[1].requests - a[1].requests)
+  return Object.fromEntries(entries.slice(0, MAX_REPORTED_LOADS))
+}
+
+/**
+ * Which held contents a heartbeat lists: all of them, or, for a node holding
+ * more than MAX_HELD, the next window of them each time, so every content is
+ * reconciled within a few heartbeats.
+ */
+function heldWindow (): (all: string[]) => string[] {
+  let cursor = 0
+  return (all) => {
+    if (all.length <= MAX_HELD) return all
+    cursor %= all.length
+    const out = all.slice(cursor, cursor + MAX_HELD)
+    if (out.length < MAX_HELD) out.push(...all.slice(0, MAX_HELD - out.length))
+    cursor += MAX_HELD
+    return out
   }
 }

@@ -118,6 +118,8 @@ test('node endpoints: drain and removal need a publisher token, validate peer id
     info: () => ({ peerId: 'm', multiaddrs: [], http: '' }),
     nodeAdmin: admin(pool),
     replication: () => ({ minCopies: 2, pendingActions: 0, lastRound: null }),
+    reports: { submit: () => ({ verifying: false }) },
+    nodeList: async () => '',
     logger: silentLogger()
   })
   const server = createServer(handler)

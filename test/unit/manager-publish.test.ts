@@ -90,11 +90,12 @@ async function startStandIn (manager: ManagerDaemon, zone?: string): Promise<Sta
       for (const c of order.contents) node.indexed.add(c)
       return { type: 'stored', results }
     }
+    if (order.type === 'remove') return { type: 'removed' }
     node.deleteOrders++
     const removed = order.blobs.filter(b => node.blobs.delete(b))
     for (const c of order.contents) node.indexed.delete(c)
     return { type: 'deleted', removed }
-  })
+  }, { allow: () => true })
   const reply = await rpcCall(host, multiaddr(manager.multiaddrs[0]), CONTROL_PROTOCOL, {
     type: 'join', token: JOIN, http: 'http://127.0.0.1:9', capacity: 10e9, ...(zone != null ? { zone } : {})
   })
