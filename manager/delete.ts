@@ -103,11 +103,7 @@ export class ContentDeleter {
 
     const landed = new Set<string>()
     const round = this.track(this.send(owed, landed, options.signal))
-    const answer = AbortSignal.any([AbortSignal.timeout(this.answerWithinMs), ...(options.signal != null ? [options.signal] : [])])
-    await new Promise<void>((resolve) => {
-      answer.addEventListener('abort', () => { resolve() }, { once: true })
-      round.finally(() => { resolve() })
-    })
+    await settledWithin(round, this.answerWithinMs, options.signal)
     const unreachable = owed.map(o => o.node).filter(n => !landed.has(n))
     this.log.info({ content: contentId, nodes: owed.length, unreachable: unreachable.length, by }, 'content deleted')
     return { id: contentId, nodes: owed.length, unreachable }
@@ -133,10 +129,15 @@ export class ContentDeleter {
     return owed.filter(o => landed.has(o.node)).length
   }
 
+  /** Resolves once no orders are out (tests, and a clean stop). */
+  async idle (): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running])
+  }
+
   /** Stops sending, cancels the orders still out and waits for them to settle; what was noted stays noted. */
   async close (): Promise<void> {
     this.shutdown.abort(new Error('manager stopping'))
-    while (this.running.size > 0) await Promise.allSettled([...this.running])
+    await this.idle()
   }
 
   private track<T> (p: Promise<T>): Promise<T> {
@@ -162,5 +163,22 @@ export class ContentDeleter {
       this.c.catalog.clearPendingDelete(o.content, o.node)
       landed.add(o.node)
     })
+  }
+}
+
+/** Waits for `p` to settle, at most `ms` (a timer that keeps the process alive meanwhile), or until `signal` aborts. */
+async function settledWithin (p: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  try {
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+      onAbort = resolve
+      signal?.addEventListener('abort', onAbort, { once: true })
+      p.then(() => { resolve() }, () => { resolve() })
+    })
+  } finally {
+    clearTimeout(timer)
+    if (onAbort != null) signal?.removeEventListener('abort', onAbort)
   }
 }

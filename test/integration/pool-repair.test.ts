@@ -88,7 +88,12 @@ test('a reported corrupt copy is replaced by a good one and removed', async (ctx
     body: JSON.stringify({ content: id, chunk, node: victim.peerId, reason: 'hash mismatch' })
   })
   assert.is(res.status, 202)
-  assert.is(((await res.json()) as any).suspect, true)
+  await res.arrayBuffer()
+  // The manager fetches the accused copy and finds it really is bad before anything changes.
+  await eventually('the report verified', async () => {
+    const events = (await getJson(`${net.manager}/api/events?limit=50`)).body.events as any[]
+    return events.some(e => e.kind === 'bad-copy-verified' && e.node === victim.peerId && e.detail?.chunk === chunk && e.detail?.verdict === 'corrupt')
+  }, 30_000)
 
   await eventually('three good copies of the chunk and the bad one gone', async () => {
     // The victim may get a fresh, verified copy back later; what must not stay is the corrupt one.
