@@ -6,17 +6,17 @@
  *   → libp2p host (DHT server) → control endpoint → bootstrap dials
  *   → re-announce held contents → manager link → garbage collector
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
 import { rpcCall } from '../core/control-rpc.ts'
-import { BadInputError, CdnError, describeError } from '../core/errors.ts'
+import { BadInputError, describeError } from '../core/errors.ts'
 import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
 import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
-import { CONTROL_PROTOCOL, ERR_REMOVED, MAX_HELD, MAX_REPORTED_LOADS, type ContentLoad } from '../core/wire.ts'
+import { CONTROL_PROTOCOL, MAX_HELD, MAX_REPORTED_LOADS, type ContentLoad } from '../core/wire.ts'
 import { BlobFetcher } from './blob-fetcher.ts'
 import { BlobStore } from './blob-store.ts'
 import { ContentAnnouncer } from './content-announcer.ts'
@@ -28,6 +28,7 @@ import { LoadMeter } from './load-meter.ts'
 import { ManagerLink, type LinkEnd, type NodeReport } from './manager-link.ts'
 import { createNodeMetrics } from './node-metrics.ts'
 import { OrderExecutor } from './order-executor.ts'
+import { checkNotRemoved, leaveDataDir } from './removal.ts'
 
 export interface NodeConfig {
   dataDir: string
@@ -68,25 +69,6 @@ export interface NodeDaemon {
 const CONTROL_CALL_TIMEOUT_MS = 15_000
 /** The manager's replies (joined, ack with its drop list) are small; larger is no reply of a manager. */
 const MAX_MANAGER_REPLY_BYTES = 1024 * 1024
-/** Written into the data directory when the node is removed, so it never rejoins or serves under that identity. */
-const REMOVED_MARKER = 'removed.json'
-
-/** Refuses to start from a data directory whose node was removed from the pool. */
-async function checkNotRemoved (dataDir: string): Promise<void> {
-  let text: string
-  try {
-    text = await readFile(join(dataDir, REMOVED_MARKER), 'utf8')
-  } catch (err: any) {
-    if (err?.code === 'ENOENT') return
-    throw err
-  }
-  let at = 'earlier'
-  try {
-    at = `at ${String(JSON.parse(text).at)}`
-  } catch {}
-  throw new CdnError(`the node of ${dataDir} was removed from the pool ${at}; to add this server again, start it with a fresh --data directory`, ERR_REMOVED, 403)
-}
-
 /** The peer id inside a `/p2p/<id>` multiaddr. */
 function managerPeerIdOf (addr: string): string {
   const id = parseMultiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
@@ -128,20 +110,13 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       let message = end.kind === 'removed' ? `node removed from the pool by the manager (${end.message})` : `join refused: ${end.message}`
       try {
         await stop()
-        if (end.kind === 'removed') message += await wipe()
+        if (end.kind === 'removed') message += `; ${await leaveDataDir(config.dataDir, managerPeerId, config.keepData === true)}`
       } catch (err) {
         log.error({ err: describeError(err) }, 'leaving the pool did not finish cleanly')
         message += ` (could not finish: ${describeError(err)})`
       }
       resolveEnded({ kind: end.kind, message })
     })()
-  }
-  const wipe = async (): Promise<string> => {
-    await writeFile(join(config.dataDir, REMOVED_MARKER), `${JSON.stringify({ at: new Date().toISOString(), manager: managerPeerId })}\n`)
-    const dir = join(config.dataDir, 'blobs')
-    if (config.keepData === true) return `; blobs kept in ${dir} (--keep-data)`
-    await rm(dir, { recursive: true, force: true })
-    return '; its blobs were deleted'
   }
 
   try {

@@ -12,6 +12,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { decodeManifest } from '../../core/manifest.ts'
+import { verifyRecord, type NodeListBody } from '../../core/signed-record.ts'
 import { blobFiles, CDN, cdn, cdnJson, eventually, getJson, poolContents, poolNodes, randomFile, startNetwork, tempDir, type Network } from './harness.ts'
 
 interface Ctx { net: Network, dir: string, extra: NodeProc[] }
@@ -171,6 +172,12 @@ test('cdn node rm: the node exits 0 with one line and its blobs gone; with --kee
   const left = (await poolNodes(net.manager)).map(n => n.peerId)
   assert.not.ok(left.includes(w.peerId) || left.includes(k.peerId))
   assert.is((await poolContents(net.manager)).find(c => c.id === pub.id)?.copies.min, 3)
+
+  // The signed node list no longer vouches for them.
+  const info = (await getJson(`${net.manager}/api/info`)).body
+  const { list } = (await getJson(`${net.manager}/api/pool/nodes`)).body
+  const verified = await verifyRecord<NodeListBody>(list, { kind: 'node-list', trusted: [info.peerId] })
+  assert.equal(verified.body.nodes.map(n => n.peerId).sort(), [...left].sort())
 })
 
 test.run()
