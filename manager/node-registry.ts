@@ -37,7 +37,7 @@ export interface NodeRegistryInit {
   heartbeatMs: number
   /** silence after which a node is dead */
   deadNodeMs: number
-  /** bytes/s a node without an egress cap is believed to serve at most (default: unbounded) */
+  /** bytes/s of demand a node without an egress cap can add at most (default: unbounded) */
   uncappedEgress?: number
 }
 
@@ -96,14 +96,14 @@ export class NodeRegistry {
   }
 
   async join (req: JoinRequest, peerId: string): Promise<Joined> {
-    // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
-    this.c.tokens.authenticate('join', req.token)
+    // First, whatever its token: a removed identity (noise proved it is that peer) must leave, not retry.
     if (this.c.catalog.isRemoved(peerId)) {
-      // The node process may still be running with its token; it must not slip back in by itself.
       this.log.warn({ node: peerId }, 'a removed node tried to join; refused')
       this.c.catalog.recordEvent({ kind: 'node-join-refused', node: peerId, detail: { reason: 'removed', http: req.http } })
       refuseRemoved()
     }
+    // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
+    this.c.tokens.authenticate('join', req.token)
     const addrs = await this.addressesOf(peerId)
     const before = this.c.catalog.db.transaction(() => {
       const before = this.c.catalog.joinNode({
@@ -133,7 +133,8 @@ export class NodeRegistry {
         capacity: hb.capacity,
         used: hb.used,
         egressCap: hb.egressCap ?? null,
-        egressRate: demand.egressRate,
+        // Shown as the node's egress use: its claim, within its own cap (an uncapped node's is shown as claimed).
+        egressRate: cappedDemand({ ...hb, contents: {} }).egressRate,
         blobs: hb.blobs,
         addrs
       }, now)

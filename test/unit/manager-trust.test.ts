@@ -245,7 +245,8 @@ test("a node claiming 10 GB/s behind a 25 MB/s cap counts as 25 MB/s, per conten
   assert.is(Math.round(capped.contents.b.bytes), 5e6)
   assert.is(capped.contents.a.requests, 5)
   assert.equal(cappedDemand({ egressRate: 1e6, egressCap: 25e6, contents: { a: { requests: 1, bytes: 1e6 } } }).contents.a.bytes, 1e6, 'honest figures pass unchanged')
-  assert.is(cappedDemand({ egressRate: 10e9, contents: {} }, 100e6).egressRate, 100e6, 'an uncapped node counts at most the uncapped egress')
+  assert.is(cappedDemand({ egressRate: 10e9, contents: {} }, 100e6).egressRate, 100e6, 'an uncapped node adds at most the uncapped egress')
+  assert.is(cappedDemand({ egressRate: 10e9, contents: {} }).egressRate, 10e9)
 
   const pool = await makePool(1)
   const tokens = new TokenStore(pool.db)
