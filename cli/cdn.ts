@@ -165,13 +165,15 @@ addAddressOptions(nodeStart, { http: 'the last one, else any', p2p: 'the last on
 withConfigFile(nodeStart)
 nodeStart
   .option('--bootstrap <multiaddr>', 'extra DHT peer (repeatable)', collect)
+  .option('--keep-data', 'when removed from the pool, keep the blobs on disk instead of deleting them')
   .option('--json', 'print the ready line as JSON')
   .action(async (o) => {
     const { startNode } = await import('../node/daemon.ts')
+    const { exitWhenEnded } = await import('./node-exit.ts')
     const logger = createLogger('node')
     if (o.manager == null) throw new BadInputError('no manager: give --manager /ip4/…/tcp/…/p2p/<peerId> (cdn manager join-command prints it), or "manager" in the config file')
     const token = await joinToken(o.joinTokenFile)
-    await runDaemon('node', async () => await namingPortFlags(async () => await startNode({
+    await runDaemon('node', async () => exitWhenEnded(await namingPortFlags(async () => await startNode({
       dataDir: o.data,
       manager: o.manager,
       joinToken: token,
@@ -180,8 +182,9 @@ nodeStart
       zone: o.zone,
       ...addressConfig(o),
       bootstrap: o.bootstrap,
+      keepData: o.keepData === true,
       logger
-    }), { http: '--http-port', p2p: '--p2p-port' }), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
+    }), { http: '--http-port', p2p: '--p2p-port' })), d => ({ peerId: d.peerId, http: d.http, multiaddrs: d.multiaddrs }), o.json === true, logger)
   })
 
 apiCommand(node.command('drain <peer>'))

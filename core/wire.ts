@@ -4,7 +4,7 @@
  * stream is who sent a message. One request frame, one response frame per
  * stream (see control-rpc.ts for the framing).
  */
-import { ProtocolError } from './errors.ts'
+import { CdnError, ProtocolError } from './errors.ts'
 import { parseBlobId, parseContentId } from './ids.ts'
 
 export const CONTROL_PROTOCOL = '/cdn/control/1.0.0'
@@ -39,7 +39,14 @@ export interface Heartbeat {
   /** bytes/s actually sent over the last interval */
   egressRate: number
   blobs: number
+  /** demand per content since the last heartbeat; contents that saw none may be left out */
   contents: Record<string, ContentLoad>
+  /**
+   * Ids of the contents the node holds (indexed manifests), so the manager can
+   * answer which of them to drop. At most MAX_HELD per heartbeat: a node
+   * holding more sends a different window of them each time.
+   */
+  held: string[]
 }
 
 export interface BlobSource {
@@ -62,17 +69,41 @@ export interface DeleteOrder {
   contents: string[]
 }
 
+/** Manager → node: an operator removed this node from the pool; it stops serving, wipes (unless kept) and exits. */
+export interface RemoveOrder {
+  type: 'remove'
+}
+
 export type NodeToManager = JoinRequest | Heartbeat
-export type ManagerToNode = StoreOrder | DeleteOrder
+export type ManagerToNode = StoreOrder | DeleteOrder | RemoveOrder
 
 export interface Joined { type: 'joined', heartbeatMs: number }
-export interface Ack { type: 'ack', known: boolean }
+/**
+ * `drop`: held contents the node must delete (blobs and DHT records): the
+ * catalog says they are deleted or expired, or knows nothing of them and no
+ * publish of them is in flight.
+ */
+export interface Ack { type: 'ack', known: boolean, drop: string[] }
 export interface StoreResult { cid: string, ok: boolean, error?: string }
 export interface Stored { type: 'stored', results: StoreResult[] }
 export interface Deleted { type: 'deleted', removed: string[] }
+export interface Removed { type: 'removed' }
 export interface RpcErrorReply { type: 'error', code: string, message: string }
 
-export type Reply = Joined | Ack | Stored | Deleted | RpcErrorReply
+export type Reply = Joined | Ack | Stored | Deleted | Removed | RpcErrorReply
+
+/** Content ids one heartbeat lists in `held` (and one ack in `drop`); a node holding more rotates through them. */
+export const MAX_HELD = 8192
+/** Contents one heartbeat reports demand for; the busiest go first. */
+export const MAX_REPORTED_LOADS = 4096
+
+/** The error code a removed node's join or heartbeat is answered with: final, the node leaves. */
+export const ERR_REMOVED = 'ERR_REMOVED'
+
+/** A removed node knocked again; final for that identity. */
+export class NodeRemovedError extends CdnError {
+  constructor (message = 'this node was removed from the pool by an operator') { super(message, ERR_REMOVED, 403) }
+}
 
 function need (ok: boolean, what: string): void {
   if (!ok) throw new ProtocolError(`malformed control message: ${what}`)
@@ -102,19 +133,37 @@ export function parseNodeMessage (v: unknown): NodeToManager {
     checkCommon(m)
     need(isNum(m.used) && isNum(m.egressRate) && isNum(m.blobs), 'used, egressRate and blobs must be numbers')
     need(isObj(m.contents), 'contents must be an object')
-    for (const [id, load] of Object.entries(m.contents)) {
+    const loads = Object.entries(m.contents)
+    need(loads.length <= MAX_REPORTED_LOADS, `at most ${MAX_REPORTED_LOADS} content loads per heartbeat`)
+    for (const [id, load] of loads) {
       parseContentId(id)
       need(isObj(load) && isNum(load.requests) && isNum(load.bytes), 'content load must have requests and bytes')
     }
+    // Nodes from before `held` existed send none: they hold nothing the manager can reconcile.
+    if (m.held === undefined) m.held = []
+    m.held = contentIdList(m.held, 'held')
     return m as Heartbeat
   }
   throw new ProtocolError(`unknown control message type ${JSON.stringify(m.type)}`)
+}
+
+/** A list of at most MAX_HELD content ids, each in canonical form, without repeats. */
+function contentIdList (v: unknown, what: string): string[] {
+  need(Array.isArray(v) && v.length <= MAX_HELD, `${what} must be a list of at most ${MAX_HELD} content ids`)
+  return [...new Set((v as unknown[]).map(id => parseContentId(id).toString()))]
+}
+
+/** Validates a manager's `ack`: `drop` lists content ids (absent from older managers: nothing to drop). */
+export function parseAck (v: Record<string, unknown>): Ack {
+  need(typeof v.known === 'boolean', 'ack.known must be a boolean')
+  return { type: 'ack', known: v.known as boolean, drop: v.drop === undefined ? [] : contentIdList(v.drop, 'ack.drop') }
 }
 
 /** Validates an order a node received from its manager. */
 export function parseOrder (v: unknown): ManagerToNode {
   need(isObj(v), 'not an object')
   const m = v as Record<string, any>
+  if (m.type === 'remove') return { type: 'remove' }
   need(Array.isArray(m.contents), 'contents must be a list')
   for (const c of m.contents) parseContentId(c)
   need(Array.isArray(m.blobs), 'blobs must be a list')

@@ -24,6 +24,7 @@ import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
 import type { NodeAdmin } from './node-admin.ts'
 import type { Publisher } from './publish.ts'
 import { watchStall } from './stall-watch.ts'
+import type { ReportVerifier } from './report-verifier.ts'
 import type { Staging } from './staging.ts'
 import { checkRole, checkTokenName, type Principal, type TokenInfo, type TokenStore } from './tokens.ts'
 
@@ -46,6 +47,10 @@ export interface ApiComponents {
   uploadIdleMs?: number
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
   replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[] }
+  /** bad-copy reports: rate-limited, verified by fetching the copy before anything changes */
+  reports: Pick<ReportVerifier, 'submit'>
+  /** the signed node list (kind `node-list`) for GET /api/pool/nodes */
+  nodeList: () => Promise<string>
   logger: Logger
 }
 
@@ -431,6 +436,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     sendJson(res, 200, { events: c.catalog.listEvents(limit) })
   }
 
+  /** A proxy saw a bad copy: nothing changes until the copy is fetched from that node and its hash checked. */
   const report: Handler = async (req, res) => {
     const body = await readJsonBody(req, MAX_REPORT_BYTES)
     if (body == null || typeof body !== 'object' || Array.isArray(body)) throw new BadInputError('report must be a JSON object')
@@ -442,15 +448,13 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       throw new BadInputError(`reason must be a string of at most ${MAX_REASON_CHARS} characters`)
     }
     const reason = typeof r.reason === 'string' ? r.reason : ''
-    if (c.catalog.getVisible(content) == null) throw new NotFoundError(`no content ${content}`)
-    if (chunk !== content && !c.catalog.hasChunk(content, chunk)) throw new BadInputError(`${chunk} is not a blob of ${content}`)
-    const suspect = c.catalog.db.transaction(() => {
-      const marked = c.catalog.markSuspect(chunk, node)
-      c.catalog.recordEvent({ kind: 'bad-copy-reported', content, node, detail: { chunk, reason, marked } })
-      return marked
-    })
-    log.warn({ content, chunk, node, reason, suspect }, 'bad copy reported')
-    sendJson(res, 202, { accepted: true, suspect })
+    const intake = c.reports.submit({ content, chunk, node, reason }, req.socket.remoteAddress ?? 'unknown')
+    log.info({ content, chunk, node, reason, ...intake }, 'bad copy reported')
+    sendJson(res, 202, { accepted: true, ...intake })
+  }
+
+  const poolNodes: Handler = async (_req, res) => {
+    sendJson(res, 200, { list: await c.nodeList() })
   }
 
   const staged: Handler = async (req, res, m) => {
@@ -486,6 +490,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     { pattern: /^\/manifest\/([^/]+)$/, methods: { GET: manifest, HEAD: manifest } },
     { pattern: /^\/api\/events$/, methods: { GET: events } },
     { pattern: /^\/api\/reports$/, methods: { POST: report } },
+    { pattern: /^\/api\/pool\/nodes$/, methods: { GET: poolNodes } },
     { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },
     { pattern: /^\/metrics$/, methods: { GET: metrics } }
   ]

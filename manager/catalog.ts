@@ -136,11 +136,11 @@ export interface ReplicationSummary {
   belowBase: number
 }
 
-/** A chunk whose copy on a node is one of too few. */
+/** A blob whose copy on a node is one of too few. */
 export interface ChunkAtRisk {
   content: string
   cid: string
-  /** confirmed copies on other nodes that are not dead */
+  /** copies on other nodes that count (confirmed, on nodes not dead) */
   others: number
 }
 
@@ -269,6 +269,46 @@ function nodeRow (r: any): NodeRow {
 }
 
 /**
+ * What deletes and the copy rule need (added after the first release, so
+ * created apart and idempotently on every open):
+ * - `tombstones`: contents deleted (by a publisher or expiry), kept for good,
+ *   so a deleted content is told apart from a publish in flight.
+ * - `pending_deletes`: per content and node, the blobs a delete still has to
+ *   remove there; written in the delete's own transaction, cleared as orders
+ *   land, resumed after a restart.
+ * - `counted_copies`: THE rule for which copies count toward the minimum:
+ *   confirmed (not pending, not suspect) and on a node that is not dead.
+ *   Every query that counts copies goes through it.
+ */
+const CONVERGENCE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS tombstones (
+  id TEXT PRIMARY KEY,
+  deleted_at INTEGER NOT NULL,
+  reason TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS pending_deletes (
+  content TEXT NOT NULL,
+  node TEXT NOT NULL REFERENCES nodes (peer_id) ON DELETE CASCADE,
+  blobs TEXT NOT NULL,
+  PRIMARY KEY (content, node)
+) STRICT;
+CREATE INDEX IF NOT EXISTS pending_deletes_by_node ON pending_deletes (node);
+
+CREATE VIEW IF NOT EXISTS counted_copies AS
+  SELECT cp.content AS content, cp.cid AS cid, cp.node AS node
+  FROM copies cp JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+  WHERE cp.state = 'confirmed';
+`
+
+/** A delete that still has blobs to remove on one node. */
+export interface PendingDelete {
+  content: string
+  node: string
+  blobs: string[]
+}
+
+/**
  * Columns added after the first release: a catalog created before them gets
  * them on open, so an existing manager keeps its data across the upgrade.
  */
@@ -283,6 +323,15 @@ function addMissingColumns (db: Db): void {
   for (const { table, column, ddl } of ADDED_COLUMNS) {
     const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
     if (!columns.some(c => c.name === column)) db.exec(ddl)
+  }
+}
+
+function parseIdList (text: string): string[] {
+  try {
+    const v = JSON.parse(text)
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
+  } catch {
+    return []
   }
 }
 
@@ -303,6 +352,7 @@ export class Catalog {
     this.db = db
     this.onEvent = init.onEvent
     db.exec(SCHEMA)
+    db.exec(CONVERGENCE_SCHEMA)
     addMissingColumns(db)
     this.s = prepare(db)
   }
@@ -460,7 +510,12 @@ export class Catalog {
     }
   }
 
-  /** Blobs of visible contents whose confirmed copy on `node` is needed: without it, fewer than `minCopies` would remain. */
+  /**
+   * Blobs of visible contents of which `node` holds a copy (confirmed or
+   * suspect: a suspect copy may still be the last bytes there are) while
+   * fewer than `minCopies` copies that count exist elsewhere. A copy is spare
+   * only when enough counted copies remain without it.
+   */
   chunksAtRiskWithout (node: string, minCopies: number): ChunkAtRisk[] {
     return this.s.atRisk.all(node, minCopies).map((r: any) => ({ content: r.content, cid: r.cid, others: r.others }))
   }
@@ -468,6 +523,52 @@ export class Catalog {
   /** Nodes that are not dead and hold a confirmed copy of any blob of the content. */
   holdersOf (content: string): NodeRow[] {
     return this.s.holdersOf.all(content).map(nodeRow)
+  }
+
+  // ---- deletes that finish ---------------------------------------------
+
+  /** Records that a content was deleted (publisher or expiry); kept for good. */
+  addTombstone (id: string, reason: string, now: number): void {
+    this.s.insertTombstone.run(id, now, reason)
+  }
+
+  isTombstoned (id: string): boolean {
+    return this.s.isTombstoned.get(id) != null
+  }
+
+  /** Notes blobs a delete still has to remove on a node (replacing an earlier note for the pair). */
+  addPendingDelete (content: string, node: string, blobs: string[]): void {
+    this.s.upsertPendingDelete.run(content, node, JSON.stringify(blobs))
+  }
+
+  clearPendingDelete (content: string, node: string): void {
+    this.s.deletePendingDelete.run(content, node)
+  }
+
+  /** Every delete still owed to a node, oldest content first. */
+  pendingDeletes (): PendingDelete[] {
+    return this.s.pendingDeletes.all().map((r: any) => ({ content: r.content, node: r.node, blobs: parseIdList(r.blobs) }))
+  }
+
+  /** Forgets the deletes owed to `node` for contents it no longer holds (its heartbeat's complete `held` list). */
+  clearPendingDeletesNotHeld (node: string, held: readonly string[]): number {
+    return Number(this.s.clearPendingNotHeld.run(node, JSON.stringify(held)).changes)
+  }
+
+  /**
+   * Of the contents a node says it holds, those it must drop: not visible
+   * (deleted, never published, or a failed publish) or past their expiry,
+   * unless a publish is in flight for them (its manifest copies are recorded
+   * under a pending upload before any node gets them).
+   */
+  contentsToDrop (held: readonly string[], now: number): string[] {
+    if (held.length === 0) return []
+    return this.s.contentsToDrop.all(JSON.stringify(held), now).map((r: any) => r.id as string)
+  }
+
+  /** True when an upload in progress has recorded copies of `id` (its manifest is on its way to nodes). */
+  isPublishInFlight (id: string): boolean {
+    return this.s.publishInFlight.get(id) != null
   }
 
   // ---- nodes ----------------------------------------------------------
@@ -577,23 +678,20 @@ function prepare (db: Db) {
     getContent: db.prepare('SELECT * FROM contents WHERE id = ?'),
     listVisible: db.prepare("SELECT * FROM contents WHERE state = 'visible' ORDER BY created_at DESC, id"),
     copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (
-        SELECT ch.content AS content, ch.idx AS idx, COUNT(nd.peer_id) AS n
+        SELECT ch.content AS content, ch.idx AS idx, COUNT(cc.node) AS n
         FROM chunks ch
         JOIN contents c ON c.id = ch.content AND c.state = 'visible'
-        LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.state = 'confirmed'
-        LEFT JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+        LEFT JOIN counted_copies cc ON cc.cid = ch.cid
         GROUP BY ch.content, ch.idx
       ) GROUP BY content`),
-    visibleHolders: db.prepare(`SELECT DISTINCT cp.content AS content, cp.node AS node
-      FROM copies cp
-      JOIN contents c ON c.id = cp.content AND c.state = 'visible'
-      JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
-      WHERE cp.state = 'confirmed'
-      ORDER BY cp.content, cp.node`),
+    visibleHolders: db.prepare(`SELECT DISTINCT cc.content AS content, cc.node AS node
+      FROM counted_copies cc
+      JOIN contents c ON c.id = cc.content AND c.state = 'visible'
+      ORDER BY cc.content, cc.node`),
     hasChunk: db.prepare('SELECT 1 FROM chunks WHERE content = ? AND cid = ?'),
     copiesOf: db.prepare('SELECT content, cid, node, state FROM copies WHERE content = ?'),
-    holdersOf: db.prepare(`SELECT * FROM nodes WHERE state != 'dead' AND peer_id IN
-      (SELECT node FROM copies WHERE content = ? AND state = 'confirmed') ORDER BY peer_id`),
+    holdersOf: db.prepare(`SELECT * FROM nodes WHERE peer_id IN
+      (SELECT node FROM counted_copies WHERE content = ?) ORDER BY peer_id`),
     getNode: db.prepare('SELECT * FROM nodes WHERE peer_id = ?'),
     listNodes: db.prepare('SELECT * FROM nodes ORDER BY joined_at, peer_id'),
     upsertJoin: db.prepare(`INSERT INTO nodes (peer_id, http, zone, capacity, egress_cap, state, last_seen, joined_at, addrs)
@@ -612,8 +710,7 @@ function prepare (db: Db) {
     copyState: db.prepare('SELECT state FROM copies WHERE cid = ? AND node = ?'),
     chunkSize: db.prepare('SELECT size FROM chunks WHERE content = ? AND cid = ?'),
     manifestSize: db.prepare('SELECT length(manifest) AS size FROM contents WHERE id = ?'),
-    healthyExcept: db.prepare(`SELECT COUNT(*) AS n FROM copies cp JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
-      WHERE cp.cid = ? AND cp.node != ? AND cp.state = 'confirmed'`),
+    healthyExcept: db.prepare('SELECT COUNT(*) AS n FROM counted_copies WHERE cid = ? AND node != ?'),
     holdsChunksOf: db.prepare('SELECT 1 FROM copies WHERE content = ? AND cid != ? AND node = ? LIMIT 1'),
     replicaContents: db.prepare(`SELECT id, replicas, expires_at, length(manifest) AS manifest_size, chunk_count FROM contents
       WHERE state = 'visible' ORDER BY created_at, id`),
@@ -633,22 +730,35 @@ function prepare (db: Db) {
     replicationSummary: db.prepare(`SELECT COUNT(DISTINCT content) AS contents, COUNT(*) AS chunks, MIN(n) AS lowest,
         SUM(CASE WHEN n < ? THEN 1 ELSE 0 END) AS below_min, SUM(CASE WHEN n < replicas THEN 1 ELSE 0 END) AS below_base
       FROM (
-        SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(nd.peer_id) AS n
+        SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(cc.node) AS n
         FROM chunks ch
         JOIN contents c ON c.id = ch.content AND c.state = 'visible'
-        LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.state = 'confirmed'
-        LEFT JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+        LEFT JOIN counted_copies cc ON cc.cid = ch.cid
         GROUP BY ch.content, ch.idx
       )`),
     atRisk: db.prepare(`SELECT * FROM (
         SELECT cp.content AS content, cp.cid AS cid,
-          (SELECT COUNT(*) FROM copies o JOIN nodes nd ON nd.peer_id = o.node AND nd.state != 'dead'
-            WHERE o.cid = cp.cid AND o.node != cp.node AND o.state = 'confirmed') AS others
+          (SELECT COUNT(*) FROM counted_copies o WHERE o.cid = cp.cid AND o.node != cp.node) AS others
         FROM copies cp
         JOIN contents c ON c.id = cp.content AND c.state = 'visible'
-        WHERE cp.node = ? AND cp.state = 'confirmed'
+        WHERE cp.node = ? AND cp.state IN ('confirmed', 'suspect')
       ) WHERE others < ? ORDER BY others, content, cid`),
     silentSince: db.prepare("SELECT * FROM nodes WHERE state != 'dead' AND last_seen < ?"),
+    insertTombstone: db.prepare('INSERT INTO tombstones (id, deleted_at, reason) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING'),
+    isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE id = ?'),
+    upsertPendingDelete: db.prepare(`INSERT INTO pending_deletes (content, node, blobs) VALUES (?, ?, ?)
+      ON CONFLICT (content, node) DO UPDATE SET blobs = excluded.blobs`),
+    deletePendingDelete: db.prepare('DELETE FROM pending_deletes WHERE content = ? AND node = ?'),
+    pendingDeletes: db.prepare(`SELECT pd.content AS content, pd.node AS node, pd.blobs AS blobs FROM pending_deletes pd
+      LEFT JOIN tombstones t ON t.id = pd.content ORDER BY t.deleted_at, pd.content, pd.node`),
+    clearPendingNotHeld: db.prepare('DELETE FROM pending_deletes WHERE node = ? AND content NOT IN (SELECT value FROM json_each(?))'),
+    contentsToDrop: db.prepare(`SELECT DISTINCT h.value AS id FROM json_each(?1) h
+      WHERE NOT EXISTS (SELECT 1 FROM contents c WHERE c.id = h.value AND c.state = 'visible'
+          AND (c.expires_at IS NULL OR c.expires_at > ?2))
+        AND NOT EXISTS (SELECT 1 FROM copies cp JOIN contents u ON u.id = cp.content AND u.state = 'pending'
+          WHERE cp.cid = h.value)`),
+    publishInFlight: db.prepare(`SELECT 1 FROM copies cp JOIN contents u ON u.id = cp.content AND u.state = 'pending'
+      WHERE cp.cid = ? LIMIT 1`),
     insertEvent: db.prepare('INSERT INTO events (at, kind, content, node, detail) VALUES (?, ?, ?, ?, ?)'),
     listEvents: db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?')
   }

@@ -31,11 +31,13 @@ import { KeyCustody } from './key-custody.ts'
 import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
 import { NodeAdmin } from './node-admin.ts'
 import { RpcNodeClient } from './node-client.ts'
+import { NodeListSigner } from './node-list.ts'
 import { NodeRegistry } from './node-registry.ts'
 import { PoolSnapshotter } from './pool-snapshot.ts'
 import { Publisher } from './publish.ts'
 import { RepairBlockedMonitor } from './repair-blocked.ts'
 import { ReplicationController } from './replication-controller.ts'
+import { ReportVerifier } from './report-verifier.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
 import { TokenStore, type Role } from './tokens.ts'
@@ -77,6 +79,11 @@ export interface ManagerDaemon { peerId: string, http: string, multiaddrs: strin
 
 /** ms a node's join or heartbeat may take on the control protocol */
 const CONTROL_TIMEOUT_MS = 30_000
+/**
+ * Any peer may knock (joins carry a token), so what it may send is small: a
+ * heartbeat with its full `held` list and busiest loads fits well within this.
+ */
+const MAX_NODE_MESSAGE_BYTES = 1024 * 1024
 
 /**
  * Uploads run for hours under their own deadline, so there is no deadline for
@@ -176,7 +183,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
         const peer = await host.peerStore.get(peerIdFromString(id))
         return peer.addresses.map(a => a.multiaddr.toString())
       }
-    }, { heartbeatMs, deadNodeMs })
+    }, { heartbeatMs, deadNodeMs, uncappedEgress: policy.uncappedEgress })
     countNodes = () => registry.countByState()
     const onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
       try {
@@ -191,6 +198,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     await serveRpc(host, CONTROL_PROTOCOL, async (request, remotePeer) => {
       return await registry.handle(parseNodeMessage(request), remotePeer.toString())
     }, {
+      allow: () => true,
+      maxRequestBytes: MAX_NODE_MESSAGE_BYTES,
       timeout: CONTROL_TIMEOUT_MS,
       onError: (err, remotePeer) => { log.warn({ node: remotePeer.toString(), err: describeError(err) }, 'control request refused') }
     })
@@ -219,12 +228,17 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // Stops after the HTTP server (which feeds it) closed, before libp2p goes.
     closers.push({ name: 'publisher', close: async () => { await publisher.close() } })
     const deleter = new ContentDeleter({ catalog, keys, nodes, logger: log.child({ part: 'delete' }) })
-    const nodeAdmin = new NodeAdmin({ catalog, logger: log.child({ part: 'nodes' }), onRemoved: (node) => { demand.forget(node) } }, {
+    closers.push({ name: 'deletes', close: async () => { await deleter.close() } })
+    const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })
+    closers.push({ name: 'reports', close: async () => { await reports.close() } })
+    const nodeList = new NodeListSigner({ catalog, signer: { privateKey, peerId } })
+    const nodeAdmin = new NodeAdmin({ catalog, nodes, logger: log.child({ part: 'nodes' }), onRemoved: (node) => { demand.forget(node) } }, {
       minCopies,
       diskHighWater: policy.diskHighWater,
       egressHighWater: policy.egressHighWater,
       heartbeatMs
     })
+    closers.push({ name: 'node admin', close: async () => { await nodeAdmin.close() } })
     const replicationMetrics = createReplicationMetrics(metricsRegistry)
     const runner = new ActionRunner({
       catalog,
@@ -277,6 +291,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       info: () => ({ peerId, multiaddrs, http: apiBase }),
       nodeAdmin,
       replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null, repairBlocked: repairBlocked.current }),
+      reports,
+      nodeList: async () => await nodeList.current(),
       logger: log.child({ part: 'api' })
     }
     const server = createApiServer({
@@ -310,6 +326,10 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     void publisher.cleanupAbandoned().then(
       n => { if (n > 0) log.info({ uploads: n }, 'cleaned up uploads interrupted by a restart') },
       err => { log.error({ err: describeError(err) }, 'cleaning up interrupted uploads failed') }
+    )
+    void deleter.resumePending().then(
+      n => { if (n > 0) log.info({ orders: n }, 'finished deletes interrupted by a restart') },
+      err => { log.error({ err: describeError(err) }, 'resuming interrupted deletes failed') }
     )
 
     log.info({ peerId, http: apiBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')

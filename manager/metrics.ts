@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 
 export type PublishOutcome = 'ok' | 'unauthorized' | 'bad_input' | 'too_large' | 'capacity' | 'upstream' | 'timeout' | 'aborted' | 'error'
-export type OrderKind = 'store' | 'delete'
+export type OrderKind = 'store' | 'delete' | 'remove'
 export type OrderOutcome = 'ok' | 'partial' | 'refused' | 'failed'
 
 /** The manager's own counters, registered on the daemon's registry (never the global one). */

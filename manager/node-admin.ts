@@ -2,13 +2,23 @@
  * What operators do to nodes: drain one (the replication controller then
  * moves everything off it), remove one (refused while the pool still needs
  * its copies), and the one-word health shown by `cdn status`.
+ *
+ * A removed node is told at once (a `remove` order): it stops serving and
+ * announcing, wipes its blobs unless kept, and exits. A node that does not
+ * hear it (down, paused) is answered ERR_REMOVED on its next join or heartbeat.
  */
-import { ConflictError, NotFoundError } from '../core/errors.ts'
+import { ConflictError, describeError, NotFoundError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { Catalog, NodeHoldings, NodeRow } from './catalog.ts'
+import type { Catalog, ChunkAtRisk, NodeHoldings, NodeRow } from './catalog.ts'
+import type { NodeClient } from './node-client.ts'
+
+/** ms the remove order may take; the node's next heartbeat tells it anyway. */
+const REMOVE_ORDER_TIMEOUT_MS = 10_000
 
 export interface NodeAdminComponents {
   catalog: Catalog
+  /** sends the `remove` order to a removed node */
+  nodes?: Pick<NodeClient, 'remove'>
   logger: Logger
   /** told when a node is removed (e.g. to drop its demand figures) */
   onRemoved?: (peerId: string) => void
@@ -34,6 +44,8 @@ export class NodeAdmin {
   private readonly c: NodeAdminComponents
   private readonly init: NodeAdminInit
   private readonly now: () => number
+  private readonly shutdown = new AbortController()
+  private readonly notices = new Set<Promise<void>>()
 
   constructor (components: NodeAdminComponents, init: NodeAdminInit) {
     this.c = components
@@ -59,9 +71,9 @@ export class NodeAdmin {
   }
 
   /**
-   * Forgets a node for good (its identity cannot join again). Refused while
-   * it holds a confirmed copy without which some blob would have fewer than
-   * the minimum confirmed copies on live nodes: drain it first.
+   * Forgets a node for good (its identity cannot join again) and tells it so.
+   * Refused while it holds a copy (confirmed or suspect) of a blob that has
+   * fewer than the minimum counted copies elsewhere: drain it first.
    */
   remove (peerId: string, by: string): { peerId: string, removed: true } {
     const { catalog } = this.c
@@ -69,17 +81,32 @@ export class NodeAdmin {
       const node = catalog.getNode(peerId)
       if (node == null) throw new NotFoundError(`no node ${peerId} in the pool`)
       const atRisk = catalog.chunksAtRiskWithout(peerId, this.init.minCopies)
-      if (atRisk.length > 0) {
-        const contents = new Set(atRisk.map(r => r.content))
-        throw new ConflictError(`node ${peerId} holds copies the pool still needs: ${atRisk.length} blobs of ${contents.size} contents would have fewer than ${this.init.minCopies} confirmed copies without it; drain it first (cdn node drain ${peerId})`)
-      }
+      if (atRisk.length > 0) throw new ConflictError(refusal(peerId, atRisk, this.init.minCopies))
       const holdings = catalog.holdingsByNode().get(peerId)
       catalog.removeNode(peerId, this.now())
       catalog.recordEvent({ kind: 'node-removed', node: peerId, detail: { by, state: node.state, copies: holdings?.copies ?? 0 } })
     })
     this.c.onRemoved?.(peerId)
     this.c.logger.info({ node: peerId, by }, 'node removed from the pool')
+    this.notify(peerId)
     return { peerId, removed: true }
+  }
+
+  /** Waits for remove orders still out (cancelled first). Safe to call twice. */
+  async close (): Promise<void> {
+    this.shutdown.abort(new Error('manager stopping'))
+    while (this.notices.size > 0) await Promise.allSettled([...this.notices])
+  }
+
+  /** Tells the removed node, in the background: the removal stands whether or not it hears. */
+  private notify (peerId: string): void {
+    const nodes = this.c.nodes
+    if (nodes?.remove == null || this.shutdown.signal.aborted) return
+    const notice = nodes.remove(peerId, { signal: this.shutdown.signal, timeout: REMOVE_ORDER_TIMEOUT_MS }).then(
+      () => { this.c.logger.info({ node: peerId }, 'removed node acknowledged; it leaves') },
+      (err: unknown) => { this.c.logger.info({ node: peerId, err: describeError(err) }, 'removed node did not hear the remove order; its next heartbeat tells it') }
+    ).finally(() => { this.notices.delete(notice) })
+    this.notices.add(notice)
   }
 
   health (n: NodeRow, holdings: NodeHoldings | undefined): NodeHealth {
@@ -90,4 +117,14 @@ export class NodeAdmin {
     if (n.egressCap != null && n.egressCap > 0 && n.egressRate > this.init.egressHighWater * n.egressCap) return 'egress-high'
     return 'ok'
   }
+}
+
+/** Says what removing the node would lose, the last copies first. */
+function refusal (peerId: string, atRisk: ChunkAtRisk[], minCopies: number): string {
+  const contents = new Set(atRisk.map(r => r.content))
+  const last = atRisk.filter(r => r.others === 0).length
+  const head = last > 0
+    ? `node ${peerId} holds the last copies of ${last} blobs`
+    : `node ${peerId} holds copies the pool still needs`
+  return `${head}: ${atRisk.length} blobs of ${contents.size} contents would have fewer than ${minCopies} confirmed copies without it; drain it first (cdn node drain ${peerId}) and remove it once it is drained`
 }

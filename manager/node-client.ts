@@ -7,7 +7,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { rpcCall } from '../core/control-rpc.ts'
 import { BadInputError, CdnError, UpstreamError } from '../core/errors.ts'
-import { CONTROL_PROTOCOL, type DeleteOrder, type Deleted, type StoreOrder, type Stored, type StoreResult } from '../core/wire.ts'
+import { CONTROL_PROTOCOL, type DeleteOrder, type Deleted, type RemoveOrder, type StoreOrder, type Stored, type StoreResult } from '../core/wire.ts'
 import type { OrderKind, OrderOutcome } from './metrics.ts'
 
 export interface OrderOptions {
@@ -20,6 +20,8 @@ export interface NodeClient {
   /** Sends a store order; resolves with one result per blob (some may be failures). */
   store: (peerId: string, order: StoreOrder, options?: OrderOptions) => Promise<Stored>
   delete: (peerId: string, order: DeleteOrder, options?: OrderOptions) => Promise<Deleted>
+  /** Tells a node it was removed from the pool (it wipes and exits); resolves once it acknowledged. */
+  remove?: (peerId: string, options?: OrderOptions) => Promise<void>
 }
 
 export interface RpcNodeClientComponents {
@@ -32,6 +34,9 @@ export interface RpcNodeClientInit {
   /** ms, used when an order gives none (default 2 min: a store order moves up to a few dozen MiB) */
   timeout?: number
 }
+
+/** Replies list at most one result per blob of an order (a few thousand ids); larger is no reply of a node. */
+const MAX_NODE_REPLY_BYTES = 2 * 1024 * 1024
 
 const isObj = (v: unknown): v is Record<string, unknown> => v != null && typeof v === 'object' && !Array.isArray(v)
 
@@ -55,6 +60,11 @@ function parseStored (peerId: string, order: StoreOrder, reply: unknown): Stored
     results.push({ cid: r.cid, ok: r.ok, ...(typeof r.error === 'string' ? { error: r.error.slice(0, 500) } : {}) })
   }
   return { type: 'stored', results }
+}
+
+function parseRemoved (peerId: string, reply: unknown): void {
+  if (isObj(reply) && reply.type === 'error') throw refusal(peerId, reply)
+  if (!isObj(reply) || reply.type !== 'removed') throw new UpstreamError(`node ${peerId} sent a malformed reply to a remove order`)
 }
 
 function parseDeleted (peerId: string, reply: unknown): Deleted {
@@ -87,7 +97,12 @@ export class RpcNodeClient implements NodeClient {
     return this.send('delete', peerId, order, options, reply => parseDeleted(peerId, reply), () => true)
   }
 
-  private async send<T> (kind: OrderKind, peerId: string, order: StoreOrder | DeleteOrder, options: OrderOptions, parse: (reply: unknown) => T, complete: (r: T) => boolean): Promise<T> {
+  async remove (peerId: string, options: OrderOptions = {}): Promise<void> {
+    const order: RemoveOrder = { type: 'remove' }
+    await this.send('remove', peerId, order, options, reply => { parseRemoved(peerId, reply) }, () => true)
+  }
+
+  private async send<T> (kind: OrderKind, peerId: string, order: StoreOrder | DeleteOrder | RemoveOrder, options: OrderOptions, parse: (reply: unknown) => T, complete: (r: T) => boolean): Promise<T> {
     let peer
     try {
       peer = peerIdFromString(peerId)
@@ -96,7 +111,7 @@ export class RpcNodeClient implements NodeClient {
     }
     let outcome: OrderOutcome = 'failed'
     try {
-      const reply = await rpcCall(this.c.libp2p, peer, CONTROL_PROTOCOL, order, { signal: options.signal, timeout: options.timeout ?? this.timeout })
+      const reply = await rpcCall(this.c.libp2p, peer, CONTROL_PROTOCOL, order, { signal: options.signal, timeout: options.timeout ?? this.timeout, maxReplyBytes: MAX_NODE_REPLY_BYTES })
       if (isObj(reply) && reply.type === 'error') outcome = 'refused'
       const parsed = parse(reply)
       outcome = complete(parsed) ? 'ok' : 'partial'

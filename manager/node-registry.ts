@@ -3,10 +3,17 @@
  * join with a join token and then heartbeat; a node silent for longer than
  * `deadNodeMs` is declared dead, and comes back alive when it heartbeats again.
  * (Re-copying a dead node's chunks is the replication controller's job.)
+ *
+ * Each heartbeat is also where a node converges on the catalog: its ack names
+ * the held contents it must drop (deleted, expired, or unknown with no
+ * publish in flight), so a node that missed a delete order finishes it within
+ * a heartbeat of coming back. A removed node is answered ERR_REMOVED, and
+ * leaves. What a node claims about its own load counts only up to its own
+ * egress cap.
  */
-import { ForbiddenError, ProtocolError } from '../core/errors.ts'
+import { ProtocolError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { Ack, Heartbeat, JoinRequest, Joined, NodeToManager } from '../core/wire.ts'
+import { MAX_HELD, NodeRemovedError, type Ack, type ContentLoad, type Heartbeat, type JoinRequest, type Joined, type NodeToManager } from '../core/wire.ts'
 import type { Catalog, NodeRow } from './catalog.ts'
 import { kadKeyOfPeer, type PlacementCandidate } from './placement.ts'
 import type { TokenStore } from './tokens.ts'
@@ -30,6 +37,36 @@ export interface NodeRegistryInit {
   heartbeatMs: number
   /** silence after which a node is dead */
   deadNodeMs: number
+  /** bytes/s of demand a node without an egress cap can add at most (default: unbounded) */
+  uncappedEgress?: number
+}
+
+/** What a node reports serving, believed only up to what it could send. */
+export interface Demand {
+  egressRate: number
+  contents: Record<string, ContentLoad>
+}
+
+/**
+ * Caps a node's claimed demand by its own egress cap (or `uncappedEgress`
+ * for a node without one): a node claiming 10 GB/s behind a 25 MB/s cap
+ * counts as 25 MB/s, its per-content bytes scaled down alike, so no node can
+ * buy mirrors with figures it could not have served.
+ */
+export function cappedDemand (report: { egressRate: number, egressCap?: number | null, contents: Record<string, ContentLoad> }, uncappedEgress = Infinity): Demand {
+  const cap = report.egressCap != null && report.egressCap > 0 ? report.egressCap : uncappedEgress
+  const egressRate = Math.min(report.egressRate, cap)
+  let bytes = 0
+  for (const load of Object.values(report.contents)) bytes += load.bytes
+  if (bytes <= cap) return { egressRate, contents: report.contents }
+  const scale = cap / bytes
+  const contents: Record<string, ContentLoad> = {}
+  for (const [id, load] of Object.entries(report.contents)) contents[id] = { requests: load.requests, bytes: load.bytes * scale }
+  return { egressRate, contents }
+}
+
+function refuseRemoved (): never {
+  throw new NodeRemovedError('this node was removed from the pool by an operator; to add the server again, start it with a fresh --data directory (a new identity)')
 }
 
 export class NodeRegistry {
@@ -38,6 +75,7 @@ export class NodeRegistry {
   private readonly now: () => number
   readonly heartbeatMs: number
   readonly deadNodeMs: number
+  private readonly uncappedEgress: number
   /** Kademlia keys cost a hash per node; placement needs them for every chunk. */
   private readonly kadKeys = new Map<string, Uint8Array>()
 
@@ -47,6 +85,7 @@ export class NodeRegistry {
     this.now = components.now ?? Date.now
     this.heartbeatMs = init.heartbeatMs
     this.deadNodeMs = init.deadNodeMs
+    this.uncappedEgress = init.uncappedEgress ?? Infinity
   }
 
   /** Control-protocol entry point for node → manager messages (already validated by parseNodeMessage). */
@@ -57,14 +96,14 @@ export class NodeRegistry {
   }
 
   async join (req: JoinRequest, peerId: string): Promise<Joined> {
-    // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
-    this.c.tokens.authenticate('join', req.token)
+    // First, whatever its token: a removed identity (noise proved it is that peer) must leave, not retry.
     if (this.c.catalog.isRemoved(peerId)) {
-      // The node process may still be running with its token; it must not slip back in by itself.
       this.log.warn({ node: peerId }, 'a removed node tried to join; refused')
       this.c.catalog.recordEvent({ kind: 'node-join-refused', node: peerId, detail: { reason: 'removed', http: req.http } })
-      throw new ForbiddenError('this node was removed from the pool by an operator; to add the server again, start it with a fresh --data directory (a new identity)')
+      refuseRemoved()
     }
+    // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
+    this.c.tokens.authenticate('join', req.token)
     const addrs = await this.addressesOf(peerId)
     const before = this.c.catalog.db.transaction(() => {
       const before = this.c.catalog.joinNode({
@@ -83,27 +122,38 @@ export class NodeRegistry {
   }
 
   async heartbeat (hb: Heartbeat, peerId: string): Promise<Ack> {
+    const { catalog } = this.c
+    if (catalog.isRemoved(peerId)) refuseRemoved()
     const addrs = await this.addressesOf(peerId)
-    const before = this.c.catalog.db.transaction(() => {
-      const before = this.c.catalog.heartbeatNode(peerId, {
+    const demand = cappedDemand(hb, this.uncappedEgress)
+    const now = this.now()
+    const seen = catalog.db.transaction(() => {
+      const before = catalog.heartbeatNode(peerId, {
         http: hb.http,
         capacity: hb.capacity,
         used: hb.used,
         egressCap: hb.egressCap ?? null,
-        egressRate: hb.egressRate,
+        // Shown as the node's egress use: its claim, within its own cap (an uncapped node's is shown as claimed).
+        egressRate: cappedDemand({ ...hb, contents: {} }).egressRate,
         blobs: hb.blobs,
         addrs
-      }, this.now())
-      if (before?.state === 'dead') this.c.catalog.recordEvent({ kind: 'node-alive', node: peerId, detail: { silentMs: this.now() - before.lastSeen } })
-      return before
+      }, now)
+      if (before == null) return undefined
+      if (before.state === 'dead') catalog.recordEvent({ kind: 'node-alive', node: peerId, detail: { silentMs: now - before.lastSeen } })
+      const drop = catalog.contentsToDrop(hb.held, now)
+      // A complete list shows which owed deletes the node has finished (or never needed); those it
+      // still holds stay owed until a heartbeat shows them gone.
+      if (hb.held.length < MAX_HELD) catalog.clearPendingDeletesNotHeld(peerId, hb.held)
+      return { before, drop }
     })
-    if (before == null) {
+    if (seen == null) {
       this.log.info({ node: peerId }, 'heartbeat from an unknown node; asking it to join')
-      return { type: 'ack', known: false }
+      return { type: 'ack', known: false, drop: [] }
     }
-    if (before.state === 'dead') this.log.info({ node: peerId }, 'dead node is alive again')
-    this.c.onHeartbeat?.(peerId, hb, this.now())
-    return { type: 'ack', known: true }
+    if (seen.before.state === 'dead') this.log.info({ node: peerId }, 'dead node is alive again')
+    if (seen.drop.length > 0) this.log.info({ node: peerId, contents: seen.drop.length }, 'node holds contents the catalog does not keep; asking it to drop them')
+    this.c.onHeartbeat?.(peerId, { ...hb, ...demand }, now)
+    return { type: 'ack', known: true, drop: seen.drop }
   }
 
   /**

@@ -286,7 +286,12 @@ function allHoldersHot (content: PolicyContent, views: Map<string, NodeView>): b
   return live.length > 0 && live.every(p => views.get(p)!.shedContent === content.id)
 }
 
-/** Copies that count: on a live (alive or draining) node and not reported bad. */
+/**
+ * Copies that count: on a live (alive or draining) node and not suspect. The
+ * catalog states the same rule once, as its `counted_copies` view, for every
+ * check made outside the policy (deletes, node removal, health); a suspect
+ * copy never counts toward the minimum, so it is never what makes another copy spare.
+ */
 function healthy (chunk: PolicyChunk, views: Map<string, NodeView>): string[] {
   const bad = new Set(chunk.bad ?? [])
   return chunk.holders.filter(p => {

@@ -18,7 +18,7 @@ import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { bindPlanned, PortBook } from '../core/ports.ts'
-import { CONTROL_PROTOCOL } from '../core/wire.ts'
+import { CONTROL_PROTOCOL, MAX_HELD, MAX_REPORTED_LOADS, type ContentLoad } from '../core/wire.ts'
 import { BlobFetcher } from './blob-fetcher.ts'
 import { BlobStore } from './blob-store.ts'
 import { ContentAnnouncer } from './content-announcer.ts'
@@ -27,9 +27,10 @@ import { ControlEndpoint } from './control-endpoint.ts'
 import { DataPlane } from './data-plane.ts'
 import { GarbageCollector } from './gc.ts'
 import { LoadMeter } from './load-meter.ts'
-import { ManagerLink, type NodeReport } from './manager-link.ts'
+import { ManagerLink, type LinkEnd, type NodeReport } from './manager-link.ts'
 import { createNodeMetrics } from './node-metrics.ts'
 import { OrderExecutor } from './order-executor.ts'
+import { checkNotRemoved, leaveDataDir } from './removal.ts'
 
 export interface NodeConfig {
   dataDir: string
@@ -53,16 +54,31 @@ export interface NodeConfig {
   bootstrap?: string[]        // extra DHT peers (the manager is always one)
   heartbeatMs?: number        // default: what the manager's `joined` says
   gcGraceMs?: number
+  /** when removed from the pool, keep the blobs on disk instead of deleting them */
+  keepData?: boolean
   logger: Logger              // from core/log.ts
 }
 
-export interface NodeDaemon { peerId: string, http: string, multiaddrs: string[], stop(): Promise<void> }
+/** How a node ended on its own: removed by an operator, or its join token refused. */
+export interface NodeEnd {
+  kind: 'removed' | 'refused'
+  /** one line for the operator */
+  message: string
+}
+
+export interface NodeDaemon {
+  peerId: string
+  http: string
+  multiaddrs: string[]
+  /** settles when the node stopped on its own (removed, or join refused); it is then fully stopped */
+  ended: Promise<NodeEnd>
+  stop(): Promise<void>
+}
 
 /** ms a control call to the manager may take */
 const CONTROL_CALL_TIMEOUT_MS = 15_000
-/** a heartbeat lists idle held contents too, up to this many entries, so frames stay far below the 8 MiB cap */
-const MAX_REPORTED_CONTENTS = 20_000
-
+/** The manager's replies (joined, ack with its drop list) are small; larger is no reply of a manager. */
+const MAX_MANAGER_REPLY_BYTES = 1024 * 1024
 /** The peer id inside a `/p2p/<id>` multiaddr. */
 function managerPeerIdOf (addr: string): string {
   const id = parseMultiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
@@ -93,7 +109,28 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     await stopping
   }
 
+  let resolveEnded!: (end: NodeEnd) => void
+  const ended = new Promise<NodeEnd>((resolve) => { resolveEnded = resolve })
+  let leaving = false
+  /** Stops for good: everything closes, then (when removed) the blobs go unless kept. */
+  const leave = (end: LinkEnd): void => {
+    if (leaving) return
+    leaving = true
+    void (async () => {
+      let message = end.kind === 'removed' ? `node removed from the pool by the manager (${end.message})` : `join refused: ${end.message}`
+      try {
+        await stop()
+        if (end.kind === 'removed') message += `; ${await leaveDataDir(config.dataDir, managerPeerId, config.keepData === true)}`
+      } catch (err) {
+        log.error({ err: describeError(err) }, 'leaving the pool did not finish cleanly')
+        message += ` (could not finish: ${describeError(err)})`
+      }
+      resolveEnded({ kind: end.kind, message })
+    })()
+  }
+
   try {
+    await checkNotRemoved(config.dataDir)
     await mkdir(config.dataDir, { recursive: true })
     const privateKey = await loadOrCreateKey(join(config.dataDir, 'peer.key'))
     const peerId = peerIdFromPrivateKey(privateKey).toString()
@@ -148,7 +185,12 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
 
     const announcer = new ContentAnnouncer({ routing: host.contentRouting, logger: log.child({ part: 'announcer' }) })
     const executor = new OrderExecutor({ store, index, fetcher, announcer, metrics, logger: log.child({ part: 'orders' }) })
-    const control = new ControlEndpoint({ executor, metrics, logger: log.child({ part: 'control' }) }, { managerPeerId })
+    const control = new ControlEndpoint({
+      executor,
+      metrics,
+      onRemoved: () => { leave({ kind: 'removed', message: 'cdn node rm' }) },
+      logger: log.child({ part: 'control' })
+    }, { managerPeerId })
     await control.start(host)
     closers.push({ name: 'control', close: async () => { await control.stop() } })
 
@@ -167,19 +209,16 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
 
     const managerAddr = parseMultiaddr(config.manager)
     const egressCap = Number.isFinite(config.maxEgress) && config.maxEgress > 0 ? config.maxEgress : undefined
+    const heldNow = heldWindow()
     const report = (): NodeReport => {
       const load = meter.read()
-      const contents = { ...load.contents }
-      let n = Object.keys(contents).length
-      for (const id of index.contents()) {
-        if (n >= MAX_REPORTED_CONTENTS) break
-        if (contents[id] == null) { contents[id] = { requests: 0, bytes: 0 }; n++ }
-      }
-      return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents }
+      return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents: busiest(load.contents), held: heldNow(index.contents()) }
     }
     const link = new ManagerLink({
-      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS }),
+      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS, maxReplyBytes: MAX_MANAGER_REPLY_BYTES }),
       report,
+      onDrop: async (contents, signal) => await executor.drop(contents, signal),
+      onEnd: leave,
       logger: log.child({ part: 'manager-link' })
     }, { joinToken: config.joinToken, zone: config.zone, heartbeatMs: config.heartbeatMs })
     link.start()
@@ -194,9 +233,34 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
     await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null ? { p2p: p2pPort } : {}) })
     log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
-    return { peerId, http, multiaddrs, stop }
+    return { peerId, http, multiaddrs, ended, stop }
   } catch (err) {
     await stop()
     throw err
+  }
+}
+
+/** The contents with the most bytes served, at most MAX_REPORTED_LOADS of them (a heartbeat frame stays small). */
+function busiest (loads: Record<string, ContentLoad>): Record<string, ContentLoad> {
+  const entries = Object.entries(loads)
+  if (entries.length <= MAX_REPORTED_LOADS) return loads
+  entries.sort((a, b) => b[1].bytes - a[1].bytes || b[1].requests - a[1].requests)
+  return Object.fromEntries(entries.slice(0, MAX_REPORTED_LOADS))
+}
+
+/**
+ * Which held contents a heartbeat lists: all of them, or, for a node holding
+ * more than MAX_HELD, the next window of them each time, so every content is
+ * reconciled within a few heartbeats.
+ */
+function heldWindow (): (all: string[]) => string[] {
+  let cursor = 0
+  return (all) => {
+    if (all.length <= MAX_HELD) return all
+    cursor %= all.length
+    const out = all.slice(cursor, cursor + MAX_HELD)
+    if (out.length < MAX_HELD) out.push(...all.slice(0, MAX_HELD - out.length))
+    cursor += MAX_HELD
+    return out
   }
 }

@@ -4,6 +4,10 @@
  * paid for from the node's one egress token bucket before it is written, and
  * the response's backpressure is honoured, so memory per request stays at one
  * piece and a slow or vanished client costs nothing.
+ *
+ * Nobody can hold the server open: core/http-guard.ts bounds headers, idle
+ * sockets (which also cuts a reader that stopped reading) and connections
+ * per client, and a chunk response not finished within its deadline is cut.
  */
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -11,7 +15,8 @@ import type { AddressInfo } from 'node:net'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
 import type { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
-import { CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
+import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import { sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
@@ -41,9 +46,14 @@ export interface DataPlaneInit {
   port?: number
   /** bytes read from disk and written per step (default 64 KiB) */
   pieceSize?: number
+  /** ms a chunk response may take from its headers to its last byte before it is cut (default 60 s) */
+  responseDeadlineMs?: number
+  /** timeouts and connection caps (core/http-guard.ts defaults) */
+  limits?: HttpLimits
 }
 
 const DEFAULT_PIECE = 64 * 1024
+const DEFAULT_RESPONSE_DEADLINE_MS = 60_000
 /**
  * Sent by nodes fetching a blob to execute a store order. Such transfers are
  * the pool moving its own data, not viewers' demand: they count in the
@@ -60,6 +70,8 @@ export class DataPlane {
   private readonly host: string
   private readonly port: number
   private readonly pieceSize: number
+  private readonly responseDeadlineMs: number
+  private readonly limits: HttpLimits
   private readonly log: Logger
   private server?: Server
   private shutdown = new AbortController()
@@ -71,6 +83,8 @@ export class DataPlane {
     this.host = init.host ?? '127.0.0.1'
     this.port = init.port ?? 0
     this.pieceSize = init.pieceSize ?? DEFAULT_PIECE
+    this.responseDeadlineMs = init.responseDeadlineMs ?? DEFAULT_RESPONSE_DEADLINE_MS
+    this.limits = init.limits ?? {}
   }
 
   /** Base URL, e.g. http://127.0.0.1:9103; only once started. */
@@ -84,6 +98,7 @@ export class DataPlane {
     if (this.baseUrl != null) return this.baseUrl
     this.shutdown = new AbortController()
     const server = createServer({ keepAlive: true }, (req, res) => { this.onRequest(req, res) })
+    guardServer(server, this.limits)
     server.on('clientError', (err, socket) => {
       this.log.debug({ err: describeError(err) }, 'malformed HTTP request')
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
@@ -131,6 +146,11 @@ export class DataPlane {
       res.setHeader('allow', 'GET, HEAD')
       throw new MethodNotAllowedError(`${String(req.method)} is not allowed here`)
     }
+    if (hasBody(req)) {
+      // Nothing here takes a body; one announced would only be read for nothing.
+      res.setHeader('connection', 'close')
+      throw new BadInputError(`${String(req.method)} requests here carry no body`)
+    }
     switch (route) {
       case 'chunk': {
         await this.serveChunk(req, res, parseBlobId(path.slice('/chunk/'.length)))
@@ -166,6 +186,7 @@ export class DataPlane {
     }
     // Opened before the headers go out, so a blob deleted meanwhile is still a clean 404.
     const reader = await this.c.store.openReader(cid)
+    const deadline = this.responseDeadline(res, id)
     try {
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
@@ -177,17 +198,34 @@ export class DataPlane {
         res.end()
         return
       }
-      await this.streamBody(res, reader, contents, id)
+      await this.streamBody(res, reader, contents, id, deadline)
     } finally {
       await reader.close()
     }
   }
 
-  private async streamBody (res: ServerResponse, reader: { size: number, read: (pos: number, len: number) => Promise<Buffer> }, contents: string[], id: string): Promise<void> {
+  /**
+   * A signal that fires when the response has run past its deadline, which
+   * then cuts it: bytes still in the socket's buffer after the last write
+   * count too, so a reader too slow to take them is cut as well.
+   */
+  private responseDeadline (res: ServerResponse, id: string): AbortSignal {
+    const signal = AbortSignal.timeout(this.responseDeadlineMs)
+    const onDeadline = (): void => {
+      if (res.writableFinished) return
+      this.log.debug({ blob: id, deadlineMs: this.responseDeadlineMs }, 'chunk response past its deadline; cut')
+      res.destroy()
+    }
+    signal.addEventListener('abort', onDeadline, { once: true })
+    res.once('close', () => { signal.removeEventListener('abort', onDeadline) })
+    return signal
+  }
+
+  private async streamBody (res: ServerResponse, reader: { size: number, read: (pos: number, len: number) => Promise<Buffer> }, contents: string[], id: string, deadline: AbortSignal): Promise<void> {
     const gone = new AbortController()
     const onClose = (): void => { if (!res.writableFinished) gone.abort(new Error('client went away')) }
     res.on('close', onClose)
-    const signal = AbortSignal.any([gone.signal, this.shutdown.signal])
+    const signal = AbortSignal.any([gone.signal, this.shutdown.signal, deadline])
     try {
       let position = 0
       // Uncapped, small pieces only cost syscalls and thread-pool hops: a 1 MiB chunk goes in one read.
@@ -215,6 +253,11 @@ export class DataPlane {
 }
 
 const UNCAPPED_PIECE = 4 * 1024 * 1024
+
+function hasBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] != null || (length != null && length !== '0')
+}
 
 function routeOf (path: string): Route {
   if (path.startsWith('/chunk/')) return 'chunk'

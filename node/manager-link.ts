@@ -3,11 +3,17 @@
  * token, then heartbeat on the manager's cadence; join again when the manager
  * no longer knows us (`ack.known === false`, e.g. after it restarted), and
  * retry failures with capped exponential backoff.
+ *
+ * Two answers end it for good: a join refused for its token (the operator
+ * must fix the token; retrying changes nothing) and ERR_REMOVED (an operator
+ * removed this node). The daemon learns which through `onEnd`. Each ack's
+ * `drop` list is handed to `onDrop` before the next heartbeat, so what the
+ * node holds converges on the catalog within a heartbeat.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CdnError, describeError, ProtocolError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { Heartbeat, JoinRequest, NodeToManager } from '../core/wire.ts'
+import { ERR_REMOVED, parseAck, type Heartbeat, type JoinRequest, type NodeToManager } from '../core/wire.ts'
 
 /** What the node reports about itself: a heartbeat's fields; `egressCap` absent means unlimited. */
 export type NodeReport = Omit<Heartbeat, 'type'>
@@ -17,8 +23,22 @@ export interface ManagerLinkComponents {
   call: (request: NodeToManager, signal: AbortSignal) => Promise<unknown>
   /** the node's state now; called once per join or heartbeat (it resets the load meter) */
   report: () => NodeReport
+  /** drops the held contents an ack named; awaited before the next heartbeat */
+  onDrop?: (contents: string[], signal: AbortSignal) => Promise<unknown>
+  /** the link ended for good: this node was removed, or its join token was refused */
+  onEnd?: (end: LinkEnd) => void
   logger: Logger
 }
+
+/** Why the link stopped for good. */
+export interface LinkEnd {
+  kind: 'removed' | 'refused'
+  /** the manager's explanation */
+  message: string
+}
+
+/** Join refusals that no retry can fix: the token is wrong, revoked, expired or of the wrong role. */
+const TOKEN_REFUSALS = new Set(['ERR_UNAUTHORIZED', 'ERR_FORBIDDEN'])
 
 export interface ManagerLinkInit {
   joinToken: string
@@ -44,7 +64,8 @@ export class ManagerLink {
   private loop?: Promise<void>
   private joinedCount = 0
   private beats = 0
-  private refused = false
+  private dropped = 0
+  private end?: LinkEnd
 
   constructor (components: ManagerLinkComponents, init: ManagerLinkInit) {
     this.c = components
@@ -54,9 +75,9 @@ export class ManagerLink {
     this.retryMaxMs = init.retryMaxMs ?? 30_000
   }
 
-  /** Times the manager accepted a join, and heartbeats it acknowledged (for status and tests). */
-  get stats (): { joins: number, heartbeats: number, refused: boolean } {
-    return { joins: this.joinedCount, heartbeats: this.beats, refused: this.refused }
+  /** Times the manager accepted a join, heartbeats it acknowledged, contents it had dropped, and how the link ended (for status and tests). */
+  get stats (): { joins: number, heartbeats: number, dropped: number, refused: boolean, removed: boolean } {
+    return { joins: this.joinedCount, heartbeats: this.beats, dropped: this.dropped, refused: this.end?.kind === 'refused', removed: this.end?.kind === 'removed' }
   }
 
   start (): void {
@@ -95,10 +116,12 @@ export class ManagerLink {
         failures = 0
       } catch (err) {
         if (signal.aborted) return
-        if (interval == null && err instanceof CdnError && err.code === 'ERR_FORBIDDEN') {
-          // An operator removed this node from the pool: retrying would only knock on a closed door.
-          this.log.error({ err: describeError(err) }, 'the manager refused this node; no longer trying to join')
-          this.refused = true
+        const end = finalAnswer(err, interval == null)
+        if (end != null) {
+          // Retrying would only knock on a closed door.
+          this.log.error({ err: describeError(err), end: end.kind }, end.kind === 'removed' ? 'this node was removed from the pool' : 'the manager refused the join token; no longer trying to join')
+          this.end = end
+          this.c.onEnd?.(end)
           return
         }
         failures++
@@ -144,11 +167,30 @@ export class ManagerLink {
   private async heartbeat (signal: AbortSignal): Promise<boolean> {
     const r = this.c.report()
     const request: Heartbeat = { type: 'heartbeat', ...r }
-    const reply = checkReply(await this.c.call(request, signal), 'ack')
-    if (reply.known === false) return false
+    const ack = parseAck(checkReply(await this.c.call(request, signal), 'ack'))
+    if (!ack.known) return false
     this.beats++
+    if (ack.drop.length > 0 && this.c.onDrop != null) {
+      this.log.info({ contents: ack.drop.length }, 'the manager asks to drop contents it no longer keeps')
+      try {
+        await this.c.onDrop(ack.drop, signal)
+        this.dropped += ack.drop.length
+      } catch (err) {
+        // The next ack names them again.
+        if (!signal.aborted) this.log.error({ err: describeError(err) }, 'dropping contents failed')
+      }
+    }
     return true
   }
+}
+
+/** The refusals that end the link, or undefined for those worth retrying. */
+function finalAnswer (err: unknown, joining: boolean): LinkEnd | undefined {
+  if (!(err instanceof CdnError)) return undefined
+  const message = err.message.replace(/^manager refused: /, '')
+  if (err.code === ERR_REMOVED) return { kind: 'removed', message }
+  if (joining && TOKEN_REFUSALS.has(err.code)) return { kind: 'refused', message }
+  return undefined
 }
 
 function checkReply (reply: unknown, want: string): Record<string, unknown> {

@@ -9,7 +9,7 @@ import type { CID } from 'multiformats/cid'
 import { describeError } from '../core/errors.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
-import type { Deleted, DeleteOrder, ManagerToNode, Stored, StoreOrder, StoreResult } from '../core/wire.ts'
+import type { Deleted, DeleteOrder, Stored, StoreOrder, StoreResult } from '../core/wire.ts'
 import type { BlobFetcher } from './blob-fetcher.ts'
 import type { BlobStore } from './blob-store.ts'
 import type { ContentAnnouncer } from './content-announcer.ts'
@@ -18,7 +18,7 @@ import type { NodeMetrics } from './node-metrics.ts'
 
 export interface OrderExecutorComponents {
   store: Pick<BlobStore, 'refresh' | 'delete'>
-  index: Pick<ContentIndex, 'add' | 'remove'>
+  index: Pick<ContentIndex, 'add' | 'remove' | 'chunksOf' | 'isReferenced'>
   fetcher: Pick<BlobFetcher, 'fetch'>
   announcer: Pick<ContentAnnouncer, 'announce' | 'withdraw'>
   metrics?: Pick<NodeMetrics, 'orders' | 'blobsFetched'>
@@ -42,7 +42,7 @@ export class OrderExecutor {
   }
 
   /** Runs a validated order (core/wire.ts parseOrder). */
-  async execute (order: ManagerToNode, signal: AbortSignal): Promise<Stored | Deleted> {
+  async execute (order: StoreOrder | DeleteOrder, signal: AbortSignal): Promise<Stored | Deleted> {
     return order.type === 'store' ? await this.store(order, signal) : await this.delete(order, signal)
   }
 
@@ -132,5 +132,39 @@ export class OrderExecutor {
     this.c.metrics?.orders.inc({ kind: 'delete', outcome: failed === 0 ? 'ok' : 'partial' })
     this.log.info({ blobs: removed.length, contents: order.contents.length, failed }, 'delete order done')
     return { type: 'deleted', removed }
+  }
+
+  /**
+   * Drops held contents the manager's ack named (deleted, expired, or unknown
+   * to the catalog): each stops being provided, then its manifest and every
+   * chunk no other held content needs are deleted. Works from the node's own
+   * index, so it also finishes a delete order this node never received.
+   * Returns the ids of the contents dropped.
+   */
+  async drop (contents: readonly string[], signal: AbortSignal): Promise<string[]> {
+    const dropped: string[] = []
+    let blobs = 0
+    let failed = 0
+    for (const text of contents) {
+      const id = parseContentId(text)
+      const chunks = this.c.index.chunksOf(id)
+      if (chunks == null || !this.c.index.remove(id)) continue
+      await this.c.announcer.withdraw(id, signal)
+      const doomed = [id.toString(), ...chunks.filter(c => !this.c.index.isReferenced(c))]
+      for (const blob of new Set(doomed)) {
+        try {
+          if (await this.c.store.delete(parseBlobId(blob))) blobs++
+        } catch (err) {
+          failed++
+          this.log.error({ blob, content: text, err: describeError(err) }, 'could not delete a blob of a dropped content')
+        }
+      }
+      dropped.push(id.toString())
+    }
+    if (dropped.length > 0) {
+      this.c.metrics?.orders.inc({ kind: 'drop', outcome: failed === 0 ? 'ok' : 'partial' })
+      this.log.info({ contents: dropped.length, blobs, failed }, 'dropped contents the manager no longer keeps')
+    }
+    return dropped
   }
 }

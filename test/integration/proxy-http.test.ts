@@ -197,7 +197,7 @@ test('a corrupt copy on one node is served correctly and reported', async ({ net
   assert.ok(got.body.equals(await readFile(file)))
   await eventually('the bad copy is reported', async () => {
     const ev = await getJson(`${net.manager}/api/events?limit=500`, net.adminToken)
-    return ev.body.events.some((e: any) => e.kind === 'bad-copy-reported' && e.content === pub.id && e.node === node.peerId)
+    return ev.body.events.some((e: any) => e.kind === 'bad-copy-verified' && e.content === pub.id && e.node === node.peerId)
   }, 15_000)
 })
 

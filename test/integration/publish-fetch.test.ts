@@ -145,7 +145,7 @@ test('a corrupted blob on one node is detected and the chunk is fetched from ano
   assert.is(await sha256File(out), await sha256File(file))
   await eventually('the bad copy is reported to the manager', async () => {
     const ev = await getJson(`${net.manager}/api/events?limit=200`, net.adminToken)
-    return ev.body.events.some((e: any) => e.kind === 'bad-copy-reported' && e.content === pub.id)
+    return ev.body.events.some((e: any) => e.kind === 'bad-copy-verified' && e.content === pub.id)
   }, 10_000)
 })
 

@@ -99,6 +99,8 @@ const handler = createApiHandler({
   info: () => ({ peerId, multiaddrs: [], http: '' }),
   nodeAdmin: new NodeAdmin({ catalog, logger: silentLogger() }, { minCopies: 1, diskHighWater: 0.9, egressHighWater: 0.9, heartbeatMs: 1000 }),
   replication: () => ({ minCopies: 1, pendingActions: 0, lastRound: null }),
+  reports: { submit: () => ({ verifying: true }) },
+  nodeList: async () => 'signed-list',
   logger: silentLogger()
 })
 const server = createServer(handler)

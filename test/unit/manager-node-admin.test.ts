@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
-import { ConflictError, ForbiddenError, NotFoundError } from '../../core/errors.ts'
+import { CdnError, ConflictError, NotFoundError } from '../../core/errors.ts'
 import { silentLogger } from '../../core/log.ts'
 import { createApiHandler, parsePublishHeaders } from '../../manager/api.ts'
 import { NodeAdmin } from '../../manager/node-admin.ts'
@@ -65,11 +65,17 @@ test('a removed node cannot join again under its identity', async () => {
   tokens.register('join', 'join-token')
   const registry = new NodeRegistry({ catalog, tokens, logger: silentLogger() }, { heartbeatMs: 1000, deadNodeMs: 3000 })
   admin(pool).remove(peers[1], 'op')
-  try {
-    await registry.handle({ type: 'join', token: 'join-token', http: 'http://127.0.0.1:1', capacity: 1e9 }, peers[1])
-    assert.unreachable('joined')
-  } catch (err) {
-    assert.instance(err, ForbiddenError)
+  for (const message of [
+    { type: 'join' as const, token: 'join-token', http: 'http://127.0.0.1:1', capacity: 1e9 },
+    { type: 'heartbeat' as const, http: 'http://127.0.0.1:1', capacity: 1e9, used: 0, egressRate: 0, blobs: 0, contents: {}, held: [] }
+  ]) {
+    try {
+      await registry.handle(message, peers[1])
+      assert.unreachable(`${message.type} accepted`)
+    } catch (err) {
+      assert.instance(err, CdnError)
+      assert.is((err as CdnError).code, 'ERR_REMOVED', message.type)
+    }
   }
   assert.is(catalog.getNode(peers[1]), undefined)
   assert.ok(catalog.listEvents(5).some(e => e.kind === 'node-join-refused' && e.node === peers[1]))
@@ -120,6 +126,8 @@ test('node endpoints: drain and removal need an admin token, validate peer ids, 
     info: () => ({ peerId: 'm', multiaddrs: [], http: '' }),
     nodeAdmin: admin(pool),
     replication: () => ({ minCopies: 2, pendingActions: 0, lastRound: null }),
+    reports: { submit: () => ({ verifying: false }) },
+    nodeList: async () => '',
     logger: silentLogger()
   })
   const server = createServer(handler)

@@ -33,7 +33,7 @@ function setup (): { registry: NodeRegistry, catalog: Catalog, clock: { now: num
 
 const join_: JoinRequest = { type: 'join', token: 'join-token', http: 'http://127.0.0.1:9001', zone: 'eu', capacity: 5e9, egressCap: 1e7 }
 function beat (used: number): Heartbeat {
-  return { type: 'heartbeat', http: 'http://127.0.0.1:9001', capacity: 5e9, used, egressRate: 1234.5, blobs: 3, contents: {} }
+  return { type: 'heartbeat', http: 'http://127.0.0.1:9001', capacity: 5e9, used, egressRate: 1234.5, blobs: 3, contents: {}, held: [] }
 }
 
 test('a node joins with a join token and is recorded alive, with an event', async () => {
@@ -67,7 +67,7 @@ test('a wrong join token, or a publisher token, is refused and nothing is record
 
 test('a heartbeat from an unknown peer asks it to join again', async () => {
   const { registry, close } = setup()
-  assert.equal(await registry.handle(beat(0), peers[1]), { type: 'ack', known: false })
+  assert.equal(await registry.handle(beat(0), peers[1]), { type: 'ack', known: false, drop: [] })
   assert.equal(registry.list(), [])
   close()
 })
@@ -77,7 +77,7 @@ test('heartbeats update the figures; silence past the deadline kills; a heartbea
   await registry.handle(join_, peers[0])
   await registry.handle(join_, peers[1])
   clock.now += 1000
-  assert.equal(await registry.handle(beat(42), peers[0]), { type: 'ack', known: true })
+  assert.equal(await registry.handle(beat(42), peers[0]), { type: 'ack', known: true, drop: [] })
   const n0 = registry.list().find(n => n.peerId === peers[0])
   assert.is(n0?.used, 42)
   assert.is(n0?.egressRate, 1234.5)
@@ -92,7 +92,7 @@ test('heartbeats update the figures; silence past the deadline kills; a heartbea
   clock.now += 1000
   assert.equal(registry.sweep(), [peers[0]])
 
-  assert.equal(await registry.handle(beat(50), peers[1]), { type: 'ack', known: true })
+  assert.equal(await registry.handle(beat(50), peers[1]), { type: 'ack', known: true, drop: [] })
   assert.is(registry.list().find(n => n.peerId === peers[1])?.state, 'alive')
   const kinds = catalog.listEvents(10).map(e => `${e.kind} ${e.node === peers[0] ? 0 : 1}`)
   assert.equal(kinds, ['node-alive 1', 'node-dead 0', 'node-dead 1', 'node-joined 1', 'node-joined 0'])

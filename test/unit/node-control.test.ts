@@ -3,7 +3,7 @@
  * core/host.ts: orders travel over libp2p, blobs over HTTP from a tiny server
  * of this test, and the results are checked on the node's data plane.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -61,6 +61,8 @@ let node: NodeDaemon
 let dataDir = ''
 const seen: NodeToManager[] = []
 const joinPeers: string[] = []
+/** what the stand-in manager answers heartbeats with */
+const answer: { drop: string[], removed: boolean } = { drop: [], removed: false }
 
 test.before(async () => {
   blobServer = createServer((req, res) => {
@@ -84,8 +86,9 @@ test.before(async () => {
       joinPeers.push(peer.toString())
       return { type: 'joined', heartbeatMs: 100 }
     }
-    return { type: 'ack', known: true }
-  })
+    if (answer.removed) return { type: 'error', code: 'ERR_REMOVED', message: 'removed by an operator' }
+    return { type: 'ack', known: true, drop: answer.drop }
+  }, { allow: () => true })
   stranger = await createHost({ privateKey: await generateKeyPair('Ed25519'), dhtServer: false })
 
   dataDir = await mkdtemp(join(tmpdir(), 'cdn-node-control-'))
@@ -227,6 +230,89 @@ test('a delete order forgets the content and removes its blobs', async () => {
   assert.is(health.blobs, 0)
   assert.is(health.used, 0)
   assert.is(health.contents, 0)
+})
+
+async function storeAll (): Promise<void> {
+  const reply = await order(manager, {
+    type: 'store',
+    blobs: [contentId, ...chunkIds].map(cid => ({ cid, sources: [`${blobUrl}/blob/${cid}`] })),
+    contents: [contentId]
+  })
+  assert.ok(reply.results.every((r: any) => r.ok))
+  assert.equal(await have(), { status: 200, bits: [0xe0] })
+}
+
+test('heartbeats list the held contents; an ack naming one makes the node drop its blobs and stop serving it', async () => {
+  await storeAll()
+  await waitFor('a heartbeat listing the content', () => seen.some(m => m.type === 'heartbeat' && (m as Heartbeat).held.includes(contentId)))
+  answer.drop = [contentId]
+  try {
+    await waitFor('the content dropped', async () => (await have()).status === 404)
+  } finally {
+    answer.drop = []
+  }
+  for (const id of chunkIds) assert.is(await chunkStatus(id), 404)
+  const health = await (await fetch(`${node.http}/health`)).json() as Record<string, unknown>
+  assert.is(health.blobs, 0)
+  const at = seen.length
+  await waitFor('a later heartbeat without it', () => seen.slice(at).some(m => m.type === 'heartbeat' && !(m as Heartbeat).held.includes(contentId)))
+})
+
+test('a stranger\'s remove order is refused; the manager\'s stops the node, wipes its blobs and marks the directory', async () => {
+  await storeAll()
+  const refused = await order(stranger, { type: 'remove' })
+  assert.is(refused.code, 'ERR_FORBIDDEN')
+  assert.equal(await have(), { status: 200, bits: [0xe0] })
+
+  const reply = await order(manager, { type: 'remove' })
+  assert.equal(reply, { type: 'removed' })
+  const end = await node.ended
+  assert.is(end.kind, 'removed')
+  assert.match(end.message, /blobs were deleted/)
+  const serving = await fetch(`${node.http}/health`, { signal: AbortSignal.timeout(5000) }).then(() => true, () => false)
+  assert.is(serving, false, 'the data plane is closed')
+  assert.equal(await readdir(dataDir).then(names => names.includes('blobs')), false)
+  assert.ok((await stat(join(dataDir, 'removed.json'))).isFile())
+  // The same directory never serves again: a removed identity stays out.
+  try {
+    await startNode({ dataDir, manager: manager.getMultiaddrs()[0].toString(), joinToken: TOKEN, capacity: 10_000_000, maxEgress: Infinity, logger })
+    assert.unreachable('a removed node started again')
+  } catch (err: any) {
+    assert.is(err.code, 'ERR_REMOVED')
+    assert.match(err.message, /fresh --data directory/)
+  }
+})
+
+test('ERR_REMOVED on a heartbeat ends a node too; with keepData its blobs stay', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cdn-node-keep-'))
+  const kept = await startNode({ dataDir: dir, manager: manager.getMultiaddrs()[0].toString(), joinToken: TOKEN, capacity: 10_000_000, maxEgress: Infinity, keepData: true, logger })
+  try {
+    const reply = await rpcCall(manager, parseMultiaddr(kept.multiaddrs[0]), CONTROL_PROTOCOL, {
+      type: 'store', blobs: [{ cid: chunkIds[0], sources: [`${blobUrl}/blob/${chunkIds[0]}`] }], contents: []
+    }, { timeout: 30_000 }) as any
+    assert.is(reply.results[0].ok, true)
+    answer.removed = true
+    const end = await kept.ended
+    assert.is(end.kind, 'removed')
+    assert.match(end.message, /kept/)
+    assert.ok((await readdir(join(dir, 'blobs'), { recursive: true })).some(name => name.endsWith(chunkIds[0])))
+  } finally {
+    answer.removed = false
+    await kept.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('a join refused for its token ends the node with the reason', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cdn-node-refused-'))
+  const refused = await startNode({ dataDir: dir, manager: manager.getMultiaddrs()[0].toString(), joinToken: 'wrong', capacity: 10_000_000, maxEgress: Infinity, logger })
+  try {
+    const end = await refused.ended
+    assert.equal(end, { kind: 'refused', message: 'join refused: bad join token' })
+  } finally {
+    await refused.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

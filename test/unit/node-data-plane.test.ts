@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -13,7 +15,7 @@ import { sealMetadata, signManifest } from '../../core/manifest.ts'
 import { createMetricsRegistry } from '../../core/metrics.ts'
 import { BlobStore } from '../../node/blob-store.ts'
 import { ContentIndex } from '../../node/content-index.ts'
-import { DataPlane } from '../../node/data-plane.ts'
+import { DataPlane, type DataPlaneInit } from '../../node/data-plane.ts'
 import { LoadMeter } from '../../node/load-meter.ts'
 import { createNodeMetrics } from '../../node/node-metrics.ts'
 
@@ -28,10 +30,11 @@ interface Fixture {
   contentId: string
   chunks: Uint8Array[]
   chunkIds: string[]
+  bigId?: string
 }
 
-/** A content of 3 chunks (plus a big extra blob) of which the node holds chunks 0 and 2 and the manifest. */
-async function setup (maxEgress = Infinity): Promise<Fixture> {
+/** A content of 3 chunks of which the node holds chunks 0 and 2 and the manifest; `big` adds a blob of that many bytes. */
+async function setup (maxEgress = Infinity, opts: { big?: number, init?: Partial<DataPlaneInit> } = {}): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'cdn-data-plane-'))
   const store = await BlobStore.open({ dir, capacity: 1 << 26, logger })
   const key = newContentKey()
@@ -50,6 +53,12 @@ async function setup (maxEgress = Infinity): Promise<Fixture> {
   await store.put(signed.id, signed.bytes)
   await store.put(chunkCid(chunks[0]), chunks[0])
   await store.put(chunkCid(chunks[2]), chunks[2])
+  let bigId: string | undefined
+  if (opts.big != null) {
+    const big = randomBytes(opts.big)
+    bigId = chunkCid(big).toString()
+    await store.put(chunkCid(big), big)
+  }
   const index = new ContentIndex({ store, logger })
   await index.load()
   const registry = createMetricsRegistry('node')
@@ -63,9 +72,9 @@ async function setup (maxEgress = Infinity): Promise<Fixture> {
     registry,
     health: () => ({ peerId: 'test', used: store.used, capacity: store.capacity, blobs: store.count, contents: index.size }),
     logger
-  }, { host: '127.0.0.1', port: 0 })
+  }, { host: '127.0.0.1', port: 0, ...opts.init })
   const url = await plane.start()
-  return { dir, plane, url, meter, contentId: signed.id.toString(), chunks, chunkIds }
+  return { dir, plane, url, meter, contentId: signed.id.toString(), chunks, chunkIds, bigId }
 }
 
 async function teardown (f: Fixture): Promise<void> {
@@ -204,6 +213,79 @@ test('with an egress cap the whole blob still arrives, and a client that leaves 
 
     const after = await fetch(`${f.url}/chunk/${f.chunkIds[0]}`)
     assert.equal(Buffer.from(await after.arrayBuffer()), Buffer.from(f.chunks[0]))
+  } finally {
+    await teardown(f)
+  }
+})
+
+/** A raw client: sends `request`, reads only as `reading` says, and reports when the server cut it. */
+function rawClient (url: string, request: string, reading: boolean): { socket: Socket, received: () => number, closed: Promise<void> } {
+  const { hostname, port } = new URL(url)
+  const socket = connect(Number(port), hostname)
+  let received = 0
+  socket.on('data', (d: Buffer) => { received += d.length })
+  if (!reading) socket.once('data', () => { socket.pause() })
+  socket.on('error', () => {})
+  socket.write(request)
+  const closed = new Promise<void>((resolve) => { socket.once('close', () => { resolve() }) })
+  return { socket, received: () => received, closed }
+}
+
+async function within<T> (what: string, p: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<T>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what}: not within ${ms} ms`)) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('a reader that stops reading is cut at the response deadline; the blob never fully left', async () => {
+  const size = 48 * 1024 * 1024
+  const f = await setup(Infinity, { big: size, init: { responseDeadlineMs: 300 } })
+  try {
+    const c = rawClient(f.url, `GET /chunk/${f.bigId!} HTTP/1.1\r\nhost: x\r\n\r\n`, false)
+    // A paused socket notices nothing; the server's own count says when it cut the response.
+    await within('the server cutting a stalled reader', (async () => {
+      while (!/cdn_node_http_requests_total\{route="chunk",status="aborted",role="node"\} 1/.test(await (await fetch(`${f.url}/metrics`)).text())) {
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+    })())
+    c.socket.resume()
+    await within('the client seeing the cut', c.closed)
+    assert.ok(c.received() < size, `received ${c.received()} of ${size} bytes`)
+    // The server is fine afterwards.
+    const res = await fetch(`${f.url}/chunk/${f.chunkIds[0]}`)
+    assert.equal(Buffer.from(await res.arrayBuffer()), Buffer.from(f.chunks[0]))
+  } finally {
+    await teardown(f)
+  }
+})
+
+test('an idle connection is cut by the idle timeout; a client cannot open more than its share', async () => {
+  const f = await setup(Infinity, { init: { limits: { idleTimeout: 300, headersTimeout: 300, maxConnectionsPerClient: 2 } } })
+  try {
+    // Half a request line, then silence: slowloris.
+    const slow = rawClient(f.url, 'GET /chunk/', true)
+    await within('the idle cut', slow.closed)
+    const held = [rawClient(f.url, '', true), rawClient(f.url, '', true)]
+    const third = rawClient(f.url, '', true)
+    await within('the connection over the cap being closed', third.closed)
+    for (const h of held) h.socket.destroy()
+  } finally {
+    await teardown(f)
+  }
+})
+
+test('a GET with a body is a 400 and closes the connection', async () => {
+  const f = await setup()
+  try {
+    const c = rawClient(f.url, `GET /chunk/${f.chunkIds[0]} HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello`, true)
+    await within('the answer', c.closed)
+    assert.ok(c.received() > 0)
+    const bad = await fetch(`${f.url}/have/${'x'.repeat(300)}`)
+    assert.is(bad.status, 400)
+    assert.is(await errorCode(bad), 'ERR_BAD_INPUT')
   } finally {
     await teardown(f)
   }

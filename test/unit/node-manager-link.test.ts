@@ -16,7 +16,7 @@ async function waitFor (what: string, check: () => boolean, deadlineMs = 10_000)
 }
 
 function report (): NodeReport {
-  return { http: 'http://127.0.0.1:9', capacity: 1000, used: 10, egressRate: 5, blobs: 1, contents: {} }
+  return { http: 'http://127.0.0.1:9', capacity: 1000, used: 10, egressRate: 5, blobs: 1, contents: {}, held: [] }
 }
 
 test('joins after failures, heartbeats, and joins again when the manager forgets it', async () => {
@@ -31,7 +31,7 @@ test('joins after failures, heartbeats, and joins again when the manager forgets
       if (request.type === 'join') {
         joins++
         if (joins === 1) throw new Error('manager unreachable')
-        if (joins === 2) return { type: 'error', code: 'ERR_UNAUTHORIZED', message: 'bad token' }
+        if (joins === 2) return { type: 'error', code: 'ERR_SHUTTING_DOWN', message: 'manager stopping' }
         return { type: 'joined', heartbeatMs: 5 }
       }
       beats++
@@ -139,25 +139,84 @@ test('a join answer without a usable interval counts as a failed join', async ()
   assert.is(link.stats.joins, 1)
 })
 
-test('stops trying to join once the manager says the node was removed', async () => {
-  let joins = 0
+const CONTENT_A = 'bagaaierafvyrmqvxe2yeialcpsu7xlbs6xefgd5rsa6mjwycewdrpeq2jcaq'
+
+test('a join refused for its token ends the link at once, with the reason, and no retry', async () => {
+  for (const code of ['ERR_UNAUTHORIZED', 'ERR_FORBIDDEN']) {
+    let joins = 0
+    const ends: unknown[] = []
+    const link = new ManagerLink({
+      logger,
+      report,
+      onEnd: (end) => { ends.push(end) },
+      call: async () => {
+        joins++
+        return { type: 'error', code, message: 'invalid join token' }
+      }
+    }, { joinToken: 'T', retryMinMs: 1, retryMaxMs: 2 })
+    link.start()
+    try {
+      await waitFor('the refusal', () => link.stats.refused)
+      await sleep(30)
+    } finally {
+      await link.stop()
+    }
+    assert.is(joins, 1, 'no retry after a token refusal')
+    assert.equal(ends, [{ kind: 'refused', message: 'invalid join token' }])
+    assert.is(link.stats.joins, 0)
+  }
+})
+
+test('ERR_REMOVED, on a heartbeat or a join, ends the link as removed', async () => {
+  for (const on of ['heartbeat', 'join']) {
+    const ends: Array<{ kind: string }> = []
+    let calls = 0
+    const link = new ManagerLink({
+      logger,
+      report,
+      onEnd: (end) => { ends.push(end) },
+      call: async (request) => {
+        calls++
+        if (request.type === on) return { type: 'error', code: 'ERR_REMOVED', message: 'removed by an operator' }
+        return request.type === 'join' ? { type: 'joined', heartbeatMs: 5 } : { type: 'ack', known: true, drop: [] }
+      }
+    }, { joinToken: 'T', retryMinMs: 1, retryMaxMs: 2 })
+    link.start()
+    try {
+      await waitFor('the removal', () => link.stats.removed)
+      const after = calls
+      await sleep(30)
+      assert.is(calls, after, 'nothing more is sent')
+    } finally {
+      await link.stop()
+    }
+    assert.equal(ends.map(e => e.kind), ['removed'], on)
+  }
+})
+
+test("an ack's drop list is handed over before the next heartbeat; a malformed one is a failed heartbeat", async () => {
+  const drops: string[][] = []
+  let beats = 0
   const link = new ManagerLink({
     logger,
     report,
-    call: async () => {
-      joins++
-      return { type: 'error', code: 'ERR_FORBIDDEN', message: 'this node was removed from the pool' }
+    onDrop: async (contents) => { drops.push(contents) },
+    call: async (request) => {
+      if (request.type === 'join') return { type: 'joined', heartbeatMs: 5 }
+      beats++
+      if (beats === 1) return { type: 'ack', known: true, drop: ['not-a-cid'] }
+      if (beats === 2) return { type: 'ack', known: true, drop: [CONTENT_A, CONTENT_A] }
+      return { type: 'ack', known: true }
     }
   }, { joinToken: 'T', retryMinMs: 1, retryMaxMs: 2 })
   link.start()
   try {
-    await waitFor('the refusal', () => link.stats.refused)
-    await sleep(30)
+    await waitFor('three heartbeats', () => beats >= 3)
   } finally {
     await link.stop()
   }
-  assert.is(joins, 1, 'no retry after a removal')
-  assert.is(link.stats.joins, 0)
+  assert.equal(drops, [[CONTENT_A]], 'the malformed list dropped nothing; the good one once, without repeats')
+  assert.is(link.stats.dropped, 1)
 })
 
 test.run()
