@@ -44,6 +44,11 @@ export class ChildSupervisor {
     proc.once('exit', (code, signal) => {
       if (this.stopping) return
       const how = signal ?? `code ${String(code)}`
+      // A clean exit is the child's own decision (a node removed from the pool); only failures are restarted.
+      if (code === 0 && signal == null) {
+        this.init.say(`${w.child.role} (pid ${String(proc.pid)}) exited cleanly; not restarted`)
+        return
+      }
       if (!this.init.restart) {
         this.init.say(`${w.child.role} (pid ${String(proc.pid)}) exited: ${how}; not restarted (--no-restart)`)
         return
