@@ -91,7 +91,7 @@ test('a reported corrupt copy is replaced by a good one and removed', async (ctx
   await res.arrayBuffer()
   // The manager fetches the accused copy and finds it really is bad before anything changes.
   await eventually('the report verified', async () => {
-    const events = (await getJson(`${net.manager}/api/events?limit=50`)).body.events as any[]
+    const events = (await getJson(`${net.manager}/api/events?limit=50`, net.adminToken)).body.events as any[]
     return events.some(e => e.kind === 'bad-copy-verified' && e.node === victim.peerId && e.detail?.chunk === chunk && e.detail?.verdict === 'corrupt')
   }, 30_000)
 
