@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
@@ -23,6 +24,23 @@ export interface ProxyConfig {
   /** host suffix served when browsers use the proxy as their HTTP proxy (default `cdn`) */
   suffix?: string
   logger: Logger
+}
+
+/**
+ * Limits for a server whose clients are the browsers and players of this
+ * machine: they all come from one address and open many connections (tabs,
+ * media requests, the dashboard's event stream), and a video's response lasts
+ * as long as the video. Node's idle timeout counts bytes in both directions,
+ * so a response that streams is never idle; the generous idle limit covers a
+ * player that paused reading and a read waiting out a node's failure.
+ */
+export const PROXY_HTTP_LIMITS: HttpLimits = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  idleTimeout: 120_000,
+  keepAliveTimeout: 5_000,
+  maxConnectionsPerClient: 256,
+  maxConnections: 1024
 }
 
 export interface ProxyDaemon {
@@ -52,22 +70,23 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   })
   const tracker = new DownloadTracker()
   let server: Server
-  let hostPort = ''
+  let port = 0
   try {
     const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ module: 'gateway' }) }, {
       suffix: config.suffix,
-      proxyHostPort: () => hostPort
+      listenHost: host,
+      listenPort: () => port
     })
     server = createServer(gateway)
+    guardServer(server, PROXY_HTTP_LIMITS)
     server.listen(config.httpPort ?? 8080, host)
     await once(server, 'listening')
   } catch (err) {
     await stack.close()
     throw err
   }
-  const port = (server.address() as AddressInfo).port
-  hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`
-  const http = `http://${hostPort}`
+  port = (server.address() as AddressInfo).port
+  const http = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   logger.info({ http, manager: config.managerUrl }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
