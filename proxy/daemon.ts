@@ -23,6 +23,8 @@ export interface ProxyConfig {
   stateDir?: string
   /** host suffix served when browsers use the proxy as their HTTP proxy (default `cdn`) */
   suffix?: string
+  /** the HTTP server's limits, over PROXY_HTTP_LIMITS (tests shorten them) */
+  httpLimits?: HttpLimits
   logger: Logger
 }
 
@@ -77,8 +79,9 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
       listenHost: host,
       listenPort: () => port
     })
-    server = createServer(gateway)
-    guardServer(server, PROXY_HTTP_LIMITS)
+    // Node checks the header and request deadlines on this interval (default 30 s): keep it well below them.
+    server = createServer({ connectionsCheckingInterval: 1000 }, gateway)
+    guardServer(server, { ...PROXY_HTTP_LIMITS, ...config.httpLimits })
     server.listen(config.httpPort ?? 8080, host)
     await once(server, 'listening')
   } catch (err) {

@@ -6,7 +6,8 @@
  * stranger says. The list is kept in the state directory, so a proxy with the
  * manager down still knows whom to trust; the highest sequence number wins.
  */
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { raceSignal } from '../core/abort.ts'
 import { describeError, NotFoundError, UnavailableError } from '../core/errors.ts'
@@ -224,6 +225,7 @@ export class PoolNodeList implements SourceVouching {
     if (this.file == null) return
     try {
       const state: StateFile = { v: 1, list: encoded }
+      await mkdir(dirname(this.file), { recursive: true })
       await replaceFile(this.file, Buffer.from(JSON.stringify(state) + '\n'))
     } catch (err) {
       this.c.logger.warn({ file: this.file, err: describeError(err) }, 'could not keep the node list')

@@ -90,6 +90,8 @@ export interface StandInNode {
   id: string
   /** every blob id asked for with GET /chunk, in order */
   requests: string[]
+  /** every request path, in order (chunks, have-bitmaps, anything) */
+  paths: string[]
   /** responses to /chunk not finished yet */
   open: number
   /** blob id → how to misbehave when it is asked for */
@@ -109,6 +111,7 @@ export async function startStandInNode (): Promise<StandInNode> {
     url: '',
     id: peer.id,
     requests: [],
+    paths: [],
     open: 0,
     faults: new Map(),
     stallHave: false,
@@ -121,6 +124,7 @@ export async function startStandInNode (): Promise<StandInNode> {
     close: async () => { await shut(server) }
   }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    node.paths.push(req.url ?? '')
     const chunk = /^\/chunk\/([^/]+)$/.exec(req.url ?? '')
     const have = /^\/have\/([^/]+)$/.exec(req.url ?? '')
     if (have != null) {
