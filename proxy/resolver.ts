@@ -264,8 +264,9 @@ export class Resolver implements ContentResolver {
     if (search.doubtful.length + doubtful.length > 0) {
       const again = [...doubtful, ...search.doubtful.map(s => ({ s, from: 'dht' as const }))]
       doubtful = []
-      if (await v.refreshForUnknown(signal)) for (const d of again) judge(d.s, d.from)
-      else doubtful = again
+      // Judged again whatever the refresh brought: even a failed one tells something (a manager without the route).
+      await v.refreshForUnknown(signal)
+      for (const d of again) judge(d.s, d.from)
     }
     for (const d of doubtful) v.ignored(d.s, d.from)
     return mergeSources([kept], this.o.maxSources)
