@@ -27,3 +27,13 @@ export function parseCapability (text: string): string {
 export function capabilityTag (capability: string): string {
   return createHash('sha256').update(capability).digest('base64url').slice(0, 22)
 }
+
+/** A URL as a log line may show it: no query, no credentials (either may carry a secret). */
+export function loggableUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
+  } catch {
+    return '(unparsable URL)'
+  }
+}

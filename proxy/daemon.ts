@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
+import { loggableUrl } from './capability.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
 import { DownloadTracker } from './download-tracker.ts'
 import { createGateway } from './gateway.ts'
@@ -90,7 +91,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   }
   port = (server.address() as AddressInfo).port
   const http = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
-  logger.info({ http, manager: config.managerUrl }, 'proxy listening')
+  logger.info({ http, manager: loggableUrl(config.managerUrl) }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {

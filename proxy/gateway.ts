@@ -109,8 +109,8 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
       case 'content': return await serveContent(components, req, res, parseId(CONTENT_PATH.exec(url.pathname)![1]), accessOf(url))
       case 'player': {
         const id = parseId(PLAYER_PATH.exec(url.pathname)![1])
+        // Checked before it goes into the page, whose media URL carries the same access the page was opened with.
         accessOf(url)
-        // The media URL carries the same access the page was opened with.
         sendHtml(res, playerPage(id, { k: url.searchParams.get('k') ?? undefined, cap: url.searchParams.get('cap') ?? undefined }))
         return
       }
