@@ -220,6 +220,7 @@ const proxyStart = proxy.command('start')
   .option('--cache-size <size>', 'most disk the cache may use', '2GB')
   .option('--state-dir <dir>', 'where the proxy remembers its manager and nodes (to work while the manager is down)', '.cdn/proxy')
   .option('--suffix <suffix>', 'host suffix served when the proxy is used as a browser HTTP proxy', 'cdn')
+  .addOption(caOption())
   .option('--json', 'print the ready line as JSON')
 withConfigFile(proxyStart)
 proxyStart
@@ -228,6 +229,7 @@ proxyStart
     const logger = createLogger('proxy')
     await runDaemon('proxy', async () => await namingPortFlags(async () => await startProxy({
       managerUrl: managerUrl(o),
+      ca: await loadCa(o.ca),
       httpHost: o.listen,
       httpPort: o.port,
       announce: o.announce,
@@ -297,10 +299,11 @@ program.command('get <id>')
   .description('download a content (id or cdn:// link) to a file, verifying every chunk')
   .requiredOption('-o, --output <file>', 'where to write')
   .addOption(managerOption())
+  .addOption(caOption())
   .option('--json', 'print one JSON line')
   .action(async (id: string, o) => {
     await requireWritableDir(o.output)
-    const r = await get(id, { manager: managerUrl(o), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
+    const r = await get(id, { manager: managerUrl(o), ca: await loadCa(o.ca), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
     print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
   })
 

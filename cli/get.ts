@@ -4,24 +4,29 @@ import { once } from 'node:events'
 import { BadInputError } from '../core/errors.ts'
 import { parseContentId } from '../core/ids.ts'
 import { decodeKey } from '../core/chunk-crypto.ts'
+import { parseCapability } from '../proxy/capability.ts'
 import { createFetchClient } from '../proxy/client.ts'
 import type { Logger } from '../core/log.ts'
 import { byteProgress } from './progress.ts'
 
-export interface GetOptions { manager: string, output: string, json: boolean, logger: Logger }
+export interface GetOptions { manager: string, output: string, json: boolean, logger: Logger, ca?: Buffer }
 
-/** Accepts a bare content id or a capability link `cdn://<id>?k=<key>`. */
-export function parseTarget (target: string): { id: string, key?: Uint8Array } {
+/**
+ * Accepts a bare content id, a key link `cdn://<id>?k=<key>` or a capability
+ * link `cdn://<id>?cap=<capability>`. Errors never repeat the link: it is a secret.
+ */
+export function parseTarget (target: string): { id: string, key?: Uint8Array, capability?: string } {
   if (target.startsWith('cdn://')) {
     let url: URL
     try {
       url = new URL(target)
     } catch (err) {
-      throw new BadInputError(`invalid capability link "${target}"`, { cause: err })
+      throw new BadInputError('invalid cdn:// link: expected cdn://<id>?cap=<capability> or cdn://<id>?k=<key>', { cause: err })
     }
     const id = parseContentId(url.hostname).toString()
     const k = url.searchParams.get('k')
-    return { id, key: k == null ? undefined : decodeKey(k) }
+    const cap = url.searchParams.get('cap')
+    return { id, key: k == null ? undefined : decodeKey(k), capability: cap == null ? undefined : parseCapability(cap) }
   }
   return { id: parseContentId(target).toString() }
 }
@@ -33,8 +38,8 @@ export interface GetResult { id: string, file: string, size: number, name: strin
  * every byte is verified, so a failed get never leaves a truncated file.
  */
 export async function get (target: string, opts: GetOptions): Promise<GetResult> {
-  const { id, key } = parseTarget(target)
-  const client = await createFetchClient({ managerUrl: opts.manager, logger: opts.logger })
+  const { id, key, capability } = parseTarget(target)
+  const client = await createFetchClient({ managerUrl: opts.manager, ca: opts.ca, logger: opts.logger })
   const tmp = `${opts.output}.part-${process.pid}`
   const ac = new AbortController()
   const onSignal = (): void => { ac.abort(new Error('interrupted')) }
@@ -44,6 +49,7 @@ export async function get (target: string, opts: GetOptions): Promise<GetResult>
   try {
     const content = await client.engine.open(id, {
       key,
+      capability,
       signal: ac.signal,
       onProgress: (p) => { sources = p.sources; bar.update(p.done) }
     })

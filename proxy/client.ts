@@ -15,9 +15,10 @@ export interface FetchClient {
  * identity and addresses, joins the DHT as a client through it, and fails
  * at once if the manager does not answer.
  */
-export async function createFetchClient (opts: { managerUrl: string, signal?: AbortSignal, logger?: Logger }): Promise<FetchClient> {
+export async function createFetchClient (opts: { managerUrl: string, ca?: Buffer, signal?: AbortSignal, logger?: Logger }): Promise<FetchClient> {
   const stack = await startFetchStack({
     managerUrl: opts.managerUrl,
+    ca: opts.ca,
     logger: opts.logger ?? silentLogger(),
     requireManager: true,
     signal: opts.signal

@@ -56,9 +56,10 @@ export interface ContentReaderComponents {
   /** memory shared with the other reads; this read opens an account in it when it starts */
   budget?: MemoryBudget
   /**
-   * Asks again who holds the content, once per read, when a chunk that is
-   * not cached has no holder (a resolution made while everything was
-   * cached carries no sources; holders also move).
+   * Asks again who holds the content: when a chunk that is not cached has no
+   * holder (a resolution made while everything was cached carries no
+   * sources), and when every known holder of a chunk failed it (the pool
+   * moved the copies: a holder died, a trim deleted its copy).
    */
   findSources?: (signal: AbortSignal) => Promise<readonly ContentSource[]>
   /** called when a source served bytes that do not match a chunk id; absent when no manager is known */
@@ -78,6 +79,10 @@ export interface ContentReaderInit {
   endChunk?: number
   /** times every holder of a chunk may fail it before the reader gives up (default 3) */
   maxRounds?: number
+  /** fresh looks at the holders (findSources) one read may take (default 5) */
+  maxRefreshes?: number
+  /** ms between fresh looks taken while retries are still left (default 1 s); one about to give up waits for none */
+  refreshGapMs?: number
   /** ms before a new round of the same chunk; doubles each round (default 100) */
   retryBackoffMs?: number
   window?: WindowInit
@@ -124,9 +129,15 @@ interface Buffered {
 }
 
 interface Attempts {
+  /** sources that failed it this round */
   failed: Set<string>
+  /** sources that failed it at all in this read */
+  tried: Set<string>
   round: number
+  /** Infinity: waiting for a fresh look at the holders */
   retryAt: number
+  /** fresh looks started before its current rounds began: only a later one can tell that nobody else holds it */
+  since: number
   last?: unknown
 }
 
@@ -188,9 +199,14 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   /** chunks the cache claimed but could not return; they come from the network */
   private readonly cacheSkip = new Set<number>()
   private readonly received: Record<string, number> = {}
-  private readonly refreshing = new AbortController()
+  private readonly refreshAbort = new AbortController()
   private account: BudgetAccount | undefined
-  private refresh: 'idle' | 'running' | 'done' = 'idle'
+  private refreshing = false
+  /** fresh looks started so far; each one's number is this count when it started */
+  private refreshesStarted = 0
+  /** number of the last fresh look that ended */
+  private refreshDone = 0
+  private refreshAt = -Infinity
   private position: number
   private done = 0
   private cached = 0
@@ -215,6 +231,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.o = {
       startChunk: init.startChunk ?? 0,
       maxRounds: init.maxRounds ?? 3,
+      maxRefreshes: init.maxRefreshes ?? 5,
+      refreshGapMs: init.refreshGapMs ?? 1000,
       retryBackoffMs: init.retryBackoffMs ?? 100,
       chunkBaseTimeoutMs: init.chunkBaseTimeoutMs ?? 5000,
       chunkMinRate: init.chunkMinRate ?? 128 * 1024,
@@ -338,7 +356,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.signal?.removeEventListener('abort', this.onAbort)
     if (this.timer != null) clearTimeout(this.timer)
     this.timer = undefined
-    this.refreshing.abort(new NoSourceError('read ended'))
+    this.refreshAbort.abort(new NoSourceError('read ended'))
     for (const list of this.flights.values()) {
       for (const a of list) {
         a.cancelled = true
@@ -387,10 +405,12 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   /** Takes memory for one more blob, or arranges to be pumped again once some is free. */
-  private reserve (bytes: number): boolean {
+  private reserve (bytes: number, index?: number): boolean {
     const account = this.account
     if (account == null) return true
     if (account.tryTake(bytes)) return true
+    // The playhead may take back what this read holds further ahead: nobody else would free that for it.
+    if (index === this.position && this.reclaim(bytes) > 0 && account.tryTake(bytes)) return true
     account.whenFree(() => { this.pump() })
     return false
   }
@@ -451,8 +471,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       }
       if (this.inCache(i)) {
         // Earlier chunks waiting for a source keep their claim on the slots; the disk needs none.
-        if (slots - wanted.length <= 0) continue
-        if (!this.reserve(this.blobBytes(i))) break
+        if (i !== this.position && slots - wanted.length <= 0) continue
+        if (!this.reserve(this.blobBytes(i), i)) break
         this.startCacheRead(i)
         slots--
         continue
@@ -460,20 +480,25 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       const a = this.attempts.get(i)
       if (a != null && a.retryAt > now) continue
       if (this.eligible(i).length === 0) {
-        if (this.holders(i).length === 0 && this.refresh !== 'done' && this.c.findSources != null) {
-          this.refreshSources()
-          continue
-        }
         this.exhausted(i, now)
         if (this.stopped) return
         continue
       }
       wanted.push(i)
     }
-    if (slots > 0 && wanted.length + ahead.length > 0) {
+    // The playhead always gets a slot. Chunks fetched ahead of it while it was
+    // retried can fill the window (which also shrinks when sources drop out),
+    // and they leave the buffer only once the playhead chunk has come: without
+    // its slot, the read would wait for itself forever.
+    let planned = ahead.length === 0 ? wanted : [...wanted, ...ahead]
+    if (slots <= 0 && wanted[0] === this.position) {
+      planned = [this.position]
+      slots = 1
+    }
+    if (slots > 0 && planned.length > 0) {
       const plan = planRequests({
         // Read-ahead comes after every chunk the consumer asked for.
-        wanted: ahead.length === 0 ? wanted : [...wanted, ...ahead],
+        wanted: planned,
         holders: i => this.eligible(i),
         bytes: i => this.blobBytes(i),
         slots,
@@ -482,7 +507,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
         estimator: this.c.scoreboard
       })
       for (const { chunk, source } of plan) {
-        if (!this.reserve(this.blobBytes(chunk))) break
+        if (!this.reserve(this.blobBytes(chunk), chunk)) break
         this.startRequest(chunk, source, false)
       }
     }
@@ -525,21 +550,33 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     }
   }
 
-  /** Every holder of `index` failed it this round: start another round after a pause, or give up. */
+  /**
+   * Every known holder of `index` failed it this round, or none is known:
+   * another round after a pause, with a fresh look at the holders meanwhile.
+   * A read gives up on a chunk only once a fresh look, started after the
+   * chunk's failures began, found no holder it has not tried: the pool moves
+   * copies (repairs, trims, migrations), so the holders a read started with
+   * may all be gone while a healthy copy sits elsewhere.
+   */
   private exhausted (index: number, now: number): void {
     const holders = this.holders(index)
+    const a = this.attemptsOf(index)
+    if (holders.length > 0 && a.round + 1 < this.o.maxRounds) {
+      a.round++
+      a.failed.clear()
+      a.retryAt = now + this.o.retryBackoffMs * 2 ** (a.round - 1)
+      this.refreshSources(now, false)
+      return
+    }
+    if (this.refreshing || (this.refreshDone <= a.since && this.refreshSources(now, true))) {
+      a.retryAt = Infinity
+      return
+    }
     if (holders.length === 0) {
       this.fail(new NoSourceError(`no source holds chunk ${index} of ${this.content.id}`))
       return
     }
-    const a = this.attemptsOf(index)
-    if (a.round + 1 >= this.o.maxRounds) {
-      this.fail(new NoSourceError(`all ${holders.length} sources of chunk ${index} of ${this.content.id} failed it ${this.o.maxRounds} times; last: ${describeError(a.last)}`, { cause: a.last }))
-      return
-    }
-    a.round++
-    a.failed.clear()
-    a.retryAt = now + this.o.retryBackoffMs * 2 ** (a.round - 1)
+    this.fail(new NoSourceError(`all ${a.tried.size} sources of chunk ${index} of ${this.content.id} failed it ${this.o.maxRounds} times; last: ${describeError(a.last)}`, { cause: a.last }))
   }
 
   /** One timer for the reader, due at the soonest retry pause end or hedge deadline. */
@@ -572,30 +609,54 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private attemptsOf (index: number): Attempts {
     let a = this.attempts.get(index)
     if (a == null) {
-      a = { failed: new Set(), round: 0, retryAt: 0 }
+      a = { failed: new Set(), tried: new Set(), round: 0, retryAt: 0, since: this.refreshesStarted }
       this.attempts.set(index, a)
     }
     return a
   }
 
-  /** Asks for fresh sources once; chunks without a holder wait for the answer instead of failing. */
-  private refreshSources (): void {
+  /**
+   * Starts a fresh look at the holders unless one is running, the read has
+   * taken its share, or (unless `urgent`) the last one is too recent.
+   * Returns whether one was started.
+   */
+  private refreshSources (now: number, urgent: boolean): boolean {
     const find = this.c.findSources
-    if (this.refresh !== 'idle' || find == null) return
-    this.refresh = 'running'
-    find(this.refreshing.signal).then((list) => {
-      this.refresh = 'done'
+    if (find == null || this.refreshing || this.refreshesStarted >= this.o.maxRefreshes) return false
+    if (!urgent && now - this.refreshAt < this.o.refreshGapMs) return false
+    this.refreshing = true
+    this.refreshAt = now
+    const number = ++this.refreshesStarted
+    const settle = (list: readonly ContentSource[] | undefined): void => {
+      this.refreshing = false
+      this.refreshDone = number
       if (this.stopped) return
-      // Newer bitmaps replace older ones: a holder may have gained chunks.
-      for (const s of list) this.sourceById.set(s.id, s)
-      this.holderCache.clear()
+      if (list != null && list.length > 0) {
+        // The fresh view replaces the old one: holders that died or lost their copies drop out, newer bitmaps win.
+        this.sourceById.clear()
+        for (const s of list) if (!this.sourceById.has(s.id)) this.sourceById.set(s.id, s)
+        this.holderCache.clear()
+      }
+      this.afterRefresh()
       this.pump()
-    }, (err: unknown) => {
-      this.refresh = 'done'
-      if (this.stopped) return
-      this.c.logger.warn({ content: this.content.id, err: describeError(err) }, 'could not find more sources')
-      this.pump()
+    }
+    find(this.refreshAbort.signal).then(settle, (err: unknown) => {
+      if (!this.stopped) this.c.logger.warn({ content: this.content.id, err: describeError(err) }, 'could not find more sources')
+      settle(undefined)
     })
+    return true
+  }
+
+  /** Chunks that gained a holder they have not tried start their rounds over; those that waited for the look go on deciding. */
+  private afterRefresh (): void {
+    for (const [i, a] of this.attempts) {
+      if (this.holders(i).some(s => !a.tried.has(s))) {
+        a.round = 0
+        a.failed.clear()
+        a.since = this.refreshesStarted
+        a.retryAt = 0
+      } else if (a.retryAt === Infinity) a.retryAt = 0
+    }
   }
 
   private track (a: Attempt): void {
@@ -747,6 +808,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.c.onChunk?.({ source: a.source, result: kind, bytes: 0, seconds: (this.now() - a.started) / 1000 })
     const at = this.attemptsOf(a.index)
     at.failed.add(a.source)
+    at.tried.add(a.source)
     at.last = err
     const cid = this.cid(a.index).toString()
     const other = this.flights.has(a.index) ? 'its duplicate is still running' : 'trying another source'

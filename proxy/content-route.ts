@@ -6,6 +6,7 @@
  */
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { UpstreamError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import { ifMatch, noneMatch, parseRange, rangeStillValid } from './byte-range.ts'
 import type { DownloadTracker } from './download-tracker.ts'
@@ -58,12 +59,18 @@ function choose (req: IncomingMessage, res: ServerResponse, head: ContentHead): 
   return range.kind === 'partial' ? { start: range.start, end: range.end, partial: true } : whole
 }
 
-export async function serveContent (c: ContentRouteComponents, req: IncomingMessage, res: ServerResponse, id: string, key: Uint8Array | undefined): Promise<void> {
+/** What opens a content besides its id: a key link's key, or a capability the manager exchanges for it. */
+export interface Access {
+  key?: Uint8Array
+  capability?: string
+}
+
+export async function serveContent (c: ContentRouteComponents, req: IncomingMessage, res: ServerResponse, id: string, access: Access): Promise<void> {
   const ac = new AbortController()
   const onClose = (): void => { if (!res.writableFinished) ac.abort(new ClientGoneError()) }
   res.on('close', onClose)
   try {
-    const stat = await c.engine.stat(id, { key, signal: ac.signal })
+    const stat = await c.engine.stat(id, { ...access, signal: ac.signal })
     const head: ContentHead = { id: stat.id, size: stat.size, metadata: stat.metadata, createdAt: stat.manifest.createdAt }
     const span = choose(req, res, head)
     if (span == null) return
@@ -72,7 +79,7 @@ export async function serveContent (c: ContentRouteComponents, req: IncomingMess
       res.end()
       return
     }
-    await streamSpan(c, res, head, stat.manifest.chunkSize, span, key, ac.signal)
+    await streamSpan(c, res, head, stat.manifest.chunkSize, span, access, ac.signal)
   } catch (err) {
     if (ac.signal.aborted) {
       c.logger.debug({ id }, 'client went away; read cancelled')
@@ -89,12 +96,12 @@ function writeHead (res: ServerResponse, head: ContentHead, span: Span): void {
   else sendContentHead(res, head)
 }
 
-async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head: ContentHead, chunkSize: number, span: Span, key: Uint8Array | undefined, signal: AbortSignal): Promise<void> {
+async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head: ContentHead, chunkSize: number, span: Span, access: Access, signal: AbortSignal): Promise<void> {
   const startChunk = Math.floor(span.start / chunkSize)
   const endChunk = Math.floor(span.end / chunkSize) + 1
   const view = c.tracker.start(head.id, head.metadata.name, [span.start, span.end])
   const opened = await c.engine.open(head.id, {
-    key,
+    ...access,
     signal,
     startChunk,
     endChunk,
@@ -121,6 +128,8 @@ async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head:
       if (bytes.length > 0 && !res.write(bytes)) await once(res, 'drain', { signal })
       if (left > 0) piece = await body.next()
     }
+    // A read that ended short must not look like a whole body: only a cut connection tells the client.
+    if (left > 0) throw new UpstreamError(`the content ended ${left} bytes early`)
     res.end()
     c.tracker.end(view, 'done')
   } catch (err) {

@@ -2,9 +2,11 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { defaultAnnounceHost, parseAnnounceUrl, urlHost } from '../core/addresses.ts'
+import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { isAddressInUse, PortInUseError } from '../core/ports.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
+import { loggableUrl } from './capability.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
 import { DownloadTracker } from './download-tracker.ts'
 import { createGateway } from './gateway.ts'
@@ -12,6 +14,8 @@ import { createProxyMetrics } from './metrics.ts'
 
 export interface ProxyConfig {
   managerUrl: string
+  /** PEM of a private CA for an https manager */
+  ca?: Buffer
   /** default '127.0.0.1' (loopback only unless told otherwise) */
   httpHost?: string
   /** default 8080; 0 = ephemeral */
@@ -30,7 +34,26 @@ export interface ProxyConfig {
   stateDir?: string
   /** host suffix served when browsers use the proxy as their HTTP proxy (default `cdn`) */
   suffix?: string
+  /** the HTTP server's limits, over PROXY_HTTP_LIMITS (tests shorten them) */
+  httpLimits?: HttpLimits
   logger: Logger
+}
+
+/**
+ * Limits for a server whose clients are the browsers and players of this
+ * machine: they all come from one address and open many connections (tabs,
+ * media requests, the dashboard's event stream), and a video's response lasts
+ * as long as the video. Node's idle timeout counts bytes in both directions,
+ * so a response that streams is never idle; the generous idle limit covers a
+ * player that paused reading and a read waiting out a node's failure.
+ */
+export const PROXY_HTTP_LIMITS: HttpLimits = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  idleTimeout: 120_000,
+  keepAliveTimeout: 5_000,
+  maxConnectionsPerClient: 256,
+  maxConnections: 1024
 }
 
 export interface ProxyDaemon {
@@ -53,6 +76,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   const metrics = createProxyMetrics(registry)
   const stack: FetchStack = await startFetchStack({
     managerUrl: config.managerUrl,
+    ca: config.ca,
     logger,
     metrics,
     requireManager: false,
@@ -61,13 +85,17 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   })
   const tracker = new DownloadTracker()
   let server: Server
-  let hostPort = ''
+  let port = 0
   try {
     const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ module: 'gateway' }) }, {
       suffix: config.suffix,
-      proxyHostPort: () => hostPort
+      listenHost: host,
+      listenPort: () => port,
+      announced: announced?.host
     })
-    server = createServer(gateway)
+    // Node checks the header and request deadlines on this interval (default 30 s): keep it well below them.
+    server = createServer({ connectionsCheckingInterval: 1000 }, gateway)
+    guardServer(server, { ...PROXY_HTTP_LIMITS, ...config.httpLimits })
     server.listen(config.httpPort ?? 8080, host)
     await once(server, 'listening')
   } catch (err) {
@@ -75,10 +103,10 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     if (isAddressInUse(err)) throw new PortInUseError('http', host, config.httpPort ?? 8080, { cause: err })
     throw err
   }
-  const port = (server.address() as AddressInfo).port
-  hostPort = announced != null ? announced.host : `${urlHost(defaultAnnounceHost(host))}:${port}`
+  port = (server.address() as AddressInfo).port
+  const hostPort = announced != null ? announced.host : `${urlHost(defaultAnnounceHost(host))}:${port}`
   const http = `http://${hostPort}`
-  logger.info({ http, manager: config.managerUrl }, 'proxy listening')
+  logger.info({ http, manager: loggableUrl(config.managerUrl) }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {

@@ -44,15 +44,20 @@ new EventSource('/api/dashboard/events').onmessage = (e) => render(JSON.parse(e.
 document.getElementById('open').onsubmit = (e) => {
   e.preventDefault()
   const v = document.getElementById('cid').value.trim()
-  const m = /^cdn:\\/\\/([^?]+)(?:\\?k=(.+))?$/.exec(v)
-  location.href = m ? '/play/' + m[1] + (m[2] ? '?k=' + encodeURIComponent(m[2]) : '') : '/play/' + encodeURIComponent(v)
+  const m = /^cdn:\\/\\/([^?]+)(?:\\?(k|cap)=(.+))?$/.exec(v)
+  location.href = m ? '/play/' + encodeURIComponent(m[1]) + (m[3] ? '?' + m[2] + '=' + encodeURIComponent(m[3]) : '') : '/play/' + encodeURIComponent(v)
 }
 </script>
 </body></html>`
 }
 
-export function playerPage (id: string, key: string | undefined): string {
-  const src = `/c/${encodeURIComponent(id)}${key != null ? `?k=${encodeURIComponent(key)}` : ''}`
+/** The player for one content; `access` (a key link's key, a capability) goes on to the media URL, or the video could not be opened. */
+export function playerPage (id: string, access: { k?: string, cap?: string } = {}): string {
+  const query = new URLSearchParams()
+  if (access.k != null) query.set('k', access.k)
+  if (access.cap != null) query.set('cap', access.cap)
+  const q = query.toString()
+  const src = `/c/${encodeURIComponent(id)}${q === '' ? '' : `?${q.replace(/&/g, '&amp;')}`}`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cdn player</title><style>${STYLE} video{max-width:100%;background:#000}</style></head>
 <body>

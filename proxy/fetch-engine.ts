@@ -14,8 +14,10 @@ import type { Scoreboard } from './scoreboard.ts'
 export type { Progress } from './content-reader.ts'
 
 export interface OpenOptions {
-  /** the content key from a capability link (bytes or base64url) */
+  /** the content key from a key link (bytes or base64url) */
   key?: Uint8Array | string
+  /** a capability (`?cap=`) for a private content, exchanged for its key at the manager */
+  capability?: string
   /** aborts resolving and, later, reading */
   signal?: AbortSignal
   onProgress?: (progress: Progress) => void
@@ -40,8 +42,10 @@ export interface OpenedContent {
 }
 
 export interface StatOptions {
-  /** the content key from a capability link (bytes or base64url) */
+  /** the content key from a key link (bytes or base64url) */
   key?: Uint8Array | string
+  /** a capability (`?cap=`) for a private content */
+  capability?: string
   signal?: AbortSignal
 }
 
@@ -163,6 +167,7 @@ export class DefaultFetchEngine implements FetchEngine {
 
   async open (id: string, options: OpenOptions = {}): Promise<OpenedContent> {
     const { resolved, key, signal } = await this.resolve(id, options)
+    const capability = options.capability
     const metrics = this.c.metrics
     const reader: ContentReader = new ContentReader({
       fetcher: this.c.fetcher,
@@ -173,19 +178,20 @@ export class DefaultFetchEngine implements FetchEngine {
       findSources: async (sub) => {
         // The resolution this read started with may predate a cache eviction or a move of the copies.
         this.c.resolver.invalidate(resolved.id)
-        const fresh = await this.c.resolver.resolve(resolved.id, { key, signal: AbortSignal.any([sub, signal]) })
+        const fresh = await this.c.resolver.resolve(resolved.id, { key, capability, signal: AbortSignal.any([sub, signal]) })
         this.learnUrls(fresh)
         return fresh.sources
       },
       onHedge: metrics == null ? undefined : (event) => { metrics.hedges.inc({ event }) },
       reportBadCopy: this.c.reporter == null ? undefined : (r) => { this.report(r) },
-      onChunk: metrics == null
-        ? undefined
-        : (o) => {
-            metrics.chunkRequests.inc({ result: o.result })
-            metrics.chunkSeconds.observe(o.seconds)
-            if (o.bytes > 0) metrics.chunkBytes.inc(o.bytes)
-          },
+      onChunk: (o) => {
+        // A holder that refused or served a bad copy may be gone or moved: the next open looks again rather than reuse this view.
+        if (o.result === 'error' || o.result === 'hash') this.c.resolver.invalidate(resolved.id)
+        if (metrics == null) return
+        metrics.chunkRequests.inc({ result: o.result })
+        metrics.chunkSeconds.observe(o.seconds)
+        if (o.bytes > 0) metrics.chunkBytes.inc(o.bytes)
+      },
       onFinish: (err) => {
         this.reads.delete(reader)
         metrics?.openReads.dec()
@@ -209,7 +215,7 @@ export class DefaultFetchEngine implements FetchEngine {
     const key = typeof options.key === 'string' ? decodeKey(options.key) : options.key
     if (key != null && key.length !== 32) throw new BadInputError('content key must be 32 bytes')
     const signal = options.signal == null ? this.closing.signal : AbortSignal.any([options.signal, this.closing.signal])
-    const resolved = await this.c.resolver.resolve(id, { key, signal })
+    const resolved = await this.c.resolver.resolve(id, { key, capability: options.capability, signal })
     signal.throwIfAborted()
     this.learnUrls(resolved)
     return { resolved, key, signal }

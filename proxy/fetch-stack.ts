@@ -12,12 +12,15 @@ import { DefaultFetchEngine, type FetchEngineInit } from './fetch-engine.ts'
 import { ManagerClient, type ManagerApi } from './manager-client.ts'
 import { ManagerLink } from './manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
+import { PoolNodeList, type NodeListInit } from './node-list.ts'
 import { PeerMemory } from './peer-memory.ts'
 import { Resolver, type ResolverInit } from './resolver.ts'
 import { Scoreboard, type ScoreboardInit } from './scoreboard.ts'
 
 export interface FetchStackInit {
   managerUrl: string
+  /** PEM of a private CA for an https manager */
+  ca?: Buffer
   logger: Logger
   metrics?: FetchMetrics
   /**
@@ -41,6 +44,7 @@ export interface FetchStackInit {
   stateDir?: string
   fetcher?: ChunkFetcherInit
   resolver?: ResolverInit
+  nodeList?: Omit<NodeListInit, 'file'>
   scoreboard?: ScoreboardInit
   engine?: FetchEngineInit
 }
@@ -54,6 +58,8 @@ export interface FetchStack {
   cache?: ChunkCache
   /** absent without `stateDir` */
   memory?: PeerMemory
+  /** the nodes the pool vouches for */
+  nodeList: PoolNodeList
   close (): Promise<void>
 }
 
@@ -89,7 +95,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
   try {
     const deadlines = new DeadlineClock()
     closers.push({ name: 'deadlines', close: () => { deadlines.close() } })
-    const manager = new ManagerClient({ deadlines }, { url: init.managerUrl })
+    const manager = new ManagerClient({ deadlines }, { url: init.managerUrl, ca: init.ca })
     closers.push({ name: 'manager client', close: async () => { await manager.close() } })
     const fetcher = new ChunkFetcher({ deadlines, logger: child('fetcher') }, init.fetcher)
     closers.push({ name: 'chunk fetcher', close: async () => { await fetcher.close() } })
@@ -118,14 +124,32 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
       const peers = [...memory.nodes(), ...(remembered == null ? [] : [{ peerId: remembered.peerId, multiaddrs: remembered.multiaddrs }])]
       if (peers.length > 0) void joiner.join(peers)
     }
+    let nodeList: PoolNodeList | undefined
     const link = new ManagerLink({
       manager,
       host,
       logger: child('manager-link'),
-      onInfo: keeper == null ? undefined : (info) => { keeper.manager(init.managerUrl, info) },
+      onInfo: (info) => {
+        keeper?.manager(init.managerUrl, info)
+        // The manager answered: a node list that could not be refreshed (or has expired) is fetched now.
+        nodeList?.poke()
+      },
       onConnected: () => { void joiner.lookup() }
     })
     closers.push({ name: 'manager link', close: async () => { await link.stop() } })
+    // The live answer wins; the remembered identity stands in while the manager is away.
+    const trusted = (): string[] | undefined => link.trusted() ?? (remembered == null ? undefined : [remembered.peerId])
+    const list = new PoolNodeList({
+      manager,
+      trusted,
+      logger: child('node-list'),
+      onIgnored: (from) => { init.metrics?.unvouchedSources.inc({ from }) },
+      ready: async () => { await link.firstAttempt }
+    }, { file: init.stateDir == null ? undefined : join(init.stateDir, 'node-list.json'), ...init.nodeList })
+    await list.load()
+    nodeList = list
+    list.start()
+    closers.push({ name: 'node list', close: async () => { await list.stop() } })
     if (init.requireManager) await link.connect(init.signal)
     link.start()
     if (remembered != null) logger.info({ manager: remembered.peerId }, 'trusting the remembered manager identity until the manager answers')
@@ -148,22 +172,23 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
           await link.firstAttempt
           await joiner.idle()
         },
-        onProvider: keeper == null ? undefined : (p) => { keeper.nodes([p]) },
+        // Only vouched-for nodes become entry points for the next start.
+        onProvider: keeper == null ? undefined : (p) => { if (list.lists(p.peerId)) keeper.nodes([p]) },
         logger: child('dht')
       }),
       blobs: fetcher,
       haves: fetcher,
       deadlines,
       cache,
+      vouching: list,
       onProbe: (source, rttMs) => { scoreboard.recordProbe(source, rttMs) },
-      // The live answer wins; the remembered identity stands in while the manager is away.
-      trusted: () => link.trusted() ?? (remembered == null ? undefined : [remembered.peerId]),
+      trusted,
       logger: child('resolver')
     }, init.resolver)
     closers.push({ name: 'resolver', close: () => { resolver.close() } })
     const engine = new DefaultFetchEngine({ resolver, fetcher, scoreboard, cache, reporter: manager, logger: child('engine'), metrics: init.metrics }, init.engine)
     closers.push({ name: 'fetch engine', close: async () => { await engine.close() } })
-    return { engine, scoreboard, host, link, cache, memory, close }
+    return { engine, scoreboard, host, link, cache, memory, nodeList: list, close }
   } catch (err) {
     await close()
     throw err

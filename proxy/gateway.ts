@@ -1,27 +1,32 @@
 /**
  * The proxy's HTTP front and its routes:
- * - `GET|HEAD /c/<id>[/<name>][?k=<key>]`: a content (content-route.ts);
+ * - `GET|HEAD /c/<id>[/<name>][?k=<key>|?cap=<capability>]`: a content (content-route.ts);
  * - the same for `http://<id>.<suffix>/…` when the browser uses us as its
  *   HTTP proxy (only that suffix: this is not an open proxy);
  * - `/proxy.pac`: routes exactly that suffix through us;
  * - `/` dashboard, `/play/<id>` player, `/api/dashboard[/events]` its data
  *   (JSON, and server-sent events for live updates);
  * - `/metrics`, `/health`.
+ * Only requests addressed to the proxy's own names, or to `<id>.<suffix>`,
+ * are answered, and the dashboard's data only to its own origin
+ * (request-guard.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import { decodeKey } from '../core/chunk-crypto.ts'
-import { BadInputError, CdnError, ForbiddenError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
+import { BadInputError, CdnError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
 import { sendError, sendJson } from '../core/http-reply.ts'
 import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { serveMetrics } from '../core/metrics.ts'
-import { serveContent } from './content-route.ts'
+import { parseCapability } from './capability.ts'
+import { serveContent, type Access } from './content-route.ts'
 import { dashboardPage, playerPage } from './dashboard-page.ts'
 import type { DownloadTracker } from './download-tracker.ts'
 import type { FetchEngine } from './fetch-engine.ts'
 import type { GatewayMetrics } from './metrics.ts'
 import { pacFile } from './pac-file.ts'
+import { addressedTo, foreignHostError, pacAddress, refuseCrossOrigin, type HostRules } from './request-guard.ts'
 import { sendHealth, sendHtml, sendPac } from './responses.ts'
 
 export interface GatewayComponents {
@@ -35,8 +40,12 @@ export interface GatewayComponents {
 export interface GatewayInit {
   /** host suffix served as content ids when we are the browser's HTTP proxy (default `cdn`) */
   suffix?: string
-  /** `host:port` the PAC file points browsers at when the request names no Host */
-  proxyHostPort: () => string
+  /** the address the proxy listens on (`--listen`): a name it answers to, and where the PAC file points */
+  listenHost: string
+  /** the port it listens on, once it does */
+  listenPort: () => number
+  /** `host:port` it announces (`--announce`): also its own name, and where the PAC file points instead */
+  announced?: string
   /** ms between dashboard updates (default 1000) */
   dashboardIntervalMs?: number
 }
@@ -45,25 +54,6 @@ type Route = 'content' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dash
 
 const CONTENT_PATH = /^\/c\/([^/]+)(?:\/[^/]*)?$/
 const PLAYER_PATH = /^\/play\/([^/]+)$/
-
-/** A request is for `<id>.<suffix>` when the browser sent it to us as its proxy (absolute URL) or named that host. */
-function contentHost (req: IncomingMessage, suffix: string): string | undefined {
-  const target = req.url ?? '/'
-  let host: string | undefined
-  if (/^https?:\/\//i.test(target)) {
-    try {
-      host = new URL(target).hostname
-    } catch {
-      return undefined
-    }
-  } else {
-    host = req.headers.host?.replace(/:\d+$/, '')
-  }
-  host = host?.toLowerCase()
-  const tail = `.${suffix}`
-  if (host == null || !host.endsWith(tail) || host.length === tail.length) return undefined
-  return host.slice(0, -tail.length)
-}
 
 function routeOf (pathname: string): Route {
   if (CONTENT_PATH.test(pathname)) return 'content'
@@ -89,9 +79,16 @@ function parseId (raw: string): string {
   return parseContentId(text).toString()
 }
 
+/** `?k=` (a key link) and `?cap=` (a capability), checked before anything is asked of anyone. */
+function accessOf (url: URL): Access {
+  const k = url.searchParams.get('k')
+  const cap = url.searchParams.get('cap')
+  return { key: k == null ? undefined : decodeKey(k), capability: cap == null ? undefined : parseCapability(cap) }
+}
+
 export function createGateway (components: GatewayComponents, init: GatewayInit): (req: IncomingMessage, res: ServerResponse) => void {
   const { engine, tracker, registry, metrics, logger } = components
-  const suffix = (init.suffix ?? 'cdn').toLowerCase()
+  const rules: HostRules = { listenHost: init.listenHost, announced: init.announced, suffix: (init.suffix ?? 'cdn').toLowerCase() }
   const interval = init.dashboardIntervalMs ?? 1000
 
   const snapshot = (): unknown => ({ downloads: tracker.snapshot(), ...engine.snapshot() })
@@ -104,30 +101,31 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
     req.once('close', () => { clearInterval(timer) })
   }
 
-  async function handle (req: IncomingMessage, res: ServerResponse, url: URL, route: Route, hostId: string | undefined): Promise<void> {
+  async function handle (req: IncomingMessage, res: ServerResponse, url: URL, route: Route, hostLabel: string | undefined): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD')
       throw new MethodNotAllowedError(`${String(req.method)} is not allowed here`)
     }
-    const key = (): Uint8Array | undefined => {
-      const k = url.searchParams.get('k')
-      return k == null ? undefined : decodeKey(k)
-    }
     switch (route) {
-      case 'host-content': return await serveContent(components, req, res, parseId(hostId ?? ''), key())
-      case 'content': return await serveContent(components, req, res, parseId(CONTENT_PATH.exec(url.pathname)![1]), key())
+      case 'host-content': return await serveContent(components, req, res, parseId(hostLabel ?? ''), accessOf(url))
+      case 'content': return await serveContent(components, req, res, parseId(CONTENT_PATH.exec(url.pathname)![1]), accessOf(url))
       case 'player': {
         const id = parseId(PLAYER_PATH.exec(url.pathname)![1])
-        const k = url.searchParams.get('k')
-        if (k != null) decodeKey(k)
-        sendHtml(res, playerPage(id, k ?? undefined))
+        // Checked before it goes into the page, whose media URL carries the same access the page was opened with.
+        accessOf(url)
+        sendHtml(res, playerPage(id, { k: url.searchParams.get('k') ?? undefined, cap: url.searchParams.get('cap') ?? undefined }))
         return
       }
       case 'dashboard': sendHtml(res, dashboardPage()); return
-      case 'dashboard-data': sendJson(res, 200, snapshot()); return
-      case 'dashboard-events': streamDashboard(req, res); return
-      // The address the browser reached us at is the one it can use as a proxy.
-      case 'pac': sendPac(res, pacFile(suffix, req.headers.host ?? init.proxyHostPort())); return
+      case 'dashboard-data':
+        refuseCrossOrigin(req)
+        sendJson(res, 200, snapshot())
+        return
+      case 'dashboard-events':
+        refuseCrossOrigin(req)
+        streamDashboard(req, res)
+        return
+      case 'pac': sendPac(res, pacFile(rules.suffix, init.announced ?? pacAddress(rules.listenHost, init.listenPort()))); return
       case 'metrics': await serveMetrics(registry, req, res); return
       case 'health': sendHealth(res); return
       default: throw new NotFoundError(`nothing at ${url.pathname}; contents are served at /c/<id>`)
@@ -135,26 +133,25 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
   }
 
   return (req, res) => {
-    const target = req.url ?? '/'
-    const hostId = contentHost(req, suffix)
     let url: URL
     try {
-      // Only the path matters; the base stands in for the Host header nobody should trust.
-      url = new URL(target, 'http://proxy.invalid')
+      // Only the path and query matter here; the base stands in for the Host header, judged apart.
+      url = new URL(req.url ?? '/', 'http://proxy.invalid')
     } catch (err) {
       sendError(res, new BadInputError('malformed request target', { cause: err }))
       return
     }
-    if (hostId == null && /^https?:\/\//i.test(target)) {
-      // Someone is using us as a general-purpose proxy: refuse, we serve only our own suffix.
+    const to = addressedTo(req, rules)
+    if (to.kind === 'foreign') {
+      // A page under another name (DNS rebinding), or someone using us as a general-purpose proxy.
       res.once('close', () => { metrics?.requests.inc({ route: 'foreign-host', status: String(res.statusCode) }) })
-      sendError(res, new ForbiddenError(`this proxy serves only *.${suffix} hosts`))
+      sendError(res, foreignHostError(to, rules))
       return
     }
-    const route: Route = hostId != null ? 'host-content' : routeOf(url.pathname)
+    const route: Route = to.kind === 'content' ? 'host-content' : routeOf(url.pathname)
     res.once('close', () => { metrics?.requests.inc({ route, status: String(res.statusCode) }) })
-    // Paths only in logs: the query may carry a capability's key.
-    handle(req, res, url, route, hostId).catch((err: unknown) => {
+    // Paths only in logs, never a query: it may carry a key or a capability.
+    handle(req, res, url, route, to.kind === 'content' ? to.label : undefined).catch((err: unknown) => {
       if (!(err instanceof CdnError)) logger.error({ err, path: url.pathname }, 'request failed')
       else if (err.status >= 500) logger.warn({ err: err.message, code: err.code, path: url.pathname }, 'content could not be served')
       else logger.debug({ err: err.message, code: err.code, path: url.pathname }, 'request refused')

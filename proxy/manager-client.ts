@@ -1,9 +1,11 @@
 import { Pool } from 'undici'
 import { decodeKey } from '../core/chunk-crypto.ts'
+import { tlsConnect } from '../core/tls-client.ts'
 import {
   BadInputError, CdnError, ConflictError, ForbiddenError, NotFoundError, TimeoutError,
   TooLargeError, UnauthorizedError, UpstreamError
 } from '../core/errors.ts'
+import { CAPABILITY_HEADER } from './capability.ts'
 import type { DeadlineClock } from './deadline.ts'
 import { errorMessageOf, readJson } from './http-body.ts'
 import type { SourceAddress } from './sources.ts'
@@ -42,9 +44,19 @@ export interface CallOptions {
   timeoutMs?: number
 }
 
+export interface ResolveCallOptions extends CallOptions {
+  /** a capability for a private content; sent as the `x-cdn-capability` header only */
+  capability?: string
+}
+
 /** What the resolver needs of a manager; tests and the capability path substitute their own. */
 export interface ManagerApi {
-  resolve (id: string, options?: CallOptions): Promise<ManagerResolution>
+  resolve (id: string, options?: ResolveCallOptions): Promise<ManagerResolution>
+}
+
+/** What the node list needs of a manager: `GET /api/pool/nodes`, the signed record as received (still to be verified). */
+export interface NodeListSource {
+  poolNodes (options?: CallOptions): Promise<string>
 }
 
 export interface BadCopyReporter {
@@ -56,6 +68,8 @@ export interface ManagerClientInit {
   url: string
   /** ms per call (default 10 s) */
   timeoutMs?: number
+  /** PEM of a private CA that signed an https manager's certificate (default: the system's CAs) */
+  ca?: Buffer
 }
 
 export interface ManagerClientComponents {
@@ -65,7 +79,7 @@ export interface ManagerClientComponents {
 const MAX_ANSWER_BYTES = 96 * 1024 * 1024
 
 /** The proxy's side of the manager HTTP API (PROTOCOLS.md), every call under a deadline. */
-export class ManagerClient implements ManagerApi, BadCopyReporter {
+export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSource {
   readonly url: string
   private readonly pool: Pool
   private readonly deadlines: DeadlineClock
@@ -82,7 +96,7 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
     this.url = parsed.origin
     this.deadlines = components.deadlines
     this.timeoutMs = init.timeoutMs ?? 10_000
-    this.pool = new Pool(parsed.origin, { connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000 } })
+    this.pool = new Pool(parsed.origin, { connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...tlsConnect(init.ca) } })
   }
 
   async info (options: CallOptions = {}): Promise<ManagerInfo> {
@@ -93,8 +107,19 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
     return { peerId: body.peerId, multiaddrs: body.multiaddrs, http: typeof body.http === 'string' ? body.http : this.url }
   }
 
-  async resolve (id: string, options: CallOptions = {}): Promise<ManagerResolution> {
-    const body = await this.call('GET', `/api/contents/${encodeURIComponent(id)}`, undefined, options) as Record<string, any> | null
+  async resolve (id: string, options: ResolveCallOptions = {}): Promise<ManagerResolution> {
+    const headers: Record<string, string> = options.capability == null ? {} : { [CAPABILITY_HEADER]: options.capability }
+    let body: Record<string, any> | null
+    try {
+      body = await this.call('GET', `/api/contents/${encodeURIComponent(id)}`, undefined, options, headers) as Record<string, any> | null
+    } catch (err) {
+      // Refused is not broken: the viewer lacks a valid capability, and must hear so (403), not that the network failed (502).
+      if (err instanceof UnauthorizedError || err instanceof ForbiddenError) {
+        const hint = options.capability == null ? ' (a private content opens only with a capability link: ?cap=…)' : ''
+        throw new ForbiddenError(`the manager refused to resolve ${id}: ${err.message}${hint}`, { cause: err })
+      }
+      throw err
+    }
     if (body == null || typeof body.manifest !== 'string' || typeof body.key !== 'string' || !Array.isArray(body.holders)) {
       throw new UpstreamError(`manager answer for ${id} lacks manifest, key or holders`)
     }
@@ -117,6 +142,12 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
     return { id, manifest: Buffer.from(body.manifest, 'base64'), key, holders, holderPeers }
   }
 
+  async poolNodes (options: CallOptions = {}): Promise<string> {
+    const body = await this.call('GET', '/api/pool/nodes', undefined, options) as { list?: unknown } | null
+    if (typeof body?.list !== 'string') throw new UpstreamError('manager /api/pool/nodes answer lacks its signed list')
+    return body.list
+  }
+
   async report (report: BadCopyReport, options: CallOptions = {}): Promise<void> {
     await this.call('POST', '/api/reports', report, options)
   }
@@ -125,7 +156,7 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
     await this.pool.destroy()
   }
 
-  private async call (method: 'GET' | 'POST', path: string, json: unknown, options: CallOptions): Promise<unknown> {
+  private async call (method: 'GET' | 'POST', path: string, json: unknown, options: CallOptions, extra: Record<string, string> = {}): Promise<unknown> {
     const ms = options.timeoutMs ?? this.timeoutMs
     const what = `manager ${method} ${path}`
     const deadline = this.deadlines.start(ms, options.signal, `${what} took over ${ms} ms`)
@@ -134,7 +165,7 @@ export class ManagerClient implements ManagerApi, BadCopyReporter {
         path,
         method,
         signal: deadline.signal,
-        headers: json === undefined ? {} : { 'content-type': 'application/json' },
+        headers: json === undefined ? extra : { ...extra, 'content-type': 'application/json' },
         body: json === undefined ? null : JSON.stringify(json)
       })
       if (statusCode >= 400) {

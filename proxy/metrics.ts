@@ -9,6 +9,8 @@ export interface FetchMetrics {
   openReads: Gauge
   /** slow requests duplicated on another source (started), and which copy answered first (won: the duplicate) */
   hedges: Counter<'event'>
+  /** sources left out because the pool's signed node list does not vouch for them, by where they were learned */
+  unvouchedSources: Counter<'from'>
 }
 
 /** What the gateway counts. */
@@ -28,6 +30,7 @@ export function createProxyMetrics (registry: Registry): ProxyMetrics {
     badCopyReports: new Counter({ name: 'cdn_proxy_bad_copy_reports_total', help: 'bad copies reported to the manager by outcome (sent, failed)', labelNames: ['result'], registers }),
     openReads: new Gauge({ name: 'cdn_proxy_open_reads', help: 'contents being read right now', registers }),
     hedges: new Counter({ name: 'cdn_proxy_hedges_total', help: 'slow chunk requests duplicated on another source (started), and whether the duplicate answered first (won) or not (lost)', labelNames: ['event'], registers }),
+    unvouchedSources: new Counter({ name: 'cdn_proxy_unvouched_sources_total', help: 'sources left out because the pool\'s signed node list does not vouch for them, by where they were learned (dht: provider records; manager: holders it named)', labelNames: ['from'], registers }),
     requests: new Counter({ name: 'cdn_proxy_http_requests_total', help: 'gateway HTTP requests by route and status', labelNames: ['route', 'status'], registers }),
     bytesServed: new Counter({ name: 'cdn_proxy_served_bytes_total', help: 'plaintext bytes sent to HTTP clients', registers })
   }

@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.ts'
 import { decodeManifest, MAX_MANIFEST_BYTES, openMetadata, verifyManifest, type ContentMetadata, type Manifest } from '../core/manifest.ts'
 import type { BlobCache } from './chunk-cache.ts'
 import type { BlobFetcher, HaveFetcher } from './chunk-fetcher.ts'
+import { capabilityTag } from './capability.ts'
 import type { DeadlineClock } from './deadline.ts'
 import type { ManagerApi } from './manager-client.ts'
 import { mergeSources, type ContentSource, type SourceAddress } from './sources.ts'
@@ -30,8 +31,10 @@ export interface ResolvedContent {
 }
 
 export interface ResolveOptions {
-  /** the content key from a capability link; with it the manager is optional */
+  /** the content key from a key link (`?k=`); with it the manager is optional */
   key?: Uint8Array
+  /** a capability (`?cap=`) the manager exchanges for a private content's key */
+  capability?: string
   signal?: AbortSignal
 }
 
@@ -46,11 +49,26 @@ export interface ProviderFinder {
   findProviders (cid: CID, options: { signal: AbortSignal }): AsyncIterable<SourceAddress>
 }
 
+/** Where a source was learned: the manager's answer (its holders) or a DHT provider record. */
+export type SourceOrigin = 'manager' | 'dht'
+
+/** Which sources the pool vouches for (node-list.ts); the resolver fetches from no other. */
+export interface SourceVouching {
+  /** The source as the pool vouches for it (with the address the pool gives), or undefined when it does not. */
+  judge (source: SourceAddress, from: SourceOrigin): SourceAddress | undefined
+  /** Sources it does not know turned up: asks for a fresher word, rate-limited; true when it changed. */
+  refreshForUnknown (signal: AbortSignal): Promise<boolean>
+  /** Counts and logs a source left out. */
+  ignored (source: SourceAddress, from: SourceOrigin): void
+}
+
 export interface ResolverComponents {
   /** absent when the proxy runs on capability links alone */
   manager?: ManagerApi
   /** absent in tests that feed sources through the manager's hint */
   providers?: ProviderFinder
+  /** absent: every source found is used (tests of other parts) */
+  vouching?: SourceVouching
   blobs: BlobFetcher
   haves: HaveFetcher
   deadlines: DeadlineClock
@@ -128,12 +146,15 @@ export class Resolver implements ContentResolver {
   async resolve (id: string, options: ResolveOptions = {}): Promise<ResolvedContent> {
     const cid = parseContentId(id)
     const canonical = cid.toString()
-    const slot = options.key == null ? canonical : `${canonical}#${Buffer.from(options.key).toString('hex')}`
+    // What was resolved with a key or a capability is never handed to a request without the same one.
+    let slot = canonical
+    if (options.key != null) slot += `#k:${Buffer.from(options.key).toString('hex')}`
+    if (options.capability != null) slot += `#c:${capabilityTag(options.capability)}`
     const hit = this.cache.get(slot)
     if (hit != null && this.now() - hit.at < this.o.cacheTtlMs) return hit.value
     let work = this.pending.get(slot)
     if (work == null) {
-      work = this.run(cid, options.key)
+      work = this.run(cid, options.key, options.capability)
       this.pending.set(slot, work)
       work.then((value) => {
         this.store(slot, value)
@@ -168,7 +189,7 @@ export class Resolver implements ContentResolver {
   }
 
   /** Shared by every waiter of one resolution, so it runs under the resolver's own deadline, not one caller's signal. */
-  private async run (cid: CID, key: Uint8Array | undefined): Promise<ResolvedContent> {
+  private async run (cid: CID, key: Uint8Array | undefined, capability: string | undefined): Promise<ResolvedContent> {
     const id = cid.toString()
     const deadline = this.c.deadlines.start(this.o.timeoutMs, this.closing.signal, `resolving ${id} took over ${this.o.timeoutMs} ms`)
     const signal = deadline.signal
@@ -180,7 +201,7 @@ export class Resolver implements ContentResolver {
       let viaManager = false
       if (this.c.manager != null) {
         try {
-          const r = await this.c.manager.resolve(id, { signal })
+          const r = await this.c.manager.resolve(id, { signal, capability })
           manifestBytes = r.manifest
           holders = r.holders
           viaManager = true
@@ -203,7 +224,7 @@ export class Resolver implements ContentResolver {
       if (holders.length === 0) await search.first
       await search.settle(this.o.providerGraceMs)
       search.stop()
-      const sources = mergeSources([holders, search.found], this.o.maxSources)
+      const sources = await this.vouched(holders, search, signal)
       checked ??= await this.checkManifest(cid, await this.fetchManifest(cid, sources, signal), contentKey)
       const { manifest, metadata } = checked
       this.c.cache?.store(cid, checked.bytes)
@@ -222,6 +243,35 @@ export class Resolver implements ContentResolver {
     }
   }
 
+  /**
+   * The sources to use: the manager's holders and the DHT's providers that
+   * the pool vouches for. When some it does not know turned up (a node that
+   * just joined, or a stranger's record), a fresher list is asked for once
+   * before they are left out.
+   */
+  private async vouched (holders: SourceAddress[], search: ProviderSearch, signal: AbortSignal): Promise<SourceAddress[]> {
+    const v = this.c.vouching
+    if (v == null) return mergeSources([holders, search.found], this.o.maxSources)
+    const kept: SourceAddress[] = []
+    let doubtful: Array<{ s: SourceAddress, from: SourceOrigin }> = []
+    const judge = (s: SourceAddress, from: SourceOrigin): void => {
+      const ok = v.judge(s, from)
+      if (ok != null) kept.push(ok)
+      else doubtful.push({ s, from })
+    }
+    for (const h of holders) judge(h, 'manager')
+    kept.push(...search.found)
+    if (search.doubtful.length + doubtful.length > 0) {
+      const again = [...doubtful, ...search.doubtful.map(s => ({ s, from: 'dht' as const }))]
+      doubtful = []
+      // Judged again whatever the refresh brought: even a failed one tells something (a manager without the route).
+      await v.refreshForUnknown(signal)
+      for (const d of again) judge(d.s, d.from)
+    }
+    for (const d of doubtful) v.ignored(d.s, d.from)
+    return mergeSources([kept], this.o.maxSources)
+  }
+
   private cachedChunks (manifest: Manifest): number {
     const cache = this.c.cache
     if (cache == null) return 0
@@ -232,8 +282,10 @@ export class Resolver implements ContentResolver {
 
   private searchProviders (cid: CID, parent: AbortSignal): ProviderSearch {
     const found: SourceAddress[] = []
+    const doubtful: SourceAddress[] = []
     const providers = this.c.providers
-    if (providers == null) return { found, done: Promise.resolve(), first: Promise.resolve(), settle: async () => {}, stop: () => {} }
+    if (providers == null) return { found, doubtful, done: Promise.resolve(), first: Promise.resolve(), settle: async () => {}, stop: () => {} }
+    const vouching = this.c.vouching
     const stopper = new AbortController()
     let onFirst = (): void => {}
     const firstFound = new Promise<void>((resolve) => { onFirst = resolve })
@@ -241,7 +293,14 @@ export class Resolver implements ContentResolver {
     const done = (async () => {
       try {
         for await (const p of providers.findProviders(cid, { signal: deadline.signal })) {
-          found.push(p)
+          // Records from peers the pool does not vouch for fill no slot: a stranger's flood cannot crowd out the nodes.
+          const ok = vouching == null ? p : vouching.judge(p, 'dht')
+          if (ok == null) {
+            if (doubtful.length < this.o.maxProviders) doubtful.push(p)
+            else vouching?.ignored(p, 'dht')
+            continue
+          }
+          found.push(ok)
           onFirst()
           if (found.length >= this.o.maxProviders) break
         }
@@ -254,6 +313,7 @@ export class Resolver implements ContentResolver {
     })()
     return {
       found,
+      doubtful,
       done,
       first: Promise.race([done, firstFound]),
       settle: async (ms) => {
@@ -329,8 +389,10 @@ export class Resolver implements ContentResolver {
 }
 
 interface ProviderSearch {
-  /** providers found so far; grows while the search runs */
+  /** vouched-for providers found so far; grows while the search runs */
   found: SourceAddress[]
+  /** providers the pool's list did not vouch for when they were found */
+  doubtful: SourceAddress[]
   /** settles (never rejects) when the search ended */
   done: Promise<void>
   /** settles when the first provider was found or the search ended */

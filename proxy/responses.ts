@@ -43,7 +43,9 @@ export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
     'cache-control': 'private, max-age=31536000, immutable',
     'x-content-type-options': 'nosniff',
     // Published HTML must not run scripts on the proxy's origin (the dashboard lives there).
-    'content-security-policy': 'sandbox'
+    'content-security-policy': 'sandbox',
+    // The URL may carry a key or a capability: no page it links to may learn it.
+    'referrer-policy': 'no-referrer'
   }
   if (c.metadata.name !== '') headers['content-disposition'] = contentDisposition(c.metadata.name)
   const modified = lastModified(c)
@@ -85,6 +87,7 @@ export function sendHtml (res: ServerResponse, html: string): void {
     'content-length': Buffer.byteLength(html),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
     // Our own pages: scripts and media only from the proxy itself.
     'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self'"
   })

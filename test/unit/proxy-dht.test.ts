@@ -36,6 +36,8 @@ test.before(async (ctx) => {
   ctx.node = await startStandInNode()
   ctx.nodeHost = await createHost({ privateKey: (await makeSigner()).key, dhtServer: true, announce: [httpMultiaddr(ctx.node.url)] })
   ctx.node.id = ctx.nodeHost.peerId.toString()
+  // A pool node (on the signed list) that holds what the manager names no holder for.
+  ctx.manager.join([ctx.node])
   await ctx.nodeHost.dial(ctx.managerHost.getMultiaddrs()[0])
   ctx.content = await makeContent({ size: 300_000, chunkSize: 16 * 1024, signer: ctx.signer, name: 'a.bin' })
   ctx.secret = await makeContent({ size: 100_000, chunkSize: 16 * 1024, signer: ctx.signer, name: 'secret.bin' })

@@ -57,6 +57,7 @@ test.before(async (ctx) => {
     ctx.nodes.push(node)
     ctx.nodeHosts.push(host)
   }
+  ctx.manager.join(ctx.nodes)
   ctx.unseen = await makeContent({ size: 7 * CHUNK, chunkSize: CHUNK, signer: ctx.signer, name: 'unseen.bin' })
   ctx.foreign = await makeContent({ size: 2 * CHUNK, chunkSize: CHUNK, signer: await makeSigner(), name: 'foreign.bin' })
   for (const c of [ctx.unseen, ctx.foreign]) {

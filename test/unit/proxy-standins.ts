@@ -1,7 +1,8 @@
 /**
  * Small stand-ins for the proxy's tests: contents built with the real core
  * crypto and manifest code, nodes that serve `/chunk` and `/have` (and can be
- * told to misbehave), and a manager that answers resolves and records reports.
+ * told to misbehave), and a manager that answers resolves (with capabilities
+ * for private contents), signs the pool's node list and records reports.
  * All on 127.0.0.1, port 0.
  */
 import { randomBytes } from 'node:crypto'
@@ -14,6 +15,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { encodeKey, encryptChunk, newContentKey } from '../../core/chunk-crypto.ts'
 import { chunkCid } from '../../core/ids.ts'
 import { sealMetadata, signManifest, type Manifest } from '../../core/manifest.ts'
+import { signRecord, type NodeListBody } from '../../core/signed-record.ts'
 import { bitmapOf } from '../../proxy/have-bitmap.ts'
 
 export interface Signer {
@@ -88,6 +90,8 @@ export interface StandInNode {
   id: string
   /** every blob id asked for with GET /chunk, in order */
   requests: string[]
+  /** every request path, in order (chunks, have-bitmaps, anything) */
+  paths: string[]
   /** responses to /chunk not finished yet */
   open: number
   /** blob id → how to misbehave when it is asked for */
@@ -107,6 +111,7 @@ export async function startStandInNode (): Promise<StandInNode> {
     url: '',
     id: peer.id,
     requests: [],
+    paths: [],
     open: 0,
     faults: new Map(),
     stallHave: false,
@@ -119,6 +124,7 @@ export async function startStandInNode (): Promise<StandInNode> {
     close: async () => { await shut(server) }
   }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    node.paths.push(req.url ?? '')
     const chunk = /^\/chunk\/([^/]+)$/.exec(req.url ?? '')
     const have = /^\/have\/([^/]+)$/.exec(req.url ?? '')
     if (have != null) {
@@ -166,39 +172,77 @@ export interface StandInManager {
   reports: any[]
   /** how many times each content was resolved */
   resolves: Map<string, number>
+  /** the x-cdn-capability header of every resolve, in order (undefined: none sent) */
+  capabilities: Array<string | undefined>
   /** multiaddrs /api/info announces (empty: no libp2p) */
   multiaddrs: string[]
   /**
-   * Makes a content resolvable with these holders; `private` contents are
-   * refused (403) as the manager refuses keys without a capability.
+   * The nodes `GET /api/pool/nodes` signs into its list (every holder a
+   * publish names joins it); null: the route answers 404, as a manager
+   * that does not serve it yet.
    */
-  publish (content: TestContent, holders: StandInNode[] | Array<{ id: string, url: string }>, opts?: { private?: boolean }): void
+  pool: Map<string, string> | null
+  /** ms a signed node list stays valid (default 1 h) */
+  listTtlMs: number
+  /** how many node lists were asked for */
+  listRequests: number
+  /** Adds nodes to the pool's list without making them hold anything. */
+  join (nodes: Array<{ id: string, url: string }>): void
+  /**
+   * Makes a content resolvable with these holders; `private` contents are
+   * refused (401 without a capability, 403 with a wrong one) as the manager
+   * refuses keys; `capability` is the one it accepts.
+   */
+  publish (content: TestContent, holders: StandInNode[] | Array<{ id: string, url: string }>, opts?: { private?: boolean, capability?: string }): void
   close (): Promise<void>
 }
 
 export async function startStandInManager (signer: Signer): Promise<StandInManager> {
-  const contents = new Map<string, { content: TestContent, holders: Array<{ id: string, url: string }>, private: boolean }>()
+  let seq = 0
+  const contents = new Map<string, { content: TestContent, holders: Array<{ id: string, url: string }>, private: boolean, capability?: string }>()
   const m: StandInManager = {
     url: '',
     signer,
     reports: [],
     resolves: new Map(),
+    capabilities: [],
     multiaddrs: [],
+    pool: new Map(),
+    listTtlMs: 3600_000,
+    listRequests: 0,
+    join (nodes) {
+      for (const n of nodes) m.pool?.set(n.id, n.url)
+    },
     publish (content, holders, opts) {
-      contents.set(content.id, { content, holders: holders.map(h => ({ id: h.id, url: h.url })), private: opts?.private === true })
+      const list = holders.map(h => ({ id: h.id, url: h.url }))
+      m.join(list)
+      contents.set(content.id, { content, holders: list, private: opts?.private === true, capability: opts?.capability })
     },
     close: async () => { await shut(server) }
   }
   const server = createServer((req, res) => {
     const url = req.url ?? ''
     if (req.method === 'GET' && url === '/api/info') return json(res, 200, { peerId: signer.id, multiaddrs: m.multiaddrs, http: m.url })
+    if (req.method === 'GET' && url === '/api/pool/nodes') {
+      m.listRequests++
+      if (m.pool == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no route' } })
+      const now = Date.now()
+      // Strictly increasing, as the manager's: two lists in one millisecond are still ordered.
+      seq = Math.max(seq + 1, now)
+      const body: NodeListBody = { kind: 'node-list', iss: signer.id, iat: now, exp: now + m.listTtlMs, seq, nodes: [...m.pool].map(([peerId, http]) => ({ peerId, http })) }
+      signRecord(body, signer.key).then((list) => { json(res, 200, { list }) }, (err: unknown) => { json(res, 500, { error: { code: 'ERR_INTERNAL', message: String(err) } }) })
+      return
+    }
     const resolve = /^\/api\/contents\/([^/]+)$/.exec(url)
     if (req.method === 'GET' && resolve != null) {
       const id = resolve[1]
       m.resolves.set(id, (m.resolves.get(id) ?? 0) + 1)
+      const cap = req.headers['x-cdn-capability']
+      m.capabilities.push(typeof cap === 'string' ? cap : undefined)
       const entry = contents.get(id)
       if (entry == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: `unknown content ${id}` } })
-      if (entry.private) return json(res, 403, { error: { code: 'ERR_FORBIDDEN', message: 'private content: a capability is needed' } })
+      if (entry.private && cap == null) return json(res, 401, { error: { code: 'ERR_UNAUTHORIZED', message: 'private content: a capability is needed' } })
+      if (entry.private && cap !== entry.capability) return json(res, 403, { error: { code: 'ERR_FORBIDDEN', message: 'capability expired or not for this content' } })
       return json(res, 200, {
         id,
         manifest: Buffer.from(entry.content.manifestBytes).toString('base64'),
