@@ -290,7 +290,11 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     // for an upload, only time spent waiting for the client's bytes counts.
     req.socket.setTimeout(0)
     const idleMs = c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout
-    const watch = watchStall(req, idleMs, () => { controller.abort(new BadInputError(`upload stalled: no bytes for ${idleMs} ms`)) })
+    const watch = watchStall(req, idleMs, () => {
+      const err = new BadInputError(`upload stalled: no bytes for ${idleMs} ms`)
+      controller.abort(err)
+      return err
+    })
     try {
       const who = c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)

@@ -12,14 +12,21 @@ export interface StallWatch {
   stop: () => void
 }
 
-/** Calls `onStall` once if a read of `body` waits longer than `idleMs` for bytes. */
-export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onStall: () => void, now: () => number = Date.now): StallWatch {
+/**
+ * Calls `onStall` once if a read of `body` waits longer than `idleMs` for
+ * bytes, and fails that read with the error it returns: a reader blocked on
+ * the first bytes of a chunk would otherwise never see the stall.
+ */
+export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onStall: () => Error, now: () => number = Date.now): StallWatch {
   let waitingSince: number | null = null
   let fired = false
+  const stalled = Promise.withResolvers<never>()
+  // Nobody may be reading when it fires; the next read still fails with it.
+  stalled.promise.catch(() => {})
   const timer = setInterval(() => {
     if (!fired && waitingSince != null && now() - waitingSince >= idleMs) {
       fired = true
-      onStall()
+      stalled.reject(onStall())
     }
   }, Math.max(10, Math.floor(idleMs / 4)))
   timer.unref()
@@ -30,7 +37,7 @@ export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onS
     next: async () => {
       waitingSince = now()
       try {
-        return await it.next()
+        return await Promise.race([it.next(), stalled.promise])
       } finally {
         waitingSince = null
       }

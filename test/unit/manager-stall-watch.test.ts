@@ -21,7 +21,7 @@ test('a client that sends nothing while the reader waits is a stall', async () =
     yield new Uint8Array(1)
     await new Promise<void>(resolve => { release = resolve })
   }
-  const w = watchStall(body(), 1000, () => { stalled++ }, c.now)
+  const w = watchStall(body(), 1000, () => { stalled++; return new Error('stalled') }, c.now)
   const it = w.body[Symbol.asyncIterator]()
   await it.next()
   const pending = it.next()
@@ -34,8 +34,10 @@ test('a client that sends nothing while the reader waits is a stall', async () =
   c.advance(5000)
   await sleep(300)
   assert.is(stalled, 1, 'told once')
+  // The read that was waiting fails at once: a reader blocked on the body learns of the stall.
+  const failed = await pending.then(() => 'resolved', (err: Error) => err.message)
+  assert.is(failed, 'stalled')
   release()
-  await pending
   w.stop()
 })
 
@@ -45,7 +47,7 @@ test('time the reader spends not reading (nodes confirming copies) is not a stal
   async function * body (): AsyncGenerator<Uint8Array> {
     for (let i = 0; i < 3; i++) yield new Uint8Array(1)
   }
-  const w = watchStall(body(), 1000, () => { stalled++ }, c.now)
+  const w = watchStall(body(), 1000, () => { stalled++; return new Error('stalled') }, c.now)
   let n = 0
   for await (const _ of w.body) {
     n++
