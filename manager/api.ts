@@ -5,6 +5,7 @@
  * this module: JSON through core/http-reply.ts, staged blobs with the same
  * headers a node's /chunk sends.
  */
+import { noneMatch } from '../core/etag.ts'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Registry } from 'prom-client'
@@ -155,7 +156,7 @@ function publishOutcome (err: unknown): PublishOutcome {
 function sendBlob (req: IncomingMessage, res: ServerResponse, id: string, bytes: Uint8Array): void {
   const etag = `"${id}"`
   const cache = { etag, 'cache-control': 'public, max-age=31536000, immutable' }
-  if (etagMatches(singleHeader(req.headers, 'if-none-match'), etag)) {
+  if (noneMatch(req.headers['if-none-match'], etag)) {
     res.writeHead(304, cache)
     res.end()
     return
@@ -164,13 +165,6 @@ function sendBlob (req: IncomingMessage, res: ServerResponse, id: string, bytes:
   res.end(req.method === 'HEAD' ? undefined : bytes)
 }
 
-function etagMatches (header: string | undefined, etag: string): boolean {
-  if (header == null) return false
-  return header.split(',').some(t => {
-    const tag = t.trim().replace(/^W\//, '')
-    return tag === '*' || tag === etag
-  })
-}
 
 function withPeer (addr: string, peerId: string): string {
   return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`

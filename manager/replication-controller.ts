@@ -10,7 +10,7 @@
  */
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import { Chore } from './chore.ts'
+import { Chore } from '../core/chore.ts'
 import type { ReplicationMetrics } from './metrics.ts'
 import { MoveBudget } from './move-budget.ts'
 import type { PoolSnapshot } from './pool-snapshot.ts'

@@ -9,6 +9,7 @@
  * sockets (which also cuts a reader that stopped reading) and connections
  * per client, and a chunk response not finished within its deadline is cut.
  */
+import { noneMatch } from '../core/etag.ts'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -179,7 +180,7 @@ export class DataPlane {
     if (!this.c.store.has(cid)) throw new NotFoundError(`blob ${id} is not held here`)
     const contents = req.headers[COPY_HEADER] != null ? [] : this.c.index.contentsOf(id)
     this.c.meter.request(contents)
-    if (etagMatches(req.headers['if-none-match'], etag)) {
+    if (noneMatch(req.headers['if-none-match'], etag)) {
       res.writeHead(304, { etag, 'cache-control': IMMUTABLE })
       res.end()
       return
@@ -267,12 +268,3 @@ function routeOf (path: string): Route {
   return 'other'
 }
 
-/** RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly. */
-function etagMatches (header: string | string[] | undefined, etag: string): boolean {
-  if (header == null) return false
-  const text = Array.isArray(header) ? header.join(',') : header
-  return text.split(',').some((raw) => {
-    const tag = raw.trim()
-    return tag === '*' || tag === etag || tag === `W/${etag}`
-  })
-}

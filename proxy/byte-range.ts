@@ -33,27 +33,6 @@ export function parseRange (header: string | undefined, size: number): RangeDeci
   return { kind: 'partial', start, end }
 }
 
-/** Splits a list header (If-None-Match, If-Match) into entity tags. */
-function tags (header: string): string[] {
-  return header.split(',').map(t => t.trim()).filter(t => t !== '')
-}
-
-function opaque (tag: string): string {
-  return tag.startsWith('W/') ? tag.slice(2) : tag
-}
-
-/** If-None-Match uses weak comparison (§13.1.2): true means answer 304. */
-export function noneMatch (header: string | undefined, etag: string): boolean {
-  if (header == null) return false
-  return tags(header).some(t => t === '*' || opaque(t) === etag)
-}
-
-/** If-Match uses strong comparison (§13.1.1): false means answer 412. */
-export function ifMatch (header: string | undefined, etag: string): boolean {
-  if (header == null) return true
-  return tags(header).some(t => t === '*' || t === etag)
-}
-
 /**
  * If-Range (§13.1.5): the Range applies only if the validator still matches,
  * strongly for an entity tag, exactly for a date; otherwise send everything.

@@ -7,7 +7,7 @@ import type { DeadlineClock } from './deadline.ts'
 import { parseHave } from './have-bitmap.ts'
 import { discardBody, errorMessageOf, readJson } from './http-body.ts'
 import type { SourceAddress } from './sources.ts'
-import { withDefaults } from './options.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 
 export interface FetchBlobOptions {
   /** exact blob size when known (a chunk: its length + 16 tag bytes); any other size is a bad copy */

@@ -15,7 +15,7 @@ import type { Logger } from '../core/log.ts'
 import { replaceFile } from '../core/replace-file.ts'
 import { verifyRecord, type NodeListBody } from '../core/signed-record.ts'
 import type { NodeListSource } from './manager-client.ts'
-import { withDefaults } from './options.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 import type { SourceOrigin, SourceVouching } from './resolver.ts'
 import type { SourceAddress } from './sources.ts'
 

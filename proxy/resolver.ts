@@ -11,7 +11,7 @@ import { capabilityTag } from './capability.ts'
 import type { DeadlineClock } from './deadline.ts'
 import type { ManagerApi } from './manager-client.ts'
 import { mergeSources, type ContentSource, type SourceAddress } from './sources.ts'
-import { withDefaults } from './options.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 
 /** Everything needed to fetch one content: checked manifest, key, decrypted metadata and who holds which chunks. */
 export interface ResolvedContent {

@@ -53,16 +53,6 @@ export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
   return headers
 }
 
-/** RFC 9110 §13.1.2: the client's copy is current when one of its entity tags (weak comparison) is ours, or `*`. */
-export function isNotModified (req: IncomingMessage, id: string): boolean {
-  const header = req.headers['if-none-match']
-  if (header == null) return false
-  return header.split(',').some((tag) => {
-    const t = tag.trim()
-    return t === '*' || t === `"${id}"` || t === `W/"${id}"`
-  })
-}
-
 export function sendContentHead (res: ServerResponse, c: ContentHead): void {
   res.writeHead(200, contentHeaders(c))
 }

@@ -4,7 +4,7 @@
  * carries out the plan; the same code runs in unit tests and the simulator.
  */
 import type { FinishEstimator, SourceEstimate } from './scoreboard.ts'
-import { withDefaults } from './options.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 
 export interface PlanInput {
   /** chunk indexes waiting for a request, earliest first (the playhead matters most) */

@@ -5,7 +5,7 @@
  * that fades with time. Pure: no I/O, the clock is injected, so the
  * scheduler's choices can be replayed in tests and the simulator.
  */
-import { withDefaults } from './options.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 
 /**
  * error: the request failed; timeout: it ran out of time; hash: the bytes did

@@ -1,6 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ifMatch, noneMatch, parseRange, rangeStillValid } from '../../proxy/byte-range.ts'
+import { ifMatch, noneMatch } from '../../core/etag.ts'
+import { parseRange, rangeStillValid } from '../../proxy/byte-range.ts'
 
 const cases: Array<[string | undefined, number, string]> = [
   [undefined, 100, 'full'],

@@ -1,8 +1,8 @@
-import { describeError } from '../core/errors.ts'
-import type { Logger } from '../core/log.ts'
+import { describeError, UnavailableError } from './errors.ts'
+import type { Logger } from './log.ts'
 
 /**
- * A job run on a cycle (liveness sweeps, later the replication controller).
+ * A job run on a cycle (liveness sweeps, the replication controller, garbage collection).
  * One run at a time; a run that throws is logged and the cycle goes on;
  * `close` stops the cycle and waits for a run in progress.
  */
@@ -46,7 +46,7 @@ export class Chore {
   }
 
   async close (): Promise<void> {
-    this.controller?.abort(new Error(`${this.name} closing`))
+    this.controller?.abort(new UnavailableError(`${this.name} closing`))
     if (this.timer != null) clearTimeout(this.timer)
     this.timer = undefined
     await this.running
