@@ -167,6 +167,8 @@ async function stalledBody (base: string, path: string, headers: Record<string, 
     const socket = connect(Number(port), hostname)
     const timer = setTimeout(() => { socket.destroy(); reject(new Error(`${base}${path}: a stalled body still held the socket after ${deadlineMs} ms`)) }, deadlineMs)
     socket.on('error', () => {})
+    // Whatever the server answers is read (and dropped), or its closing would never be seen.
+    socket.resume()
     socket.on('close', () => { clearTimeout(timer); resolve(Date.now() - started) })
     const h = { host, 'content-length': '1000000', ...headers }
     socket.write(`POST ${path} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\nx`)
