@@ -148,7 +148,7 @@ async function scenario (bed: Testbed, work: string, logs: string): Promise<Outc
     const b = ((await health()).repairBlocked ?? []) as Array<{ reason: string }>
     return b.some(x => x.reason === 'too-few-nodes') ? true : undefined
   }, 60_000, 500)
-  const status = await bed.run('client', [NODE, CDN, 'status', '--manager', api])
+  const status = await bed.run('client', [NODE, CDN, 'status', '--manager', api], { env: { CDN_TOKEN: token, CDN_LOG_LEVEL: 'error' } })
   const repairBlocked = (status.stdout.split('\n').find(l => l.includes('more node')) ?? '').trim()
   if (repairBlocked === '') throw new TestbedError(`cdn status does not say that repair is blocked:\n${status.stdout}`)
   log(`cdn status on the client host: ${repairBlocked}`)

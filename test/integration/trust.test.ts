@@ -195,7 +195,7 @@ test('an HTTPS manager: the CLI works with --ca or CDN_CA and refuses it without
   const managerDir = join(dir, 'https-manager')
   const publisherToken = 'publisher-over-tls-0123456789'
   const joinToken = 'join-over-tls-0123456789'
-  const manager = await daemon(['manager', 'start', '--dir', managerDir, '--http-port', '0', '--replicas', '1', '--tls-cert', tls.cert, '--tls-key', tls.key],
+  const manager = await daemon(['manager', 'start', '--dir', managerDir, '--http-port', '0', '--p2p-port', '0', '--replicas', '1', '--tls-cert', tls.cert, '--tls-key', tls.key],
     { CDN_PUBLISHER_TOKENS: publisherToken, CDN_JOIN_TOKENS: joinToken }, join(dir, 'https-manager.log'))
   let node: { proc: ChildProcess, info: any } | undefined
   try {
