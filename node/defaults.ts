@@ -3,7 +3,6 @@
  * `cdn node start --help` prints them.
  */
 export const NODE_DEFAULTS = {
-  dataDir: '.cdn/node',
   /** bytes of disk offered */
   capacity: 10_000_000_000,
   /** bytes/s; Infinity is no cap */
