@@ -247,7 +247,8 @@ test('heartbeats list the held contents; an ack naming one makes the node drop i
   await waitFor('a heartbeat listing the content', () => seen.some(m => m.type === 'heartbeat' && (m as Heartbeat).held.includes(contentId)))
   answer.drop = [contentId]
   try {
-    await waitFor('the content dropped', async () => (await have()).status === 404)
+    // The index forgets the content at once and the blobs go right after: wait for both.
+    await waitFor('the content dropped', async () => (await have()).status === 404 && (await Promise.all(chunkIds.map(chunkStatus))).every(s => s === 404))
   } finally {
     answer.drop = []
   }
