@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BadInputError, describeError } from '../core/errors.ts'
+import { BadInputError, describeError, InterruptedError } from '../core/errors.ts'
 import { aggregate } from './benchmarks/aggregate.ts'
 import { aggregateHosts } from './benchmarks/aggregate-hosts.ts'
 import { helia } from './benchmarks/helia.ts'
@@ -69,7 +69,7 @@ const selected = positionals.length === 0 ? BENCHMARKS : BENCHMARKS.filter(b => 
 const controller = new AbortController()
 const onSignal = (): void => {
   process.stderr.write('\ninterrupted: stopping every process started…\n')
-  controller.abort(new Error('interrupted'))
+  controller.abort(new InterruptedError())
 }
 process.once('SIGINT', onSignal)
 process.once('SIGTERM', onSignal)

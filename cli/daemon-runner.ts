@@ -21,20 +21,31 @@ export async function runDaemon<D extends RunningDaemon> (role: string, start: (
   process.stdout.write(json ? `${JSON.stringify(info)}\n` : `${role} ready: ${Object.entries(describe(daemon)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join(' ')}\n`)
   if (!json && textAfter != null) process.stdout.write(`${await textAfter(daemon)}\n`)
   logger.info(info, `${role} ready`)
+  exitOnSignal(async (signal) => {
+    logger.info({ signal }, `${role} stopping`)
+    await daemon.stop()
+  }, (err) => { logger.error({ err: describeError(err) }, `${role} did not stop cleanly`) })
+}
+
+/**
+ * The one SIGINT/SIGTERM handling of every long-running command (a daemon,
+ * `cdn up`): the first signal runs `stop`, later ones are ignored while it
+ * runs, and the process exits 0 once stopped, or 1 after `onFailure`.
+ */
+export function exitOnSignal (stop: (signal: NodeJS.Signals) => Promise<void>, onFailure: (err: unknown) => void): void {
   let stopping = false
-  const stop = (signal: string): void => {
+  const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, `${role} stopping`)
-    daemon.stop().then(() => {
+    stop(signal).then(() => {
       process.exit(0)
     }, (err: unknown) => {
-      logger.error({ err: describeError(err) }, `${role} did not stop cleanly`)
+      onFailure(err)
       process.exit(1)
     })
   }
-  process.on('SIGINT', () => { stop('SIGINT') })
-  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
 }
 
 function failure (err: unknown): Record<string, unknown> {

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
 import { once } from 'node:events'
-import { BadInputError } from '../core/errors.ts'
+import { BadInputError, InterruptedError } from '../core/errors.ts'
 import { parseContentId } from '../core/ids.ts'
 import { decodeKey } from '../core/chunk-crypto.ts'
 import { parseCapability } from '../proxy/capability.ts'
@@ -42,7 +42,7 @@ export async function get (target: string, opts: GetOptions): Promise<GetResult>
   const client = await createFetchClient({ managerUrl: opts.manager, ca: opts.ca, logger: opts.logger })
   const tmp = `${opts.output}.part-${process.pid}`
   const ac = new AbortController()
-  const onSignal = (): void => { ac.abort(new Error('interrupted')) }
+  const onSignal = (): void => { ac.abort(new InterruptedError()) }
   process.once('SIGINT', onSignal)
   let bar = byteProgress('get', 0, false)
   let sources: Record<string, number> = {}

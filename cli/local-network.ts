@@ -6,6 +6,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CdnError, TimeoutError } from '../core/errors.ts'
 import { PortInUseError } from '../core/ports.ts'
+import { sizeText } from '../core/units.ts'
+import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
+import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
 import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/join-command.ts'
 import { callManager } from './manager-api.ts'
 
@@ -15,7 +18,7 @@ export interface UpOptions {
   nodes: number
   dir: string
   managerPort: number
-  /** the manager's libp2p port; default 7071, or any free port when managerPort is 0 */
+  /** the manager's libp2p port; default MANAGER_DEFAULTS.p2pPort, or any free port when managerPort is 0 */
   managerP2pPort?: number
   proxyPort: number
   replicas?: number
@@ -119,7 +122,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
   const token = randomBytes(18).toString('base64url')
   const children: Child[] = []
   const managerDir = join(o.dir, 'manager')
-  const p2pPort = o.managerP2pPort ?? (o.managerPort === 0 ? 0 : 7071)
+  const p2pPort = o.managerP2pPort ?? (o.managerPort === 0 ? 0 : MANAGER_DEFAULTS.p2pPort)
   try {
     const managerArgs = ['manager', 'start', '--dir', managerDir, '--http-port', String(o.managerPort), '--p2p-port', String(p2pPort)]
     if (o.replicas != null) managerArgs.push('--replicas', String(o.replicas))
@@ -155,7 +158,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     }))
     await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000, adminToken)
     const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
-      '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? '2GB'], join(logs, 'proxy.log'), o.readyTimeout, {
+      '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? sizeText(PROXY_DEFAULTS.cacheBytes)], join(logs, 'proxy.log'), o.readyTimeout, {
       portFlags: { http: '--proxy-port' }
     })
     proxy.again = restartOnSamePorts(proxy, { '--port': portOf(proxy.info.http) })

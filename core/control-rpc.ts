@@ -9,7 +9,7 @@
  */
 import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { raceSignal } from './abort.ts'
+import { raceSignal } from 'race-signal'
 import { CdnError, ForbiddenError, ProtocolError, TimeoutError } from './errors.ts'
 
 /** The largest frame anyone may send: orders carry lists of blob ids; 8 MiB holds tens of thousands of them. */

@@ -80,6 +80,11 @@ export class UnavailableError extends CdnError {
   constructor (message = 'shutting down', options?: ErrorOptions) { super(message, 'ERR_SHUTTING_DOWN', 503, options) }
 }
 
+/** The operation was given up on purpose: the user pressed Ctrl-C, or the client it served went away. */
+export class InterruptedError extends CdnError {
+  constructor (message = 'interrupted', options?: ErrorOptions) { super(message, 'ERR_INTERRUPTED', 499, options) }
+}
+
 export class ConflictError extends CdnError {
   constructor (message = 'conflict', options?: ErrorOptions) { super(message, 'ERR_CONFLICT', 409, options) }
 }

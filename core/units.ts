@@ -51,3 +51,18 @@ export function formatBytes (n: number): string {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
 }
+
+const EXACT_SIZES: Array<[string, number]> = [['TiB', 1024 ** 4], ['TB', 1e12], ['GiB', 1024 ** 3], ['GB', 1e9], ['MiB', 1024 ** 2], ['MB', 1e6], ['KiB', 1024], ['KB', 1e3]]
+
+/** A size as an operator writes it, exact so that parseSize reads it back: `10GB`, `1MiB`, `unlimited`. */
+export function sizeText (n: number): string {
+  if (!Number.isFinite(n)) return 'unlimited'
+  const unit = EXACT_SIZES.find(([, u]) => n >= u && n % u === 0)
+  return unit == null ? String(n) : `${n / unit[1]}${unit[0]}`
+}
+
+/** A duration as an operator writes it, exact so that parseDuration reads it back: `5s`, `10m`, `1d`. */
+export function durationText (ms: number): string {
+  const unit = Object.entries(DURATION_UNITS).reverse().find(([, u]) => ms >= u && ms % u === 0)
+  return unit == null ? `${ms}ms` : `${ms / unit[1]}${unit[0]}`
+}

@@ -15,7 +15,7 @@
  * instead, and `cleanupAbandoned` finishes the job at the next start, as it
  * does for an upload interrupted by a crash.
  */
-import { raceSignal } from '../core/abort.ts'
+import { raceSignal } from 'race-signal'
 import { randomUUID } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'

@@ -3,10 +3,12 @@
  * per chunk) and withdraws them. kad-dht keeps our own provider records and
  * re-publishes them itself; withdrawing stops that.
  */
+import pLimit from 'p-limit'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
+import { withDefaults } from '../core/with-defaults.ts'
 
 /** The part of libp2p's content routing this needs (`host.contentRouting`). */
 export interface ProviderRouting {
@@ -26,17 +28,17 @@ export interface ContentAnnouncerInit {
   concurrency?: number
 }
 
+const ANNOUNCER_DEFAULTS: Required<ContentAnnouncerInit> = { timeoutMs: 30_000, concurrency: 4 }
+
 export class ContentAnnouncer {
   private readonly routing: ProviderRouting
   private readonly log: Logger
-  private readonly timeoutMs: number
-  private readonly concurrency: number
+  private readonly init: Required<ContentAnnouncerInit>
 
   constructor (components: ContentAnnouncerComponents, init: ContentAnnouncerInit = {}) {
     this.routing = components.routing
     this.log = components.logger
-    this.timeoutMs = init.timeoutMs ?? 30_000
-    this.concurrency = init.concurrency ?? 4
+    this.init = withDefaults(ANNOUNCER_DEFAULTS, init)
   }
 
   /**
@@ -46,7 +48,7 @@ export class ContentAnnouncer {
    */
   async announce (cid: CID, signal: AbortSignal): Promise<boolean> {
     try {
-      await this.routing.provide(cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) })
+      await this.routing.provide(cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.init.timeoutMs)]) })
       return true
     } catch (err) {
       this.log.warn({ content: cid.toString(), err: describeError(err) }, 'could not announce content in the DHT')
@@ -56,16 +58,9 @@ export class ContentAnnouncer {
 
   /** Announces many contents with bounded concurrency; returns how many were announced. */
   async announceAll (cids: readonly CID[], signal: AbortSignal): Promise<number> {
-    let next = 0
-    let ok = 0
-    const worker = async (): Promise<void> => {
-      while (next < cids.length && !signal.aborted) {
-        const cid = cids[next++]
-        if (await this.announce(cid, signal)) ok++
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, cids.length) }, worker))
-    return ok
+    // Once aborted, the contents not yet started are skipped rather than each failing on its own.
+    const announced = await pLimit(Math.max(1, this.init.concurrency)).map(cids, async cid => !signal.aborted && await this.announce(cid, signal))
+    return announced.filter(Boolean).length
   }
 
   /** Stops re-publishing our record for `cid`; records already spread expire on their own. */

@@ -5,7 +5,7 @@
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { serveRpc, type HandlerContext } from '../core/control-rpc.ts'
-import { CdnError, describeError, ForbiddenError } from '../core/errors.ts'
+import { CdnError, describeError, ForbiddenError, UnavailableError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import { CONTROL_PROTOCOL, parseOrder, type Deleted, type DeleteOrder, type ManagerToNode, type Removed, type StoreOrder, type Stored } from '../core/wire.ts'
 import type { NodeMetrics } from './node-metrics.ts'
@@ -100,7 +100,7 @@ export class ControlEndpoint {
 
   /** Unregisters the handler and cancels orders still running. Safe to call twice. */
   async stop (): Promise<void> {
-    this.shutdown.abort(new Error('node stopping'))
+    this.shutdown.abort(new UnavailableError('node stopping'))
     const host = this.host
     this.host = undefined
     if (host != null) await host.unhandle(CONTROL_PROTOCOL)

@@ -12,7 +12,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
 import { rpcCall } from '../core/control-rpc.ts'
 import { defaultAnnounceHost, firstTcpPort, httpBase, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
-import { BadInputError, describeError } from '../core/errors.ts'
+import { deferClose } from '../core/closing.ts'
+import { BadInputError, describeError, UnavailableError } from '../core/errors.ts'
 import { createHost, dialBootstrap, httpMultiaddr, loadOrCreateKey, parseMultiaddr, type Host } from '../core/host.ts'
 import { parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
@@ -25,6 +26,7 @@ import { ContentAnnouncer } from './content-announcer.ts'
 import { ContentIndex } from './content-index.ts'
 import { ControlEndpoint } from './control-endpoint.ts'
 import { DataPlane } from './data-plane.ts'
+import { NODE_DEFAULTS } from './defaults.ts'
 import { GarbageCollector } from './gc.ts'
 import { LoadMeter } from './load-meter.ts'
 import { ManagerLink, type LinkEnd, type NodeReport } from './manager-link.ts'
@@ -40,7 +42,7 @@ export interface NodeConfig {
   capacity: number            // bytes
   maxEgress: number           // bytes/s, Infinity = unlimited
   zone?: string
-  httpHost?: string           // address the data plane and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
+  httpHost?: string           // address the data plane and libp2p listen on (may be 0.0.0.0 or ::), default NODE_DEFAULTS.httpHost
   httpPort?: number           // default: the port this data directory used last (any free one if it is taken), else any
   p2pPort?: number            // libp2p TCP port on httpHost; same defaults as httpPort
   listen?: string[]           // explicit libp2p listen multiaddrs, instead of httpHost and p2pPort
@@ -53,7 +55,7 @@ export interface NodeConfig {
   announce?: string[]
   bootstrap?: string[]        // extra DHT peers (the manager is always one)
   heartbeatMs?: number        // default: what the manager's `joined` says
-  gcGraceMs?: number
+  gcGraceMs?: number          // default NODE_DEFAULTS.gcGraceMs
   /** when removed from the pool, keep the blobs on disk instead of deleting them */
   keepData?: boolean
   logger: Logger              // from core/log.ts
@@ -92,18 +94,13 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
   if (!Number.isFinite(config.capacity) || config.capacity < 0) throw new BadInputError(`invalid capacity ${config.capacity}`)
   if (Number.isNaN(config.maxEgress) || config.maxEgress < 0) throw new BadInputError(`invalid max egress ${config.maxEgress}`)
 
-  // Everything started is pushed here and closed in reverse, also when a later step fails.
-  const closers: Array<{ name: string, close: () => Promise<void> }> = []
+  // Everything started is deferred here and closed in reverse, also when a later step fails.
+  const closers = new AsyncDisposableStack()
+  const closeOnStop = (part: string, close: () => Promise<void>): void => { deferClose(closers, part, close, log) }
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
-      for (const { name, close } of closers.reverse()) {
-        try {
-          await close()
-        } catch (err) {
-          log.error({ part: name, err: describeError(err) }, 'error while stopping')
-        }
-      }
+      await closers.disposeAsync()
       log.info('node stopped')
     })()
     await stopping
@@ -134,7 +131,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     await mkdir(config.dataDir, { recursive: true })
     const privateKey = await loadOrCreateKey(join(config.dataDir, 'peer.key'))
     const peerId = peerIdFromPrivateKey(privateKey).toString()
-    const listenHost = config.httpHost ?? '127.0.0.1'
+    const listenHost = config.httpHost ?? NODE_DEFAULTS.httpHost
     const ports = await PortBook.open(config.dataDir)
     const announce = splitAnnounce(config.announce)
     const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(listenHost))
@@ -142,7 +139,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const onFallback = (what: string) => (port: number): void => { log.warn({ port, what }, 'the port this node used last is taken; using another') }
 
     const store = await BlobStore.open({ dir: join(config.dataDir, 'blobs'), capacity: config.capacity, logger: log.child({ part: 'blob-store' }) })
-    closers.push({ name: 'blob-store', close: async () => { await store.close() } })
+    closeOnStop('blob-store', async () => { await store.close() })
     const index = new ContentIndex({ store, logger: log.child({ part: 'content-index' }) })
     await index.load()
 
@@ -167,10 +164,10 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       return await dataPlane.start()
     }, { fallbackToAny: true, onFallback: onFallback('http') })
     const http = announce.http ?? httpBase(announceHost, Number(new URL(bound).port))
-    closers.push({ name: 'data-plane', close: async () => { await dataPlane?.stop() } })
+    closeOnStop('data-plane', async () => { await dataPlane?.stop() })
 
     const fetcher = new BlobFetcher({ store, logger: log.child({ part: 'fetcher' }) })
-    closers.push({ name: 'fetcher', close: async () => { await fetcher.close() } })
+    closeOnStop('fetcher', async () => { await fetcher.close() })
 
     const p2pPlan = ports.plan('p2p', config.p2pPort, 0)
     const host: Host = await bindPlanned(p2pPlan, 'p2p', listenHost, async port => await createHost({
@@ -181,7 +178,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
       dhtServer: true
     }), { fallbackToAny: true, onFallback: onFallback('p2p') })
-    closers.push({ name: 'libp2p', close: async () => { await host.stop() } })
+    closeOnStop('libp2p', async () => { await host.stop() })
 
     const announcer = new ContentAnnouncer({ routing: host.contentRouting, logger: log.child({ part: 'announcer' }) })
     const executor = new OrderExecutor({ store, index, fetcher, announcer, metrics, logger: log.child({ part: 'orders' }) })
@@ -192,7 +189,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       logger: log.child({ part: 'control' })
     }, { managerPeerId })
     await control.start(host)
-    closers.push({ name: 'control', close: async () => { await control.stop() } })
+    closeOnStop('control', async () => { await control.stop() })
 
     const background = new AbortController()
     const peers = [config.manager, ...(config.bootstrap ?? [])]
@@ -205,7 +202,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       (n) => { log.info({ announced: n, held: held.length }, 're-announced held contents') },
       (err: unknown) => { log.error({ err: describeError(err) }, 're-announcing held contents failed') }
     )
-    closers.push({ name: 're-announce', close: async () => { background.abort(new Error('node stopping')); await reannounce } })
+    closeOnStop('re-announce', async () => { background.abort(new UnavailableError('node stopping')); await reannounce })
 
     const managerAddr = parseMultiaddr(config.manager)
     const egressCap = Number.isFinite(config.maxEgress) && config.maxEgress > 0 ? config.maxEgress : undefined
@@ -222,11 +219,11 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       logger: log.child({ part: 'manager-link' })
     }, { joinToken: config.joinToken, zone: config.zone, heartbeatMs: config.heartbeatMs })
     link.start()
-    closers.push({ name: 'manager-link', close: async () => { await link.stop() } })
+    closeOnStop('manager-link', async () => { await link.stop() })
 
     const gc = new GarbageCollector({ store, index, logger: log.child({ part: 'gc' }) }, { graceMs: config.gcGraceMs })
     gc.start()
-    closers.push({ name: 'gc', close: async () => { await gc.stop() } })
+    closeOnStop('gc', async () => { await gc.stop() })
 
     const multiaddrs = host.getMultiaddrs().map(String).filter(a => !a.includes('/http'))
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.

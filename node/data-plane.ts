@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
 import type { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
-import { BadInputError, CdnError, describeError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError, InterruptedError, MethodNotAllowedError, NotFoundError, UnavailableError } from '../core/errors.ts'
 import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import { sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
@@ -121,7 +121,7 @@ export class DataPlane {
     if (server == null) return
     this.server = undefined
     this.baseUrl = undefined
-    this.shutdown.abort(new Error('data plane stopping'))
+    this.shutdown.abort(new UnavailableError('data plane stopping'))
     const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     server.closeAllConnections()
     await closed
@@ -224,7 +224,7 @@ export class DataPlane {
 
   private async streamBody (res: ServerResponse, reader: { size: number, read: (pos: number, len: number) => Promise<Buffer> }, contents: string[], id: string, deadline: AbortSignal): Promise<void> {
     const gone = new AbortController()
-    const onClose = (): void => { if (!res.writableFinished) gone.abort(new Error('client went away')) }
+    const onClose = (): void => { if (!res.writableFinished) gone.abort(new InterruptedError('client went away')) }
     res.on('close', onClose)
     const signal = AbortSignal.any([gone.signal, this.shutdown.signal, deadline])
     try {

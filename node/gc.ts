@@ -4,14 +4,12 @@
  * leaves behind (chunks placed, manifest never sent). The grace period covers
  * publishes still in progress, whose manifest has not arrived yet.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
+import { Chore } from '../core/chore.ts'
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { BlobStore } from './blob-store.ts'
 import type { ContentIndex } from './content-index.ts'
-
-// Longer than the manager's upload deadline (6 h), so no chunk of an upload still in progress is collected.
-export const DEFAULT_GC_GRACE_MS = 24 * 3_600_000
+import { NODE_DEFAULTS } from './defaults.ts'
 
 export interface GarbageCollectorComponents {
   store: Pick<BlobStore, 'list' | 'delete'>
@@ -22,7 +20,7 @@ export interface GarbageCollectorComponents {
 }
 
 export interface GarbageCollectorInit {
-  /** age before an unreferenced blob may go (default 6 h) */
+  /** age before an unreferenced blob may go (default NODE_DEFAULTS.gcGraceMs) */
   graceMs?: number
   /** time between sweeps (default a quarter of the grace period, between 1 s and 1 h) */
   intervalMs?: number
@@ -32,17 +30,17 @@ export class GarbageCollector {
   private readonly c: GarbageCollectorComponents
   private readonly log: Logger
   private readonly now: () => number
+  private readonly chore: Chore
   readonly graceMs: number
   readonly intervalMs: number
-  private controller?: AbortController
-  private loop?: Promise<void>
 
   constructor (components: GarbageCollectorComponents, init: GarbageCollectorInit = {}) {
     this.c = components
     this.log = components.logger
     this.now = components.now ?? Date.now
-    this.graceMs = init.graceMs ?? DEFAULT_GC_GRACE_MS
+    this.graceMs = init.graceMs ?? NODE_DEFAULTS.gcGraceMs
     this.intervalMs = init.intervalMs ?? Math.min(3_600_000, Math.max(1000, this.graceMs / 4))
+    this.chore = new Chore('garbage collection', this.intervalMs, async (signal) => { await this.sweep(signal) }, this.log)
   }
 
   /** One pass; returns the ids deleted. */
@@ -62,26 +60,7 @@ export class GarbageCollector {
     return deleted
   }
 
-  start (): void {
-    if (this.loop != null) return
-    this.controller = new AbortController()
-    const signal = this.controller.signal
-    this.loop = (async () => {
-      while (!signal.aborted) {
-        try {
-          await sleep(this.intervalMs, undefined, { signal })
-          await this.sweep(signal)
-        } catch (err) {
-          if (signal.aborted) return
-          this.log.error({ err: describeError(err) }, 'garbage collection failed')
-        }
-      }
-    })()
-  }
+  start (): void { this.chore.start() }
 
-  async stop (): Promise<void> {
-    this.controller?.abort(new Error('node stopping'))
-    await this.loop
-    this.loop = undefined
-  }
+  async stop (): Promise<void> { await this.chore.close() }
 }

@@ -11,7 +11,7 @@
  * node holds converges on the catalog within a heartbeat.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CdnError, describeError, ProtocolError } from '../core/errors.ts'
+import { CdnError, describeError, ProtocolError, UnavailableError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import { ERR_REMOVED, parseAck, type Heartbeat, type JoinRequest, type NodeToManager } from '../core/wire.ts'
 
@@ -90,7 +90,7 @@ export class ManagerLink {
   }
 
   async stop (): Promise<void> {
-    this.controller?.abort(new Error('node stopping'))
+    this.controller?.abort(new UnavailableError('node stopping'))
     await this.loop
     this.loop = undefined
   }

@@ -5,6 +5,7 @@
  * result per blob. `delete`: forget and withdraw the listed contents, remove
  * the blobs.
  */
+import pLimit from 'p-limit'
 import type { CID } from 'multiformats/cid'
 import { describeError } from '../core/errors.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
@@ -48,15 +49,7 @@ export class OrderExecutor {
 
   async store (order: StoreOrder, signal: AbortSignal): Promise<Stored> {
     const started = performance.now()
-    const results: StoreResult[] = new Array(order.blobs.length)
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < order.blobs.length) {
-        const i = next++
-        results[i] = await this.storeOne(order.blobs[i].cid, order.blobs[i].sources, signal)
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, order.blobs.length) }, worker))
+    const results: StoreResult[] = await pLimit(this.concurrency).map(order.blobs, async blob => await this.storeOne(blob.cid, blob.sources, signal))
 
     const indexed: CID[] = []
     for (const text of order.contents) {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CID } from 'multiformats/cid'
-import { raceSignal } from '../core/abort.ts'
+import { raceSignal } from 'race-signal'
 import { BadInputError, CdnError, DecryptError, HashMismatchError, NoSourceError, NotFoundError, UnavailableError } from '../core/errors.ts'
 import { manifestCid, parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'

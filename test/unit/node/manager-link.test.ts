@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { silentLogger } from '../../core/log.ts'
-import type { NodeToManager } from '../../core/wire.ts'
-import { ManagerLink, type NodeReport } from '../../node/manager-link.ts'
+import { silentLogger } from '../../../core/log.ts'
+import type { NodeToManager } from '../../../core/wire.ts'
+import { ManagerLink, type NodeReport } from '../../../node/manager-link.ts'
 
 const logger = silentLogger()
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { decodeKey, decryptChunk, encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
-import { DecryptError } from '../../core/errors.ts'
+import { decodeKey, decryptChunk, encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../../core/chunk-crypto.ts'
+import { DecryptError } from '../../../core/errors.ts'
 
 const plain = new Uint8Array(1000).map((_, i) => i % 251)
 

@@ -8,8 +8,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { encodeFrame, readFrame, rpcCall, serveRpc } from '../../core/control-rpc.ts'
-import { createHost, type Host } from '../../core/host.ts'
+import { encodeFrame, readFrame, rpcCall, serveRpc } from '../../../core/control-rpc.ts'
+import { createHost, type Host } from '../../../core/host.ts'
 
 const PROTOCOL = '/cdn/test-control/1.0.0'
 const READ_MS = 300

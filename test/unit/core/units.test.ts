@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseDuration, parseRate, parseSize } from '../../core/units.ts'
-import { BandwidthLimiter } from '../../core/bandwidth-limiter.ts'
+import { parseDuration, parseRate, parseSize } from '../../../core/units.ts'
+import { BandwidthLimiter } from '../../../core/bandwidth-limiter.ts'
 
 test('sizes, rates and durations parse the way operators write them', () => {
   assert.is(parseSize('200GB'), 200e9)

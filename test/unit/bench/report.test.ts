@@ -3,11 +3,11 @@ import * as assert from 'uvu/assert'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildPanels, niceMax, renderSvg } from '../../bench/report-chart.ts'
-import { claims, measurementTable, renderMarkdown } from '../../bench/report-table.ts'
-import { writeReport } from '../../bench/report.ts'
-import { ResultSink, writeResults, type ResultsFile } from '../../bench/results.ts'
-import { median, ratio, summarize } from '../../bench/stats.ts'
+import { buildPanels, niceMax, renderSvg } from '../../../bench/report-chart.ts'
+import { claims, measurementTable, renderMarkdown } from '../../../bench/report-table.ts'
+import { writeReport } from '../../../bench/report.ts'
+import { ResultSink, writeResults, type ResultsFile } from '../../../bench/results.ts'
+import { median, ratio, summarize } from '../../../bench/stats.ts'
 
 const MiB = 1024 * 1024
 

@@ -6,10 +6,10 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { download, fileFingerprint } from '../../bench/download.ts'
-import { makeRandomFile, requireFreeDisk } from '../../bench/files.ts'
-import { parseStatusField, PeakRss } from '../../bench/rss.ts'
-import { CapacityError, HashMismatchError, UpstreamError } from '../../core/errors.ts'
+import { download, fileFingerprint } from '../../../bench/download.ts'
+import { makeRandomFile, requireFreeDisk } from '../../../bench/files.ts'
+import { parseStatusField, PeakRss } from '../../../bench/rss.ts'
+import { CapacityError, HashMismatchError, UpstreamError } from '../../../core/errors.ts'
 
 const MiB = 1024 * 1024
 

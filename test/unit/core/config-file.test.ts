@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { addAddressOptions } from '../../cli/address-options.ts'
-import { withConfigFile } from '../../cli/config-options.ts'
-import { readConfigFile } from '../../core/config-file.ts'
+import { addAddressOptions } from '../../../cli/address-options.ts'
+import { withConfigFile } from '../../../cli/config-options.ts'
+import { readConfigFile } from '../../../core/config-file.ts'
 
 /** A start command shaped like the daemons' own; resolves with the options its action saw. */
 async function parse (config: unknown, argv: string[] = []): Promise<Record<string, unknown>> {
@@ -71,7 +71,7 @@ test('bad config files are one clear error each, and secrets are refused', async
 })
 
 test('the example configs in deploy/ are valid and carry no secret', async () => {
-  const deploy = join(import.meta.dirname, '..', '..', 'deploy')
+  const deploy = join(import.meta.dirname, '..', '..', '..', 'deploy')
   const manager = await readConfigFile(join(deploy, 'manager.json'))
   assert.is(manager['p2p-port'], 7071)
   assert.is(manager.listen, '0.0.0.0')

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { encodeKey } from '../../core/chunk-crypto.ts'
-import { BadInputError, ForbiddenError } from '../../core/errors.ts'
-import { silentLogger } from '../../core/log.ts'
-import { get, parseTarget } from '../../cli/get.ts'
+import { encodeKey } from '../../../core/chunk-crypto.ts'
+import { BadInputError, ForbiddenError } from '../../../core/errors.ts'
+import { silentLogger } from '../../../core/log.ts'
+import { get, parseTarget } from '../../../cli/get.ts'
 import {
   makeContent, makeSigner, startStandInManager, startStandInNode,
   type StandInManager, type StandInNode, type TestContent
-} from './proxy-standins.ts'
+} from '../proxy-standins.ts'
 
 interface Ctx { dir: string, manager: StandInManager, node: StandInNode, secret: TestContent, capability: string }
 

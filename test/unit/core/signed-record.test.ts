@@ -2,7 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { signRecord, verifyRecord, type CapabilityBody } from '../../core/signed-record.ts'
+import { signRecord, verifyRecord, type CapabilityBody } from '../../../core/signed-record.ts'
 
 const key = await generateKeyPair('Ed25519')
 const iss = peerIdFromPrivateKey(key).toString()

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CapacityError, HashMismatchError, NotFoundError } from '../../core/errors.ts'
-import { chunkCid } from '../../core/ids.ts'
-import { silentLogger } from '../../core/log.ts'
-import { BlobStore } from '../../node/blob-store.ts'
+import { CapacityError, HashMismatchError, NotFoundError } from '../../../core/errors.ts'
+import { chunkCid } from '../../../core/ids.ts'
+import { silentLogger } from '../../../core/log.ts'
+import { BlobStore } from '../../../node/blob-store.ts'
 
 const logger = silentLogger()
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createContext, type BenchContext } from '../../bench/context.ts'
-import { ResultSink } from '../../bench/results.ts'
+import { createContext, type BenchContext } from '../../../bench/context.ts'
+import { ResultSink } from '../../../bench/results.ts'
 
 interface Clock { t: number }
 

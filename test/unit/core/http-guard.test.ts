@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createServer } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { guardServer } from '../../core/http-guard.ts'
+import { guardServer } from '../../../core/http-guard.ts'
 
 async function serve (limits: Parameters<typeof guardServer>[1]) {
   const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')) })

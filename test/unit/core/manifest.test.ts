@@ -2,10 +2,10 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { newContentKey } from '../../core/chunk-crypto.ts'
-import { SignatureError, BadInputError } from '../../core/errors.ts'
-import { chunkCid, manifestCid, parseBlobId, parseContentId, matchesCid } from '../../core/ids.ts'
-import { decodeManifest, openMetadata, sealMetadata, signManifest, verifyManifest, chunkLength } from '../../core/manifest.ts'
+import { newContentKey } from '../../../core/chunk-crypto.ts'
+import { SignatureError, BadInputError } from '../../../core/errors.ts'
+import { chunkCid, manifestCid, parseBlobId, parseContentId, matchesCid } from '../../../core/ids.ts'
+import { decodeManifest, openMetadata, sealMetadata, signManifest, verifyManifest, chunkLength } from '../../../core/manifest.ts'
 
 async function signer () {
   const key = await generateKeyPair('Ed25519')

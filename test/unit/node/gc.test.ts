@@ -5,12 +5,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { chunkCid } from '../../core/ids.ts'
-import { silentLogger } from '../../core/log.ts'
-import { signManifest } from '../../core/manifest.ts'
-import { BlobStore } from '../../node/blob-store.ts'
-import { ContentIndex } from '../../node/content-index.ts'
-import { GarbageCollector } from '../../node/gc.ts'
+import { chunkCid } from '../../../core/ids.ts'
+import { silentLogger } from '../../../core/log.ts'
+import { signManifest } from '../../../core/manifest.ts'
+import { BlobStore } from '../../../node/blob-store.ts'
+import { ContentIndex } from '../../../node/content-index.ts'
+import { GarbageCollector } from '../../../node/gc.ts'
 
 const logger = silentLogger()
 const HOUR = 3_600_000
