@@ -8,8 +8,8 @@ import { isAddressInUse, PortInUseError } from '../core/ports.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { loggableUrl } from './capability.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
-import { DownloadTracker } from './download-tracker.ts'
-import { createGateway } from './gateway.ts'
+import { DownloadTracker } from './http/download-tracker.ts'
+import { createGateway } from './http/gateway.ts'
 import { createProxyMetrics } from './metrics.ts'
 
 export interface ProxyConfig {
@@ -87,7 +87,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   let server: Server
   let port = 0
   try {
-    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ module: 'gateway' }) }, {
+    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ part: 'gateway' }) }, {
       suffix: config.suffix,
       listenHost: host,
       listenPort: () => port,

@@ -3,19 +3,19 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { describeError } from '../core/errors.ts'
 import { createHost, type Host } from '../core/host.ts'
 import type { Logger } from '../core/log.ts'
-import { ChunkCache } from './chunk-cache.ts'
-import { ChunkFetcher, type ChunkFetcherInit } from './chunk-fetcher.ts'
-import { DeadlineClock } from './deadline.ts'
-import { DhtJoiner, knownDhtPeers, routingTableSize } from './dht-join.ts'
-import { DhtProviderFinder } from './dht-providers.ts'
-import { DefaultFetchEngine, type FetchEngineInit } from './fetch-engine.ts'
-import { ManagerClient, type ManagerApi } from './manager-client.ts'
-import { ManagerLink } from './manager-link.ts'
+import { ChunkCache } from './state/chunk-cache.ts'
+import { ChunkFetcher, type ChunkFetcherInit } from './fetch/chunk-fetcher.ts'
+import { DeadlineClock } from './fetch/deadline.ts'
+import { DhtJoiner, knownDhtPeers, routingTableSize } from './resolve/dht-join.ts'
+import { DhtProviderFinder } from './resolve/dht-providers.ts'
+import { DefaultFetchEngine, type FetchEngineInit } from './fetch/fetch-engine.ts'
+import { ManagerClient, type ManagerApi } from './resolve/manager-client.ts'
+import { ManagerLink } from './resolve/manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
-import { PoolNodeList, type NodeListInit } from './node-list.ts'
-import { PeerMemory } from './peer-memory.ts'
-import { Resolver, type ResolverInit } from './resolver.ts'
-import { Scoreboard, type ScoreboardInit } from './scoreboard.ts'
+import { PoolNodeList, type NodeListInit } from './resolve/node-list.ts'
+import { PeerMemory } from './state/peer-memory.ts'
+import { Resolver, type ResolverInit } from './resolve/resolver.ts'
+import { Scoreboard, type ScoreboardInit } from './fetch/scoreboard.ts'
 
 export interface FetchStackInit {
   managerUrl: string
@@ -79,7 +79,7 @@ const JOIN_TIMEOUT_MS = 10_000
  */
 export async function startFetchStack (init: FetchStackInit): Promise<FetchStack> {
   const { logger } = init
-  const child = (module: string): Logger => logger.child({ module })
+  const child = (part: string): Logger => logger.child({ part })
   const closers: Array<{ name: string, close: () => Promise<void> | void }> = []
   const close = async (): Promise<void> => {
     while (closers.length > 0) {
