@@ -2,168 +2,27 @@ import type { CID } from 'multiformats/cid'
 import { decryptChunk, TAG_BYTES } from '../../core/chunk-crypto.ts'
 import { CdnError, describeError, HashMismatchError, NoSourceError, TimeoutError, UnavailableError } from '../../core/errors.ts'
 import { parseBlobId } from '../../core/ids.ts'
-import type { Logger } from '../../core/log.ts'
-import { chunkLength, type Manifest } from '../../core/manifest.ts'
-import type { BlobCache } from '../state/chunk-cache.ts'
-import type { BlobFetcher, FetchedBlob } from './chunk-fetcher.ts'
-import { hasChunk } from '../resolve/have-bitmap.ts'
-import type { BadCopyReport } from '../resolve/manager-client.ts'
-import type { BudgetAccount, MemoryBudget } from './memory-budget.ts'
-import { DEFAULT_WINDOW, planRequests, windowSize, type WindowInit } from './scheduler.ts'
-import type { FailureKind, Scoreboard } from './scoreboard.ts'
+import { chunkLength } from '../../core/manifest.ts'
+import type { FetchedBlob } from './chunk-fetcher.ts'
+import { ChunkRounds } from './chunk-rounds.ts'
+import { Flights, type Attempt, type AttemptKind } from './flights.ts'
+import { FreshLooks, HolderView } from './holder-view.ts'
+import type { BudgetAccount } from './memory-budget.ts'
+import { CACHE_SOURCE, READER_DEFAULTS, type ContentReaderComponents, type ContentReaderInit, type Progress, type ReaderContent, type ReaderStats } from './reader-types.ts'
+import { DEFAULT_WINDOW, hedgeDeadline, hedgeTarget, planRequests, windowSize, type WindowInit } from './scheduler.ts'
+import type { FailureKind } from './scoreboard.ts'
 import type { ContentSource } from '../resolve/sources.ts'
 
-export interface Progress {
-  /** plaintext bytes handed to the consumer */
-  done: number
-  /** plaintext bytes this reader will hand out in all */
-  total: number
-  /**
-   * blob bytes received per source: node peer ids, and CACHE_SOURCE
-   * (`cache`) for those read from the disk cache, so a replay shows where
-   * its bytes came from too
-   */
-  sources: Record<string, number>
-  /** blob bytes read from the disk cache instead of the network */
-  cached: number
-}
-
-/** What the reader reads: a resolved content, without the resolver's extras. */
-export interface ReaderContent {
-  id: string
-  manifest: Manifest
-  key: Uint8Array
-  sources: readonly ContentSource[]
-}
-
-export interface ChunkOutcome {
-  source: string
-  /** lost: a duplicate request (hedge) served the chunk first and this one was aborted */
-  result: 'ok' | FailureKind | 'lost'
-  bytes: number
-  seconds: number
-}
-
-/** started: a slow request was duplicated on another source; won/lost: whether that duplicate answered first. */
-export type HedgeEvent = 'started' | 'won' | 'lost'
-
-export interface ContentReaderComponents {
-  fetcher: BlobFetcher
-  scoreboard: Scoreboard
-  logger: Logger
-  /** verified ciphertext on disk: read before the network, filled from it */
-  cache?: BlobCache
-  /** memory shared with the other reads; this read opens an account in it when it starts */
-  budget?: MemoryBudget
-  /**
-   * Asks again who holds the content: when a chunk that is not cached has no
-   * holder (a resolution made while everything was cached carries no
-   * sources), and when every known holder of a chunk failed it (the pool
-   * moved the copies: a holder died, a trim deleted its copy).
-   */
-  findSources?: (signal: AbortSignal) => Promise<readonly ContentSource[]>
-  /** called when a source served bytes that do not match a chunk id; absent when no manager is known */
-  reportBadCopy?: (report: BadCopyReport) => void
-  /** called after every chunk request, for metrics */
-  onChunk?: (outcome: ChunkOutcome) => void
-  onHedge?: (event: HedgeEvent) => void
-  /** called once when the read ends: read to the end, stopped by the consumer (no error) or failed */
-  onFinish?: (err?: unknown) => void
-  now?: () => number
-}
-
-export interface ContentReaderInit {
-  /** first chunk to hand out (default 0) */
-  startChunk?: number
-  /** chunk to stop before (default: all) */
-  endChunk?: number
-  /** times every holder of a chunk may fail it before the reader gives up (default 3) */
-  maxRounds?: number
-  /** fresh looks at the holders (findSources) one read may take (default 5) */
-  maxRefreshes?: number
-  /** ms between fresh looks taken while retries are still left (default 1 s); one about to give up waits for none */
-  refreshGapMs?: number
-  /** ms before a new round of the same chunk; doubles each round (default 100) */
-  retryBackoffMs?: number
-  window?: WindowInit
-  /** ms a chunk request may take before its size is counted (default 5 s) */
-  chunkBaseTimeoutMs?: number
-  /** slowest rate (bytes/s) a chunk transfer may have before it times out (default 128 KiB/s) */
-  chunkMinRate?: number
-  /** a request running past this many times its expected finish is duplicated on another holder (default 3; Infinity: never) */
-  hedgeFactor?: number
-  /** ms a request runs at least before it is duplicated, so noise on fast transfers causes no hedges (default 300) */
-  hedgeMinMs?: number
-  /**
-   * chunks after `endChunk` fetched into the cache while the consumer keeps
-   * reading, so the player's next Range request finds them there (default 4
-   * with a cache, 0 without: without a cache they would be thrown away)
-   */
-  readAhead?: number
-  signal?: AbortSignal
-  onProgress?: (progress: Progress) => void
-}
-
-/** One request for a chunk: to a source, or to the disk cache. A chunk has at most two at once (a request and its hedge). */
-interface Attempt {
-  index: number
-  /** peer id, or CACHE_SOURCE */
-  source: string
-  controller: AbortController
-  bytes: number
-  started: number
-  /** when a duplicate may start elsewhere; Infinity: never */
-  hedgeAt: number
-  hedge: boolean
-  /** aborted by the reader (a race lost, the read ended): its failure is not the source's fault */
-  cancelled: boolean
-  /** lost a race against a duplicate */
-  lost: boolean
-  /** bytes of the memory budget held for its blob */
-  reserved: number
-}
+export { CACHE_SOURCE, READER_DEFAULTS }
+export type { ChunkOutcome, ContentReaderComponents, ContentReaderInit, HedgeEvent, Progress, ReaderContent, ReaderStats } from './reader-types.ts'
 
 interface Buffered {
   plain: Uint8Array
   reserved: number
 }
 
-interface Attempts {
-  /** sources that failed it this round */
-  failed: Set<string>
-  /** sources that failed it at all in this read */
-  tried: Set<string>
-  round: number
-  /** Infinity: waiting for a fresh look at the holders */
-  retryAt: number
-  /** fresh looks started before its current rounds began: only a later one can tell that nobody else holds it */
-  since: number
-  last?: unknown
-}
-
-export interface ReaderStats {
-  /** next chunk the consumer will get */
-  next: number
-  /** chunks with a request in flight */
-  inflight: number
-  /** requests in flight, duplicates (hedges) included */
-  requests: number
-  /** fetched, decrypted, waiting for the consumer */
-  buffered: number
-  /** chunk requests sent to sources so far */
-  requested: number
-  /** duplicate requests started so far */
-  hedges: number
-  /** chunks read from the disk cache so far */
-  cacheHits: number
-  window: number
-}
-
 /** ms a timer may fire late before the reader takes it that the whole process was stalled */
 const STALL_MS = 50
-
-/** The disk cache's name among the sources of Progress; no peer id can look like it. */
-export const CACHE_SOURCE = 'cache'
 
 /**
  * Reads one content (or a run of its chunks) from many sources at once and
@@ -176,7 +35,8 @@ export const CACHE_SOURCE = 'cache'
  * its expected time (the first verified answer wins, the other is aborted),
  * and goes to another holder when it fails. A source serving wrong bytes is
  * penalised and reported. Fetching starts at the first `next()`, so opening
- * a content costs nothing until somebody reads it.
+ * a content costs nothing until somebody reads it. Which source gets which
+ * chunk, and when a request is duplicated, is decided in scheduler.ts.
  */
 export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private readonly c: ContentReaderComponents
@@ -190,23 +50,15 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private readonly signal?: AbortSignal
   private readonly onProgress?: (progress: Progress) => void
   private readonly cids: Array<CID | undefined>
-  private readonly holderCache = new Map<number, string[]>()
-  private readonly sourceById = new Map<string, ContentSource>()
-  private readonly flights = new Map<number, Attempt[]>()
-  private readonly perSource = new Map<string, number>()
+  private readonly view: HolderView
+  private readonly looks: FreshLooks
+  private readonly flights = new Flights()
   private readonly ready = new Map<number, Buffered>()
-  private readonly attempts = new Map<number, Attempts>()
+  private readonly rounds = new ChunkRounds()
   /** chunks the cache claimed but could not return; they come from the network */
   private readonly cacheSkip = new Set<number>()
   private readonly received: Record<string, number> = {}
-  private readonly refreshAbort = new AbortController()
   private account: BudgetAccount | undefined
-  private refreshing = false
-  /** fresh looks started so far; each one's number is this count when it started */
-  private refreshesStarted = 0
-  /** number of the last fresh look that ended */
-  private refreshDone = 0
-  private refreshAt = -Infinity
   private position: number
   private done = 0
   private cached = 0
@@ -227,18 +79,19 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.c = components
     this.content = content
     const chunks = content.manifest.chunks.length
+    const d = READER_DEFAULTS
     // `??` per field, not a spread: an option passed as undefined means the default.
     this.o = {
-      startChunk: init.startChunk ?? 0,
-      maxRounds: init.maxRounds ?? 3,
-      maxRefreshes: init.maxRefreshes ?? 5,
-      refreshGapMs: init.refreshGapMs ?? 1000,
-      retryBackoffMs: init.retryBackoffMs ?? 100,
-      chunkBaseTimeoutMs: init.chunkBaseTimeoutMs ?? 5000,
-      chunkMinRate: init.chunkMinRate ?? 128 * 1024,
-      hedgeFactor: init.hedgeFactor ?? 3,
-      hedgeMinMs: init.hedgeMinMs ?? 300,
-      readAhead: components.cache == null ? 0 : Math.max(0, init.readAhead ?? 4),
+      startChunk: init.startChunk ?? d.startChunk,
+      maxRounds: init.maxRounds ?? d.maxRounds,
+      maxRefreshes: init.maxRefreshes ?? d.maxRefreshes,
+      refreshGapMs: init.refreshGapMs ?? d.refreshGapMs,
+      retryBackoffMs: init.retryBackoffMs ?? d.retryBackoffMs,
+      chunkBaseTimeoutMs: init.chunkBaseTimeoutMs ?? d.chunkBaseTimeoutMs,
+      chunkMinRate: init.chunkMinRate ?? d.chunkMinRate,
+      hedgeFactor: init.hedgeFactor ?? d.hedgeFactor,
+      hedgeMinMs: init.hedgeMinMs ?? d.hedgeMinMs,
+      readAhead: components.cache == null ? 0 : Math.max(0, init.readAhead ?? d.readAhead),
       window: init.window ?? {}
     }
     this.position = Math.max(0, Math.min(this.o.startChunk, chunks))
@@ -251,7 +104,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.signal = init.signal
     this.onProgress = init.onProgress
     this.cids = new Array(chunks)
-    for (const s of content.sources) if (!this.sourceById.has(s.id)) this.sourceById.set(s.id, s)
+    this.view = new HolderView(content.sources)
+    this.looks = new FreshLooks({ find: components.findSources, max: this.o.maxRefreshes, gapMs: this.o.refreshGapMs })
     // Already aborted: the first next() reports it (finishing here would run onFinish before the owner knows this reader).
     if (this.signal?.aborted === true) this.error = this.signal.reason
     else this.signal?.addEventListener('abort', this.onAbort, { once: true })
@@ -263,12 +117,10 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   stats (): ReaderStats {
-    let requests = 0
-    for (const list of this.flights.values()) requests += list.length
     return {
       next: this.position,
       inflight: this.flights.size,
-      requests,
+      requests: this.flights.requests,
       buffered: this.ready.size,
       requested: this.requested,
       hedges: this.hedges,
@@ -297,18 +149,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
         return { done: true, value: undefined }
       }
       const piece = this.ready.get(this.position)
-      if (piece !== undefined) {
-        this.ready.delete(this.position)
-        this.account?.release(piece.reserved)
-        this.holderCache.delete(this.position)
-        this.attempts.delete(this.position)
-        this.cacheSkip.delete(this.position)
-        this.position++
-        this.done += piece.plain.length
-        this.progress()
-        this.pump()
-        return { done: false, value: piece.plain }
-      }
+      if (piece !== undefined) return { done: false, value: this.handOut(piece) }
       await new Promise<void>((resolve) => { this.wake = resolve })
     }
   }
@@ -320,6 +161,20 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     // A next() still waiting (the engine closing under a reader) ends as done.
     this.notify()
     return { done: true, value: undefined }
+  }
+
+  private handOut (piece: Buffered): Uint8Array {
+    const i = this.position
+    this.ready.delete(i)
+    this.account?.release(piece.reserved)
+    this.view.forget(i)
+    this.rounds.delete(i)
+    this.cacheSkip.delete(i)
+    this.position++
+    this.done += piece.plain.length
+    this.progress()
+    this.pump()
+    return piece.plain
   }
 
   private progress (): void {
@@ -356,13 +211,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.signal?.removeEventListener('abort', this.onAbort)
     if (this.timer != null) clearTimeout(this.timer)
     this.timer = undefined
-    this.refreshAbort.abort(new NoSourceError('read ended'))
-    for (const list of this.flights.values()) {
-      for (const a of list) {
-        a.cancelled = true
-        a.controller.abort(new NoSourceError('read ended'))
-      }
-    }
+    this.looks.close()
+    for (const a of this.flights.all()) this.cancel(a, 'cancelled', new NoSourceError('read ended'))
     this.ready.clear()
     // Everything this read held goes back at once; the attempts still settling release nothing more.
     this.account?.close()
@@ -370,6 +220,11 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
 
   private get stopped (): boolean {
     return this.finished || this.error !== undefined
+  }
+
+  private cancel (a: Attempt, state: 'cancelled' | 'lost', reason: Error): void {
+    a.state = state
+    a.controller.abort(reason)
   }
 
   private cid (index: number): CID {
@@ -385,19 +240,11 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     return chunkLength(this.content.manifest, index) + TAG_BYTES
   }
 
-  private holders (index: number): string[] {
-    let list = this.holderCache.get(index)
-    if (list === undefined) {
-      list = [...this.sourceById.values()].filter(s => hasChunk(s.have, index)).map(s => s.id)
-      this.holderCache.set(index, list)
-    }
-    return list
-  }
-
+  /** Holders of the chunk that have not failed it this round. */
   private eligible (index: number): string[] {
-    const a = this.attempts.get(index)
-    const all = this.holders(index)
-    return a == null || a.failed.size === 0 ? all : all.filter(s => !a.failed.has(s))
+    const failed = this.rounds.get(index)?.failed
+    const all = this.view.holders(index)
+    return failed == null || failed.size === 0 ? all : all.filter(s => !failed.has(s))
   }
 
   private inCache (index: number): boolean {
@@ -428,18 +275,16 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
    */
   private reclaim (want: number): number {
     const ahead = new Set<number>()
-    for (const i of this.flights.keys()) if (i > this.position) ahead.add(i)
+    for (const i of this.flights.chunks()) if (i > this.position) ahead.add(i)
     for (const i of this.ready.keys()) if (i > this.position) ahead.add(i)
     let freed = 0
     for (const i of [...ahead].sort((a, b) => b - a)) {
       if (freed >= want) break
-      for (const a of this.flights.get(i) ?? []) {
-        a.cancelled = true
-        a.controller.abort(new UnavailableError('memory was needed by another read'))
+      for (const a of this.flights.release(i)) {
+        this.cancel(a, 'cancelled', new UnavailableError('memory was needed by another read'))
         freed += a.reserved
         this.unreserve(a)
       }
-      this.flights.delete(i)
       const buffered = this.ready.get(i)
       if (buffered !== undefined) {
         this.ready.delete(i)
@@ -456,8 +301,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     if (this.stopped || !this.started) return
     const now = this.now()
     const chunkBytes = this.content.manifest.chunkSize + TAG_BYTES
-    const estimates = [...this.sourceById.keys()].map(id => this.c.scoreboard.estimate(id))
-    this.window = windowSize(estimates, chunkBytes, this.o.window)
+    this.window = windowSize(this.view.ids().map(id => this.c.scoreboard.estimate(id)), chunkBytes, this.o.window)
     const limit = Math.min(this.aheadEnd, this.position + this.window)
     let slots = this.window - this.flights.size - this.ready.size
     const wanted: number[] = []
@@ -477,8 +321,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
         slots--
         continue
       }
-      const a = this.attempts.get(i)
-      if (a != null && a.retryAt > now) continue
+      const r = this.rounds.get(i)
+      if (r != null && r.retryAt > now) continue
       if (this.eligible(i).length === 0) {
         this.exhausted(i, now)
         if (this.stopped) return
@@ -495,49 +339,42 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       planned = [this.position]
       slots = 1
     }
-    if (slots > 0 && planned.length > 0) {
-      const plan = planRequests({
-        // Read-ahead comes after every chunk the consumer asked for.
-        wanted: planned,
-        holders: i => this.eligible(i),
-        bytes: i => this.blobBytes(i),
-        slots,
-        inflightBySource: this.perSource,
-        maxPerSource: this.o.window.perSource ?? DEFAULT_WINDOW.perSource,
-        estimator: this.c.scoreboard
-      })
-      for (const { chunk, source } of plan) {
-        if (!this.reserve(this.blobBytes(chunk), chunk)) break
-        this.startRequest(chunk, source, false)
-      }
-    }
+    if (slots > 0 && planned.length > 0) this.startPlanned(planned, slots)
     this.hedgeSlow(now)
     this.armTimer(now)
   }
 
+  /** Read-ahead comes after every chunk the consumer asked for (`planned` is in that order). */
+  private startPlanned (planned: number[], slots: number): void {
+    const plan = planRequests({
+      wanted: planned,
+      holders: i => this.eligible(i),
+      bytes: i => this.blobBytes(i),
+      slots,
+      inflightBySource: this.flights.bySource,
+      maxPerSource: this.o.window.perSource ?? DEFAULT_WINDOW.perSource,
+      estimator: this.c.scoreboard
+    })
+    for (const { chunk, source } of plan) {
+      if (!this.reserve(this.blobBytes(chunk), chunk)) break
+      this.startRequest(chunk, source, 'request')
+    }
+  }
+
   /**
-   * Duplicates each request that runs well past its expected finish on the
-   * best other holder, at most one duplicate per chunk at a time: one slow or
+   * Duplicates each request that is past its hedge deadline on the best
+   * other holder, at most one duplicate per chunk at a time: one slow or
    * stalled source must not hold back the playhead.
    */
   private hedgeSlow (now: number): void {
     if (!Number.isFinite(this.o.hedgeFactor)) return
-    for (const [index, list] of this.flights) {
+    for (const [index, list] of this.flights.entries()) {
       if (list.length !== 1 || index >= this.end) continue
       const slow = list[0]
-      if (slow.source === CACHE_SOURCE || slow.hedgeAt > now) continue
+      if (slow.kind === 'cache' || slow.hedgeAt > now) continue
       const bytes = this.blobBytes(index)
-      let best: string | undefined
-      let bestFinish = Infinity
-      for (const s of this.eligible(index)) {
-        if (s === slow.source) continue
-        const finish = this.c.scoreboard.expectedFinish(s, bytes)
-        if (finish < bestFinish) {
-          best = s
-          bestFinish = finish
-        }
-      }
-      if (best === undefined) {
+      const target = hedgeTarget(slow.source, this.eligible(index), bytes, this.c.scoreboard)
+      if (target === undefined) {
         // No other holder: nothing to hedge with (holders change only on a refresh).
         slow.hedgeAt = Infinity
         continue
@@ -545,8 +382,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       if (!this.reserve(bytes)) return
       this.hedges++
       this.c.onHedge?.('started')
-      this.c.logger.debug({ content: this.content.id, chunk: index, slow: slow.source, hedge: best, ranMs: Math.round(now - slow.started) }, 'chunk request running late; duplicating it on another source')
-      this.startRequest(index, best, true)
+      this.c.logger.debug({ content: this.content.id, chunk: index, slow: slow.source, hedge: target, ranMs: Math.round(now - slow.started) }, 'chunk request running late; duplicating it on another source')
+      this.startRequest(index, target, 'hedge')
     }
   }
 
@@ -559,33 +396,31 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
    * may all be gone while a healthy copy sits elsewhere.
    */
   private exhausted (index: number, now: number): void {
-    const holders = this.holders(index)
-    const a = this.attemptsOf(index)
-    if (holders.length > 0 && a.round + 1 < this.o.maxRounds) {
-      a.round++
-      a.failed.clear()
-      a.retryAt = now + this.o.retryBackoffMs * 2 ** (a.round - 1)
+    const holders = this.view.holders(index)
+    const r = this.rounds.of(index, this.looks.started)
+    if (holders.length > 0 && r.round + 1 < this.o.maxRounds) {
+      this.rounds.nextRound(r, now, this.o.retryBackoffMs)
       this.refreshSources(now, false)
       return
     }
-    if (this.refreshing || (this.refreshDone <= a.since && this.refreshSources(now, true))) {
-      a.retryAt = Infinity
+    if (this.looks.running || (this.looks.done <= r.since && this.refreshSources(now, true))) {
+      r.retryAt = Infinity
       return
     }
     if (holders.length === 0) {
       this.fail(new NoSourceError(`no source holds chunk ${index} of ${this.content.id}`))
       return
     }
-    this.fail(new NoSourceError(`all ${a.tried.size} sources of chunk ${index} of ${this.content.id} failed it ${this.o.maxRounds} times; last: ${describeError(a.last)}`, { cause: a.last }))
+    this.fail(new NoSourceError(`all ${r.tried.size} sources of chunk ${index} of ${this.content.id} failed it ${this.o.maxRounds} times; last: ${describeError(r.last)}`, { cause: r.last }))
   }
 
   /** One timer for the reader, due at the soonest retry pause end or hedge deadline. */
   private armTimer (now: number): void {
     let soonest = Infinity
-    for (const [i, a] of this.attempts) {
-      if (i >= this.position && a.retryAt > now && !this.flights.has(i)) soonest = Math.min(soonest, a.retryAt)
+    for (const [i, r] of this.rounds.entries()) {
+      if (i >= this.position && r.retryAt > now && !this.flights.has(i)) soonest = Math.min(soonest, r.retryAt)
     }
-    for (const [i, list] of this.flights) {
+    for (const [i, list] of this.flights.entries()) {
       // Deadlines already past are waiting for memory, which wakes the reader itself.
       if (list.length === 1 && i < this.end && list[0].hedgeAt > now) soonest = Math.min(soonest, list[0].hedgeAt)
     }
@@ -596,89 +431,34 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       this.timer = undefined
       const late = this.now() - this.timerDue
       // The proxy itself was stalled (GC, a busy CPU): that time is no source's fault, so no request is judged late for it.
-      if (late > STALL_MS) this.forgive(late)
+      if (late > STALL_MS) for (const a of this.flights.all()) a.hedgeAt += late
       // Timers run before I/O in each turn of the event loop: answers that came in meanwhile are taken in before any request is judged late.
       setImmediate(() => { this.pump() })
     }, Math.max(1, soonest - now))
   }
 
-  private forgive (ms: number): void {
-    for (const list of this.flights.values()) for (const a of list) a.hedgeAt += ms
-  }
-
-  private attemptsOf (index: number): Attempts {
-    let a = this.attempts.get(index)
-    if (a == null) {
-      a = { failed: new Set(), tried: new Set(), round: 0, retryAt: 0, since: this.refreshesStarted }
-      this.attempts.set(index, a)
-    }
-    return a
-  }
-
-  /**
-   * Starts a fresh look at the holders unless one is running, the read has
-   * taken its share, or (unless `urgent`) the last one is too recent.
-   * Returns whether one was started.
-   */
+  /** A fresh look at the holders (see FreshLooks.start); returns whether one was started. */
   private refreshSources (now: number, urgent: boolean): boolean {
-    const find = this.c.findSources
-    if (find == null || this.refreshing || this.refreshesStarted >= this.o.maxRefreshes) return false
-    if (!urgent && now - this.refreshAt < this.o.refreshGapMs) return false
-    this.refreshing = true
-    this.refreshAt = now
-    const number = ++this.refreshesStarted
-    const settle = (list: readonly ContentSource[] | undefined): void => {
-      this.refreshing = false
-      this.refreshDone = number
+    return this.looks.start(now, urgent, (list: readonly ContentSource[] | undefined, err?: unknown) => {
       if (this.stopped) return
-      if (list != null && list.length > 0) {
-        // The fresh view replaces the old one: holders that died or lost their copies drop out, newer bitmaps win.
-        this.sourceById.clear()
-        for (const s of list) if (!this.sourceById.has(s.id)) this.sourceById.set(s.id, s)
-        this.holderCache.clear()
-      }
-      this.afterRefresh()
+      if (err !== undefined) this.c.logger.warn({ content: this.content.id, err: describeError(err) }, 'could not find more sources')
+      if (list != null && list.length > 0) this.view.replace(list)
+      this.rounds.afterLook(i => this.view.holders(i), this.looks.started)
       this.pump()
-    }
-    find(this.refreshAbort.signal).then(settle, (err: unknown) => {
-      if (!this.stopped) this.c.logger.warn({ content: this.content.id, err: describeError(err) }, 'could not find more sources')
-      settle(undefined)
     })
-    return true
   }
 
-  /** Chunks that gained a holder they have not tried start their rounds over; those that waited for the look go on deciding. */
-  private afterRefresh (): void {
-    for (const [i, a] of this.attempts) {
-      if (this.holders(i).some(s => !a.tried.has(s))) {
-        a.round = 0
-        a.failed.clear()
-        a.since = this.refreshesStarted
-        a.retryAt = 0
-      } else if (a.retryAt === Infinity) a.retryAt = 0
-    }
-  }
-
-  private track (a: Attempt): void {
-    const list = this.flights.get(a.index)
-    if (list == null) this.flights.set(a.index, [a])
-    else list.push(a)
-  }
-
-  private untrack (a: Attempt): void {
-    const list = this.flights.get(a.index)
-    if (list == null) return
-    const at = list.indexOf(a)
-    if (at >= 0) list.splice(at, 1)
-    if (list.length === 0) this.flights.delete(a.index)
+  private newAttempt (index: number, source: string, kind: AttemptKind, now: number, hedgeAt: number): Attempt {
+    const bytes = this.blobBytes(index)
+    const a: Attempt = { index, source, kind, state: 'running', controller: new AbortController(), bytes, started: now, hedgeAt, reserved: bytes }
+    this.flights.add(a)
+    return a
   }
 
   private startCacheRead (index: number): void {
     const cache = this.c.cache
     if (cache == null) return
-    const bytes = this.blobBytes(index)
-    const a: Attempt = { index, source: CACHE_SOURCE, controller: new AbortController(), bytes, started: this.now(), hedgeAt: Infinity, hedge: false, cancelled: false, lost: false, reserved: bytes }
-    this.track(a)
+    const a = this.newAttempt(index, CACHE_SOURCE, 'cache', this.now(), Infinity)
     cache.get(this.cid(index)).then(
       (blob) => { this.settleCacheRead(a, blob, undefined) },
       (err: unknown) => { this.settleCacheRead(a, undefined, err) }
@@ -686,8 +466,8 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   private settleCacheRead (a: Attempt, blob: Uint8Array | undefined, err: unknown): void {
-    this.untrack(a)
-    if (this.stopped || a.cancelled) {
+    this.flights.settle(a)
+    if (this.stopped || a.state !== 'running') {
       this.unreserve(a)
       return
     }
@@ -721,33 +501,16 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.notify()
   }
 
-  private startRequest (index: number, sourceId: string, hedge: boolean): void {
-    const source = this.sourceById.get(sourceId)
+  private startRequest (index: number, sourceId: string, kind: 'request' | 'hedge'): void {
+    const source = this.view.source(sourceId)
     const bytes = this.blobBytes(index)
     if (source == null) {
       this.account?.release(bytes)
       return
     }
     const now = this.now()
-    // Measured before this request joins the queue there: what it waits behind is part of its expected time.
-    // A source whose own estimate has collapsed (a stalled node drags it down) must not earn itself a late
-    // deadline: a request is judged against what the best holder of the chunk would take.
-    let expected = this.c.scoreboard.expectedFinish(sourceId, bytes)
-    for (const s of this.eligible(index)) expected = Math.min(expected, this.c.scoreboard.expectedFinish(s, bytes))
-    const a: Attempt = {
-      index,
-      source: sourceId,
-      controller: new AbortController(),
-      bytes,
-      started: now,
-      hedgeAt: now + Math.max(this.o.hedgeMinMs, this.o.hedgeFactor * expected),
-      hedge,
-      cancelled: false,
-      lost: false,
-      reserved: bytes
-    }
-    this.track(a)
-    this.perSource.set(sourceId, (this.perSource.get(sourceId) ?? 0) + 1)
+    const hedgeAt = hedgeDeadline(now, sourceId, this.eligible(index), bytes, this.c.scoreboard, this.o)
+    const a = this.newAttempt(index, sourceId, kind, now, hedgeAt)
     this.c.scoreboard.begin(sourceId, bytes)
     this.requested++
     const timeoutMs = this.o.chunkBaseTimeoutMs + Math.ceil(bytes / this.o.chunkMinRate * 1000)
@@ -758,14 +521,11 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   }
 
   private settleRequest (a: Attempt, blob: FetchedBlob | undefined, err: unknown): void {
-    this.untrack(a)
-    const count = (this.perSource.get(a.source) ?? 1) - 1
-    if (count > 0) this.perSource.set(a.source, count)
-    else this.perSource.delete(a.source)
+    this.flights.settle(a)
     this.c.scoreboard.end(a.source, a.bytes)
-    if (this.stopped || a.cancelled) {
+    if (this.stopped || a.state !== 'running') {
       this.unreserve(a)
-      if (a.lost) this.c.onChunk?.({ source: a.source, result: 'lost', bytes: 0, seconds: (this.now() - a.started) / 1000 })
+      if (a.state === 'lost') this.c.onChunk?.({ source: a.source, result: 'lost', bytes: 0, seconds: (this.now() - a.started) / 1000 })
       if (!this.stopped) this.pump()
       return
     }
@@ -783,18 +543,15 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
 
   private accept (a: Attempt, blob: FetchedBlob): void {
     const now = this.now()
-    const rivals = this.flights.get(a.index) ?? []
-    this.flights.delete(a.index)
+    const rivals = this.flights.release(a.index)
     for (const r of rivals) {
-      r.cancelled = true
-      r.lost = true
       // A rival past its expected time is the slow one the hedge was for; one started later merely lost the race.
       if (r.hedgeAt <= now) this.c.scoreboard.recordFailure(r.source, 'slow')
-      r.controller.abort(new TimeoutError(`chunk ${a.index} was served first by another source`))
+      this.cancel(r, 'lost', new TimeoutError(`chunk ${a.index} was served first by another source`))
     }
-    if (a.hedge) this.c.onHedge?.('won')
-    else if (rivals.some(r => r.hedge)) this.c.onHedge?.('lost')
-    this.c.scoreboard.recordSuccess(a.source, { bytes: blob.bytes.length, ttfbMs: blob.ttfbMs, totalMs: blob.totalMs, concurrent: (this.perSource.get(a.source) ?? 0) + 1 })
+    if (a.kind === 'hedge') this.c.onHedge?.('won')
+    else if (rivals.some(r => r.kind === 'hedge')) this.c.onHedge?.('lost')
+    this.c.scoreboard.recordSuccess(a.source, { bytes: blob.bytes.length, ttfbMs: blob.ttfbMs, totalMs: blob.totalMs, concurrent: (this.flights.bySource.get(a.source) ?? 0) + 1 })
     this.received[a.source] = (this.received[a.source] ?? 0) + blob.bytes.length
     this.c.onChunk?.({ source: a.source, result: 'ok', bytes: blob.bytes.length, seconds: (now - a.started) / 1000 })
     // Ciphertext only: the cache never sees a key or a plaintext byte.
@@ -806,13 +563,10 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     const kind: FailureKind = err instanceof HashMismatchError ? 'hash' : err instanceof TimeoutError ? 'timeout' : 'error'
     this.c.scoreboard.recordFailure(a.source, kind)
     this.c.onChunk?.({ source: a.source, result: kind, bytes: 0, seconds: (this.now() - a.started) / 1000 })
-    const at = this.attemptsOf(a.index)
-    at.failed.add(a.source)
-    at.tried.add(a.source)
-    at.last = err
+    this.rounds.failed(a.index, a.source, err, this.looks.started)
     const cid = this.cid(a.index).toString()
     const other = this.flights.has(a.index) ? 'its duplicate is still running' : 'trying another source'
-    this.c.logger.warn({ content: this.content.id, chunk: a.index, cid, source: a.source, url: this.sourceById.get(a.source)?.url, kind, err: err instanceof CdnError ? err.message : err }, `chunk fetch failed; ${other}`)
+    this.c.logger.warn({ content: this.content.id, chunk: a.index, cid, source: a.source, url: this.view.source(a.source)?.url, kind, err: err instanceof CdnError ? err.message : err }, `chunk fetch failed; ${other}`)
     if (kind === 'hash') this.c.reportBadCopy?.({ content: this.content.id, chunk: cid, node: a.source, reason: describeError(err) })
   }
 }

@@ -40,23 +40,55 @@ export function planRequests (input: PlanInput): Assignment[] {
   for (const chunk of input.wanted) {
     if (out.length >= input.slots) break
     const bytes = input.bytes(chunk)
-    let best: string | undefined
-    let bestFinish = Infinity
-    for (const source of input.holders(chunk)) {
+    const best = soonest(input.holders(chunk), (source) => {
       const busy = (input.inflightBySource.get(source) ?? 0) + (extraCount.get(source) ?? 0)
-      if (busy >= input.maxPerSource) continue
-      const finish = input.estimator.expectedFinish(source, bytes, extraBytes.get(source) ?? 0)
-      if (finish < bestFinish) {
-        best = source
-        bestFinish = finish
-      }
-    }
+      return busy >= input.maxPerSource ? Infinity : input.estimator.expectedFinish(source, bytes, extraBytes.get(source) ?? 0)
+    })
     if (best === undefined) continue
     out.push({ chunk, source: best })
     extraBytes.set(best, (extraBytes.get(best) ?? 0) + bytes)
     extraCount.set(best, (extraCount.get(best) ?? 0) + 1)
   }
   return out
+}
+
+/** The source with the smallest finite finish time; the first of equals wins. */
+function soonest (sources: readonly string[], finish: (source: string) => number): string | undefined {
+  let best: string | undefined
+  let bestFinish = Infinity
+  for (const source of sources) {
+    const f = finish(source)
+    if (f < bestFinish) {
+      best = source
+      bestFinish = f
+    }
+  }
+  return best
+}
+
+export interface HedgeInit {
+  /** a request running past this many times its expected finish is duplicated on another holder (Infinity: never) */
+  hedgeFactor: number
+  /** ms a request runs at least before it is duplicated, so noise on fast transfers causes no hedges */
+  hedgeMinMs: number
+}
+
+/**
+ * When a request just started may be duplicated elsewhere. It is judged
+ * against what the best eligible holder of the chunk would take, its own
+ * source included: a source whose estimate has collapsed (a stalled node
+ * drags it down) must not earn itself a late deadline. Measured before the
+ * request joins the queue there, so what it waits behind counts.
+ */
+export function hedgeDeadline (now: number, source: string, holders: readonly string[], bytes: number, estimator: FinishEstimator, init: HedgeInit): number {
+  let expected = estimator.expectedFinish(source, bytes)
+  for (const s of holders) expected = Math.min(expected, estimator.expectedFinish(s, bytes))
+  return now + Math.max(init.hedgeMinMs, init.hedgeFactor * expected)
+}
+
+/** The holder to duplicate a slow request on: the one other than the slow source expected to finish first, if any. */
+export function hedgeTarget (slow: string, holders: readonly string[], bytes: number, estimator: FinishEstimator): string | undefined {
+  return soonest(holders, s => s === slow ? Infinity : estimator.expectedFinish(s, bytes))
 }
 
 export interface WindowInit {
