@@ -134,3 +134,24 @@ export const READER_DEFAULTS = {
   hedgeMinMs: 300,
   readAhead: 4
 } as const
+
+export type ReaderOptions = Required<Omit<ContentReaderInit, 'signal' | 'onProgress' | 'endChunk' | 'window'>> & { window: WindowInit }
+
+/** The options with their defaults; read-ahead only with a cache (without one its chunks would be thrown away). */
+export function readerOptions (init: ContentReaderInit, withCache: boolean): ReaderOptions {
+  const d = READER_DEFAULTS
+  // `??` per field, not a spread: an option passed as undefined means the default.
+  return {
+    startChunk: init.startChunk ?? d.startChunk,
+    maxRounds: init.maxRounds ?? d.maxRounds,
+    maxRefreshes: init.maxRefreshes ?? d.maxRefreshes,
+    refreshGapMs: init.refreshGapMs ?? d.refreshGapMs,
+    retryBackoffMs: init.retryBackoffMs ?? d.retryBackoffMs,
+    chunkBaseTimeoutMs: init.chunkBaseTimeoutMs ?? d.chunkBaseTimeoutMs,
+    chunkMinRate: init.chunkMinRate ?? d.chunkMinRate,
+    hedgeFactor: init.hedgeFactor ?? d.hedgeFactor,
+    hedgeMinMs: init.hedgeMinMs ?? d.hedgeMinMs,
+    readAhead: withCache ? Math.max(0, init.readAhead ?? d.readAhead) : 0,
+    window: init.window ?? {}
+  }
+}
