@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { decodeKey } from '../../core/chunk-crypto.ts'
 import { BadInputError, NoSourceError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
@@ -133,7 +134,7 @@ export class DefaultFetchEngine implements FetchEngine {
   private readonly reads = new Set<ContentReader>()
   private readonly reports = new Set<Promise<void>>()
   private readonly reported = new Map<string, number>()
-  private readonly urls = new Map<string, string>()
+  private readonly urls = new LRUCache<string, string>({ max: MAX_KNOWN_URLS })
   private readonly closing = new AbortController()
   private readonly budget: MemoryBudget
 
@@ -155,7 +156,7 @@ export class DefaultFetchEngine implements FetchEngine {
   snapshot (): EngineSnapshot {
     const sources = this.c.scoreboard.snapshot().map((s): SourceView => ({
       source: s.id,
-      http: this.urls.get(s.id) ?? '',
+      http: this.urls.peek(s.id) ?? '',
       rttMs: s.rttMs,
       bytesPerSecond: s.throughput * 1000,
       penalty: s.penaltyMs,
@@ -222,15 +223,7 @@ export class DefaultFetchEngine implements FetchEngine {
   }
 
   private learnUrls (resolved: ResolvedContent): void {
-    for (const s of resolved.sources) {
-      this.urls.delete(s.id)
-      this.urls.set(s.id, s.url)
-    }
-    while (this.urls.size > MAX_KNOWN_URLS) {
-      const oldest = this.urls.keys().next()
-      if (oldest.done === true) break
-      this.urls.delete(oldest.value)
-    }
+    for (const s of resolved.sources) this.urls.set(s.id, s.url)
   }
 
   /** Cancels every read and pending report, then waits for the reports to settle. */

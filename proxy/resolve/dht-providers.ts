@@ -1,6 +1,6 @@
 import type { AbortOptions, ContentRouting, PeerId, PeerStore } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { raceSignal } from '../../core/abort.ts'
+import { raceSignal } from 'race-signal'
 import { httpUrlFromMultiaddrs } from '../../core/host.ts'
 import type { Logger } from '../../core/log.ts'
 import type { ProviderFinder } from './resolver.ts'

@@ -9,7 +9,7 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { raceSignal } from '../../core/abort.ts'
+import { raceSignal } from 'race-signal'
 import { describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import { replaceFile } from '../../core/replace-file.ts'

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { LRUCache } from 'lru-cache'
 import type { CID } from 'multiformats/cid'
-import { raceSignal } from '../../core/abort.ts'
+import { raceSignal } from 'race-signal'
 import { BadInputError, CdnError, DecryptError, HashMismatchError, NoSourceError, NotFoundError, UnavailableError } from '../../core/errors.ts'
 import { manifestCid, parseBlobId, parseContentId } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
@@ -10,6 +11,7 @@ import type { BlobFetcher, HaveFetcher } from '../fetch/chunk-fetcher.ts'
 import { capabilityTag } from '../capability.ts'
 import type { DeadlineClock } from '../fetch/deadline.ts'
 import type { ManagerApi } from './manager-client.ts'
+import { searchProviders, type ProviderFinder, type ProviderSearch, type SourceOrigin, type SourceVouching } from './provider-search.ts'
 import { mergeSources, type ContentSource, type SourceAddress } from './sources.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 
@@ -44,23 +46,7 @@ export interface ContentResolver {
   invalidate (id: string): void
 }
 
-/** Content routing as the resolver sees it: who provides a content id, with their data-plane URLs. */
-export interface ProviderFinder {
-  findProviders (cid: CID, options: { signal: AbortSignal }): AsyncIterable<SourceAddress>
-}
-
-/** Where a source was learned: the manager's answer (its holders) or a DHT provider record. */
-export type SourceOrigin = 'manager' | 'dht'
-
-/** Which sources the pool vouches for (node-list.ts); the resolver fetches from no other. */
-export interface SourceVouching {
-  /** The source as the pool vouches for it (with the address the pool gives), or undefined when it does not. */
-  judge (source: SourceAddress, from: SourceOrigin): SourceAddress | undefined
-  /** Sources it does not know turned up: asks for a fresher word, rate-limited; true when it changed. */
-  refreshForUnknown (signal: AbortSignal): Promise<boolean>
-  /** Counts and logs a source left out. */
-  ignored (source: SourceAddress, from: SourceOrigin): void
-}
+export type { ProviderFinder, SourceOrigin, SourceVouching }
 
 export interface ResolverComponents {
   /** absent when the proxy runs on capability links alone */
@@ -107,11 +93,6 @@ export interface ResolverInit {
   timeoutMs?: number
 }
 
-interface CacheEntry {
-  at: number
-  value: ResolvedContent
-}
-
 /**
  * Turns a content id into a ResolvedContent: manifest and key from the
  * manager (or the key from a capability and the manifest from any provider),
@@ -122,7 +103,7 @@ interface CacheEntry {
 export class Resolver implements ContentResolver {
   private readonly c: ResolverComponents
   private readonly o: Required<ResolverInit>
-  private readonly cache = new Map<string, CacheEntry>()
+  private readonly cache: LRUCache<string, ResolvedContent>
   private readonly pending = new Map<string, Promise<ResolvedContent>>()
   private readonly closing = new AbortController()
   private readonly now: () => number
@@ -141,6 +122,8 @@ export class Resolver implements ContentResolver {
       timeoutMs: 20_000
     }, init)
     this.now = components.now ?? (() => performance.now())
+    // peek, not get: a hit does not count as use, only a fresh resolution does (the oldest resolved goes first).
+    this.cache = new LRUCache({ max: Math.max(1, this.o.cacheSize), ttl: Math.max(1, this.o.cacheTtlMs), perf: { now: this.now } })
   }
 
   async resolve (id: string, options: ResolveOptions = {}): Promise<ResolvedContent> {
@@ -150,8 +133,8 @@ export class Resolver implements ContentResolver {
     let slot = canonical
     if (options.key != null) slot += `#k:${Buffer.from(options.key).toString('hex')}`
     if (options.capability != null) slot += `#c:${capabilityTag(options.capability)}`
-    const hit = this.cache.get(slot)
-    if (hit != null && this.now() - hit.at < this.o.cacheTtlMs) return hit.value
+    const hit = this.cache.peek(slot)
+    if (hit != null) return hit
     let work = this.pending.get(slot)
     if (work == null) {
       work = this.run(cid, options.key, options.capability)
@@ -180,12 +163,7 @@ export class Resolver implements ContentResolver {
 
   private store (slot: string, value: ResolvedContent): void {
     this.cache.delete(slot)
-    this.cache.set(slot, { at: this.now(), value })
-    while (this.cache.size > this.o.cacheSize) {
-      const oldest = this.cache.keys().next().value
-      if (oldest === undefined) break
-      this.cache.delete(oldest)
-    }
+    if (this.o.cacheSize > 0 && this.o.cacheTtlMs > 0) this.cache.set(slot, value)
   }
 
   /** Shared by every waiter of one resolution, so it runs under the resolver's own deadline, not one caller's signal. */
@@ -193,7 +171,7 @@ export class Resolver implements ContentResolver {
     const id = cid.toString()
     const deadline = this.c.deadlines.start(this.o.timeoutMs, this.closing.signal, `resolving ${id} took over ${this.o.timeoutMs} ms`)
     const signal = deadline.signal
-    const search = this.searchProviders(cid, signal)
+    const search = searchProviders({ providers: this.c.providers, vouching: this.c.vouching, deadlines: this.c.deadlines, logger: this.c.logger }, cid, signal, this.o)
     try {
       let manifestBytes: Uint8Array | undefined
       let contentKey = key
@@ -280,51 +258,6 @@ export class Resolver implements ContentResolver {
     return n
   }
 
-  private searchProviders (cid: CID, parent: AbortSignal): ProviderSearch {
-    const found: SourceAddress[] = []
-    const doubtful: SourceAddress[] = []
-    const providers = this.c.providers
-    if (providers == null) return { found, doubtful, done: Promise.resolve(), first: Promise.resolve(), settle: async () => {}, stop: () => {} }
-    const vouching = this.c.vouching
-    const stopper = new AbortController()
-    let onFirst = (): void => {}
-    const firstFound = new Promise<void>((resolve) => { onFirst = resolve })
-    const deadline = this.c.deadlines.start(this.o.providerTimeoutMs, AbortSignal.any([parent, stopper.signal]))
-    const done = (async () => {
-      try {
-        for await (const p of providers.findProviders(cid, { signal: deadline.signal })) {
-          // Records from peers the pool does not vouch for fill no slot: a stranger's flood cannot crowd out the nodes.
-          const ok = vouching == null ? p : vouching.judge(p, 'dht')
-          if (ok == null) {
-            if (doubtful.length < this.o.maxProviders) doubtful.push(p)
-            else vouching?.ignored(p, 'dht')
-            continue
-          }
-          found.push(ok)
-          onFirst()
-          if (found.length >= this.o.maxProviders) break
-        }
-      } catch (err) {
-        // Running out of time is how a DHT search normally ends; only a real failure is worth a line.
-        if (!deadline.signal.aborted) this.c.logger.warn({ err, id: cid.toString() }, 'DHT provider search failed')
-      } finally {
-        deadline.clear()
-      }
-    })()
-    return {
-      found,
-      doubtful,
-      done,
-      first: Promise.race([done, firstFound]),
-      settle: async (ms) => {
-        const timer = new AbortController()
-        await Promise.race([done, sleep(ms, undefined, { signal: timer.signal }).catch(() => {})])
-        timer.abort()
-      },
-      stop: () => { stopper.abort() }
-    }
-  }
-
   /** With a capability and no manager, the manifest comes from any provider: it is stored like a chunk under the content id. */
   private async fetchManifest (cid: CID, sources: SourceAddress[], signal: AbortSignal): Promise<Uint8Array> {
     if (sources.length === 0) throw new NotFoundError(`no node provides ${cid.toString()}`)
@@ -386,20 +319,6 @@ export class Resolver implements ContentResolver {
     return answers.filter((s): s is ContentSource => s !== undefined)
   }
 
-}
-
-interface ProviderSearch {
-  /** vouched-for providers found so far; grows while the search runs */
-  found: SourceAddress[]
-  /** providers the pool's list did not vouch for when they were found */
-  doubtful: SourceAddress[]
-  /** settles (never rejects) when the search ended */
-  done: Promise<void>
-  /** settles when the first provider was found or the search ended */
-  first: Promise<void>
-  /** waits for the search to end, or at most `ms` */
-  settle: (ms: number) => Promise<void>
-  stop: () => void
 }
 
 function readMetadata (key: Uint8Array, manifest: Manifest): ContentMetadata {

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -47,8 +48,8 @@ export class PeerMemory {
   private readonly maxAddrs: number
   private readonly logger: Logger
   private current: RememberedManager | undefined
-  /** Map order is recency order, most recent last. */
-  private readonly peers = new Map<string, string[]>()
+  /** peer id → multiaddrs, the least recently met evicted first */
+  private readonly peers: LRUCache<string, string[]>
   private dirty = false
   private saving: Promise<void> = Promise.resolve()
 
@@ -57,6 +58,7 @@ export class PeerMemory {
     this.maxNodes = init.maxNodes ?? 64
     this.maxAddrs = init.maxAddrs ?? 8
     this.logger = init.logger
+    this.peers = new LRUCache({ max: this.maxNodes, dispose: (_addrs, _peerId, reason) => { if (reason === 'evict') this.dirty = true } })
   }
 
   /** Reads the file; a missing one is a first start, a damaged one is logged and ignored. */
@@ -86,7 +88,7 @@ export class PeerMemory {
 
   /** Remembered nodes, most recently met first. */
   nodes (): RememberedPeer[] {
-    return [...this.peers].reverse().map(([peerId, multiaddrs]) => ({ peerId, multiaddrs }))
+    return [...this.peers.entries()].map(([peerId, multiaddrs]) => ({ peerId, multiaddrs }))
   }
 
   rememberManager (url: string, info: ManagerInfo): void {
@@ -102,16 +104,9 @@ export class PeerMemory {
       if (!isPeer(p) || p.peerId === this.current?.peerId) continue
       const addrs = p.multiaddrs.filter(a => !a.endsWith('/http')).slice(0, this.maxAddrs)
       if (addrs.length === 0) continue
-      const before = this.peers.get(p.peerId)
-      this.peers.delete(p.peerId)
+      const before = this.peers.peek(p.peerId)
       this.peers.set(p.peerId, addrs)
       if (before == null || before.join() !== addrs.join()) this.dirty = true
-    }
-    while (this.peers.size > this.maxNodes) {
-      const oldest = this.peers.keys().next()
-      if (oldest.done === true) break
-      this.peers.delete(oldest.value)
-      this.dirty = true
     }
   }
 
