@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { describeError } from '../../core/errors.ts'
 import { dialBootstrap, type Host } from '../../core/host.ts'
 import type { Logger } from '../../core/log.ts'
 import type { CallOptions, ManagerInfo } from './manager-client.ts'
+import { retryLoop } from './retry-loop.ts'
 
 export interface ManagerLinkComponents {
   manager: { info (options?: CallOptions): Promise<ManagerInfo> }
@@ -103,28 +103,18 @@ export class ManagerLink {
 
   private async run (): Promise<void> {
     const signal = this.stopping.signal
-    // After a successful connect() the first check can wait its turn.
-    let wait = this.current == null ? 0 : this.checkMs
-    let failures = 0
-    while (!signal.aborted) {
-      try {
-        await sleep(wait, undefined, { signal })
-      } catch {
-        return // stopped while waiting
-      }
-      try {
-        await this.connect(AbortSignal.any([signal, AbortSignal.timeout(10_000)]))
-        if (failures > 0) this.c.logger.info({ failures }, 'manager reachable again')
-        failures = 0
-        wait = this.checkMs
-      } catch (err) {
-        if (signal.aborted) return
+    await retryLoop(async () => await this.connect(AbortSignal.any([signal, AbortSignal.timeout(10_000)])), {
+      // After a successful connect() the first check can wait its turn.
+      firstWaitMs: this.current == null ? 0 : this.checkMs,
+      periodMs: this.checkMs,
+      retryMs: this.retryMs,
+      signal,
+      onFailure: (err, failures) => {
         // A manager away for hours would otherwise fill the log every two seconds.
         if (failures === 0) this.c.logger.warn({ err: describeError(err) }, 'manager unreachable; retrying')
         else this.c.logger.debug({ err: describeError(err), failures }, 'manager still unreachable')
-        failures++
-        wait = Math.min(this.checkMs, this.retryMs * 2 ** (failures - 1))
-      }
-    }
+      },
+      onRecovered: (failures) => { this.c.logger.info({ failures }, 'manager reachable again') }
+    })
   }
 }

@@ -16,7 +16,8 @@ import { replaceFile } from '../../core/replace-file.ts'
 import { verifyRecord, type NodeListBody } from '../../core/signed-record.ts'
 import type { NodeListSource } from './manager-client.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
-import type { SourceOrigin, SourceVouching } from './resolver.ts'
+import type { SourceOrigin, SourceVouching } from './provider-search.ts'
+import { retryLoop } from './retry-loop.ts'
 import type { SourceAddress } from './sources.ts'
 
 export interface NodeListComponents {
@@ -233,24 +234,15 @@ export class PoolNodeList implements SourceVouching {
   }
 
   private async run (): Promise<void> {
-    const signal = this.stopping.signal
     await this.c.ready?.()
-    let failures = 0
-    while (!signal.aborted) {
-      try {
-        await this.refresh()
-        failures = 0
-      } catch (err) {
-        if (signal.aborted) return
+    await retryLoop(async () => await this.refresh(), {
+      firstWaitMs: 0,
+      periodMs: this.o.refreshMs,
+      retryMs: this.o.retryMs,
+      signal: this.stopping.signal,
+      onFailure: (err, failures) => {
         if (failures === 0) this.c.logger.warn({ err: describeError(err) }, this.held == null ? 'could not fetch the pool node list; retrying' : 'could not refresh the pool node list; keeping the one in hand')
-        failures++
       }
-      const wait = failures === 0 ? this.o.refreshMs : Math.min(this.o.refreshMs, this.o.retryMs * 2 ** (failures - 1))
-      try {
-        await sleep(wait, undefined, { signal })
-      } catch {
-        return
-      }
-    }
+    })
   }
 }
