@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { planRequests, windowSize, type PlanInput } from '../../../../proxy/fetch/scheduler.ts'
+import { hedgeDeadline, hedgeTarget, planRequests, windowSize, type PlanInput } from '../../../../proxy/fetch/scheduler.ts'
 import { Scoreboard } from '../../../../proxy/fetch/scoreboard.ts'
 
 const CHUNK = 1024 * 1024
@@ -148,6 +148,28 @@ test('the window grows with the number and speed of sources, within its bounds',
   const many = Array.from({ length: 100 }, () => fast)
   assert.is(windowSize(many, CHUNK, { max: 20 }), 20)
   assert.is(windowSize(many, CHUNK, { maxBytes: 8 * CHUNK }), 8, 'memory bound')
+})
+
+test('a slow request is duplicated on the other holder expected to finish first, never on its own source', () => {
+  const sb = new Scoreboard()
+  measure(sb, 'slow', 20, 1_000)
+  measure(sb, 'mid', 20, 10_000)
+  measure(sb, 'fast', 20, 100_000)
+  assert.is(hedgeTarget('slow', ['slow', 'mid', 'fast'], CHUNK, sb), 'fast')
+  assert.is(hedgeTarget('fast', ['slow', 'mid', 'fast'], CHUNK, sb), 'mid')
+  assert.is(hedgeTarget('slow', ['slow'], CHUNK, sb), undefined, 'no other holder: nothing to duplicate on')
+})
+
+test('a request is judged late against the best holder of its chunk, and never before the minimum', () => {
+  const sb = new Scoreboard()
+  measure(sb, 'slow', 20, 1_000)
+  measure(sb, 'fast', 20, 100_000)
+  const o = { hedgeFactor: 3, hedgeMinMs: 0 }
+  const onSlowAlone = hedgeDeadline(1000, 'slow', ['slow'], CHUNK, sb, o)
+  const onSlowWithFast = hedgeDeadline(1000, 'slow', ['slow', 'fast'], CHUNK, sb, o)
+  assert.ok(onSlowWithFast < onSlowAlone, 'a collapsed source does not earn itself a late deadline')
+  assert.is(onSlowWithFast, hedgeDeadline(1000, 'fast', ['slow', 'fast'], CHUNK, sb, o))
+  assert.is(hedgeDeadline(1000, 'fast', ['fast'], CHUNK, sb, { hedgeFactor: 3, hedgeMinMs: 60_000 }), 61_000)
 })
 
 test.run()
