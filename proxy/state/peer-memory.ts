@@ -1,7 +1,7 @@
-import { LRUCache } from 'lru-cache'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { LRUCache } from 'lru-cache'
 import { describeError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { ManagerInfo } from '../resolve/manager-client.ts'
