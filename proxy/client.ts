@@ -1,8 +1,8 @@
 import { silentLogger, type Logger } from '../core/log.ts'
-import type { FetchEngine } from './fetch-engine.ts'
+import type { FetchEngine } from './fetch/fetch-engine.ts'
 import { startFetchStack } from './fetch-stack.ts'
 
-export type { FetchEngine, OpenedContent, OpenOptions, Progress } from './fetch-engine.ts'
+export type { FetchEngine, OpenedContent, OpenOptions, Progress } from './fetch/fetch-engine.ts'
 
 export interface FetchClient {
   engine: FetchEngine

@@ -8,17 +8,20 @@ import { isAddressInUse, PortInUseError } from '../core/ports.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { loggableUrl } from './capability.ts'
 import { startFetchStack, type FetchStack } from './fetch-stack.ts'
-import { DownloadTracker } from './download-tracker.ts'
-import { createGateway } from './gateway.ts'
+import { DownloadTracker } from './http/download-tracker.ts'
+import { createGateway } from './http/gateway.ts'
 import { createProxyMetrics } from './metrics.ts'
+import { PROXY_DEFAULTS, PROXY_HTTP_LIMITS } from './defaults.ts'
+
+export { PROXY_HTTP_LIMITS }
 
 export interface ProxyConfig {
   managerUrl: string
   /** PEM of a private CA for an https manager */
   ca?: Buffer
-  /** default '127.0.0.1' (loopback only unless told otherwise) */
+  /** default PROXY_DEFAULTS.httpHost (loopback only unless told otherwise) */
   httpHost?: string
-  /** default 8080; 0 = ephemeral */
+  /** default PROXY_DEFAULTS.httpPort; 0 = ephemeral */
   httpPort?: number
   /**
    * `http://host:port` browsers are told to use (printed, and in the PAC
@@ -28,32 +31,15 @@ export interface ProxyConfig {
   announce?: string
   /** verified ciphertext chunks are cached here (default: no disk cache) */
   cacheDir?: string
-  /** bytes the chunk cache may use (default 2 GB) */
+  /** bytes the chunk cache may use (default PROXY_DEFAULTS.cacheBytes) */
   cacheBytes?: number
   /** where the proxy remembers its manager and the nodes it met, to keep working while the manager is down */
   stateDir?: string
-  /** host suffix served when browsers use the proxy as their HTTP proxy (default `cdn`) */
+  /** host suffix served when browsers use the proxy as their HTTP proxy (default PROXY_DEFAULTS.suffix) */
   suffix?: string
   /** the HTTP server's limits, over PROXY_HTTP_LIMITS (tests shorten them) */
   httpLimits?: HttpLimits
   logger: Logger
-}
-
-/**
- * Limits for a server whose clients are the browsers and players of this
- * machine: they all come from one address and open many connections (tabs,
- * media requests, the dashboard's event stream), and a video's response lasts
- * as long as the video. Node's idle timeout counts bytes in both directions,
- * so a response that streams is never idle; the generous idle limit covers a
- * player that paused reading and a read waiting out a node's failure.
- */
-export const PROXY_HTTP_LIMITS: HttpLimits = {
-  headersTimeout: 10_000,
-  requestTimeout: 30_000,
-  idleTimeout: 120_000,
-  keepAliveTimeout: 5_000,
-  maxConnectionsPerClient: 256,
-  maxConnections: 1024
 }
 
 export interface ProxyDaemon {
@@ -70,7 +56,7 @@ export interface ProxyDaemon {
  */
 export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   const logger = config.logger
-  const host = config.httpHost ?? '127.0.0.1'
+  const host = config.httpHost ?? PROXY_DEFAULTS.httpHost
   const announced = config.announce != null ? parseAnnounceUrl(config.announce) : undefined
   const registry = createMetricsRegistry('proxy')
   const metrics = createProxyMetrics(registry)
@@ -81,14 +67,14 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     metrics,
     requireManager: false,
     stateDir: config.stateDir,
-    cache: config.cacheDir == null || config.cacheBytes === 0 ? undefined : { dir: config.cacheDir, maxBytes: config.cacheBytes ?? 2e9 }
+    cache: config.cacheDir == null || config.cacheBytes === 0 ? undefined : { dir: config.cacheDir, maxBytes: config.cacheBytes ?? PROXY_DEFAULTS.cacheBytes }
   })
   const tracker = new DownloadTracker()
   let server: Server
   let port = 0
   try {
-    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ module: 'gateway' }) }, {
-      suffix: config.suffix,
+    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ part: 'gateway' }) }, {
+      suffix: config.suffix ?? PROXY_DEFAULTS.suffix,
       listenHost: host,
       listenPort: () => port,
       announced: announced?.host
@@ -96,11 +82,11 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     // Node checks the header and request deadlines on this interval (default 30 s): keep it well below them.
     server = createServer({ connectionsCheckingInterval: 1000 }, gateway)
     guardServer(server, { ...PROXY_HTTP_LIMITS, ...config.httpLimits })
-    server.listen(config.httpPort ?? 8080, host)
+    server.listen(config.httpPort ?? PROXY_DEFAULTS.httpPort, host)
     await once(server, 'listening')
   } catch (err) {
     await stack.close()
-    if (isAddressInUse(err)) throw new PortInUseError('http', host, config.httpPort ?? 8080, { cause: err })
+    if (isAddressInUse(err)) throw new PortInUseError('http', host, config.httpPort ?? PROXY_DEFAULTS.httpPort, { cause: err })
     throw err
   }
   port = (server.address() as AddressInfo).port

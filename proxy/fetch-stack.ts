@@ -3,19 +3,19 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { describeError } from '../core/errors.ts'
 import { createHost, type Host } from '../core/host.ts'
 import type { Logger } from '../core/log.ts'
-import { ChunkCache } from './chunk-cache.ts'
-import { ChunkFetcher, type ChunkFetcherInit } from './chunk-fetcher.ts'
-import { DeadlineClock } from './deadline.ts'
-import { DhtJoiner, knownDhtPeers, routingTableSize } from './dht-join.ts'
-import { DhtProviderFinder } from './dht-providers.ts'
-import { DefaultFetchEngine, type FetchEngineInit } from './fetch-engine.ts'
-import { ManagerClient, type ManagerApi } from './manager-client.ts'
-import { ManagerLink } from './manager-link.ts'
+import { ChunkCache } from './state/chunk-cache.ts'
+import { ChunkFetcher, type ChunkFetcherInit } from './fetch/chunk-fetcher.ts'
+import { DeadlineClock } from './fetch/deadline.ts'
+import { DhtJoiner, knownDhtPeers, routingTableSize } from './resolve/dht-join.ts'
+import { DhtProviderFinder } from './resolve/dht-providers.ts'
+import { DefaultFetchEngine, type FetchEngineInit } from './fetch/fetch-engine.ts'
+import { ManagerClient, type ManagerApi } from './resolve/manager-client.ts'
+import { ManagerLink } from './resolve/manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
-import { PoolNodeList, type NodeListInit } from './node-list.ts'
-import { PeerMemory } from './peer-memory.ts'
-import { Resolver, type ResolverInit } from './resolver.ts'
-import { Scoreboard, type ScoreboardInit } from './scoreboard.ts'
+import { PoolNodeList, type NodeListInit } from './resolve/node-list.ts'
+import { PeerMemory } from './state/peer-memory.ts'
+import { Resolver, type ResolverInit } from './resolve/resolver.ts'
+import { Scoreboard, type ScoreboardInit } from './fetch/scoreboard.ts'
 
 export interface FetchStackInit {
   managerUrl: string
@@ -79,31 +79,31 @@ const JOIN_TIMEOUT_MS = 10_000
  */
 export async function startFetchStack (init: FetchStackInit): Promise<FetchStack> {
   const { logger } = init
-  const child = (module: string): Logger => logger.child({ module })
-  const closers: Array<{ name: string, close: () => Promise<void> | void }> = []
-  const close = async (): Promise<void> => {
-    while (closers.length > 0) {
-      const c = closers.pop()
-      if (c == null) break
+  const child = (part: string): Logger => logger.child({ part })
+  const closers = new AsyncDisposableStack()
+  // Each part is closed even when one before it fails to; the failure is logged, not thrown.
+  const defer = (name: string, close: () => Promise<void> | void): void => {
+    closers.defer(async () => {
       try {
-        await c.close()
+        await close()
       } catch (err) {
-        logger.warn({ err, part: c.name }, 'error while closing')
+        logger.warn({ err, part: name }, 'error while closing')
       }
-    }
+    })
   }
+  const close = async (): Promise<void> => { await closers.disposeAsync() }
   try {
     const deadlines = new DeadlineClock()
-    closers.push({ name: 'deadlines', close: () => { deadlines.close() } })
+    defer('deadlines', () => { deadlines.close() })
     const manager = new ManagerClient({ deadlines }, { url: init.managerUrl, ca: init.ca })
-    closers.push({ name: 'manager client', close: async () => { await manager.close() } })
+    defer('manager client', async () => { await manager.close() })
     const fetcher = new ChunkFetcher({ deadlines, logger: child('fetcher') }, init.fetcher)
-    closers.push({ name: 'chunk fetcher', close: async () => { await fetcher.close() } })
+    defer('chunk fetcher', async () => { await fetcher.close() })
     let cache: ChunkCache | undefined
     if (init.cache != null) {
       const opened = new ChunkCache({ dir: init.cache.dir, maxBytes: init.cache.maxBytes, logger: child('cache') })
       await opened.open()
-      closers.push({ name: 'chunk cache', close: async () => { await opened.close() } })
+      defer('chunk cache', async () => { await opened.close() })
       cache = opened
     }
     let memory: PeerMemory | undefined
@@ -113,11 +113,11 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     }
     // A proxy is a DHT client: nobody needs to find it, so its identity is thrown away on exit.
     const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), dhtServer: false })
-    closers.push({ name: 'libp2p host', close: async () => { await host.stop() } })
+    defer('libp2p host', async () => { await host.stop() })
     const keeper = memory == null ? undefined : keepMemory(memory, host, child('peer-memory'))
-    if (keeper != null) closers.push({ name: 'network state', close: async () => { await keeper.close() } })
+    if (keeper != null) defer('network state', async () => { await keeper.close() })
     const joiner = new DhtJoiner({ host, logger: child('dht-join') }, { timeoutMs: JOIN_TIMEOUT_MS })
-    closers.push({ name: 'DHT joiner', close: async () => { await joiner.close() } })
+    defer('DHT joiner', async () => { await joiner.close() })
     const remembered = memory?.manager(init.managerUrl)
     if (memory != null) {
       // In the background: the manager, when up, is an entry point too, and no start waits on dead addresses.
@@ -136,7 +136,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
       },
       onConnected: () => { void joiner.lookup() }
     })
-    closers.push({ name: 'manager link', close: async () => { await link.stop() } })
+    defer('manager link', async () => { await link.stop() })
     // The live answer wins; the remembered identity stands in while the manager is away.
     const trusted = (): string[] | undefined => link.trusted() ?? (remembered == null ? undefined : [remembered.peerId])
     const list = new PoolNodeList({
@@ -149,7 +149,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     await list.load()
     nodeList = list
     list.start()
-    closers.push({ name: 'node list', close: async () => { await list.stop() } })
+    defer('node list', async () => { await list.stop() })
     if (init.requireManager) await link.connect(init.signal)
     link.start()
     if (remembered != null) logger.info({ manager: remembered.peerId }, 'trusting the remembered manager identity until the manager answers')
@@ -185,9 +185,9 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
       trusted,
       logger: child('resolver')
     }, init.resolver)
-    closers.push({ name: 'resolver', close: () => { resolver.close() } })
+    defer('resolver', () => { resolver.close() })
     const engine = new DefaultFetchEngine({ resolver, fetcher, scoreboard, cache, reporter: manager, logger: child('engine'), metrics: init.metrics }, init.engine)
-    closers.push({ name: 'fetch engine', close: async () => { await engine.close() } })
+    defer('fetch engine', async () => { await engine.close() })
     return { engine, scoreboard, host, link, cache, memory, nodeList: list, close }
   } catch (err) {
     await close()
