@@ -3,7 +3,7 @@
  * pure decisions over a token's principal and a content's owner and
  * privacy, so the API and its tests share one statement of the rules.
  */
-import type { Principal, Role } from './tokens.ts'
+import type { Principal, Role } from './catalog/tokens.ts'
 
 /** Roles that may list contents, nodes and events. */
 export const LIST_ROLES: readonly Role[] = ['admin', 'publisher', 'reader']

@@ -25,7 +25,7 @@
 import { describeError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { BlobSource, StoreOrder } from '../core/wire.ts'
-import type { Catalog, NodeRow } from './catalog.ts'
+import type { Catalog, NodeRow } from './catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
 import type { CopyAction, DeleteAction } from './replication-policy.ts'
 
@@ -259,7 +259,7 @@ export class ActionRunner {
     const sent: CopyAction[] = []
     const manifests = new Set<string>()
     const order: StoreOrder = { type: 'store', blobs: [], contents: [] }
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       for (const a of job.actions) {
         const state = catalog.copyState(a.cid, target)
         if (catalog.getVisible(a.content) == null || state === 'confirmed' || state === 'pending') {
@@ -305,7 +305,7 @@ export class ActionRunner {
     const done: CopyAction[] = []
     const failed: Array<{ action: CopyAction, error: string }> = []
     let added = 0
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       const indexed = new Map<string, boolean>()
       for (const content of manifests) {
         if (catalog.getVisible(content) == null) {
@@ -370,7 +370,7 @@ export class ActionRunner {
       return
     }
     // The node may have stored some blobs before the order failed: nobody knows, so they are suspect.
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       for (const a of sent) if (catalog.getVisible(a.content) != null) catalog.addCopy(a.content, a.cid, target, 'suspect')
       for (const content of manifests) if (catalog.getVisible(content) != null) catalog.addCopy(content, content, target, 'suspect')
       const reasons = [...new Set(sent.map(a => a.reason))]
@@ -412,7 +412,7 @@ export class ActionRunner {
     const refused: Array<{ action: DeleteAction, others: number }> = []
     const blobs: string[] = []
     const contents = new Set<string>()
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       for (const a of job.actions) {
         const state = catalog.copyState(a.cid, node)
         if (state == null || catalog.getVisible(a.content) == null) {
@@ -455,7 +455,7 @@ export class ActionRunner {
     } catch (err) {
       for (const r of removed) this.c.metrics?.onAction('delete', r.action.reason, 'failed')
       // The blobs may still be there: they are kept as suspect copies, so the policy tries again once it is safe.
-      catalog.db.transaction(() => {
+      catalog.transaction(() => {
         for (const r of removed) if (catalog.getVisible(r.action.content) != null) catalog.addCopy(r.action.content, r.action.cid, node, 'suspect')
         for (const m of manifests) if (catalog.getVisible(m.content) != null) catalog.addCopy(m.content, m.content, node, 'suspect')
       })
@@ -464,7 +464,7 @@ export class ActionRunner {
     }
     this.recordUsage(node, -(removed.reduce((s, r) => s + r.size, 0) + manifests.reduce((s, m) => s + m.size, 0)))
     for (const r of removed) this.c.metrics?.onAction('delete', r.action.reason, 'ok')
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       for (const [key, list] of groupBy(removed, r => `${r.action.content}\u0000${r.action.reason}`)) {
         const [content, reason] = key.split('\u0000')
         catalog.recordEvent({ kind: 'copies-removed', content, node, detail: { reason, chunks: list.length, bytes: list.reduce((s, r) => s + r.size, 0), manifest: manifests.some(m => m.content === content) } })

@@ -6,8 +6,8 @@
 import { randomUUID } from 'node:crypto'
 import { open, rename, rm } from 'node:fs/promises'
 import type { Logger } from '../core/log.ts'
-import type { Db } from './db.ts'
-import { newToken, type TokenStore } from './tokens.ts'
+import type { Catalog } from './catalog/catalog.ts'
+import { newToken, type TokenStore } from './catalog/tokens.ts'
 
 export const ADMIN_TOKEN_FILE = 'admin.token'
 
@@ -34,11 +34,11 @@ async function writeSecretFile (path: string, text: string): Promise<void> {
  * first: a crash between the two steps leaves a file nobody trusts yet (the
  * next start makes another), never a token nobody can read.
  */
-export async function ensureAdminToken (c: { tokens: TokenStore, db: Db, logger: Logger }, path: string): Promise<void> {
+export async function ensureAdminToken (c: { tokens: TokenStore, catalog: Pick<Catalog, 'sync'>, logger: Logger }, path: string): Promise<void> {
   if (c.tokens.hasAdmin()) return
   const token = newToken()
   await writeSecretFile(path, `${token}\n`)
   const info = c.tokens.register('admin', token, 'first admin')
-  c.db.sync()
+  c.catalog.sync()
   c.logger.info({ path, id: info.id }, 'first start: an admin token was written to this file (readable by this user only)')
 }

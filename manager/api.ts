@@ -18,16 +18,16 @@ import type { Logger } from '../core/log.ts'
 import { serveMetrics } from '../core/metrics.ts'
 import { ADMIN_ROLES, LIST_ROLES, MANAGE_ROLES, mayList, mayManage, mayReadPrivate, PUBLISH_ROLES } from './access.ts'
 import type { Capabilities } from './capabilities.ts'
-import type { Catalog, ContentRow, NodeHoldings, NodeRow } from './catalog.ts'
+import type { Catalog, ContentRow, NodeHoldings, NodeRow } from './catalog/catalog.ts'
 import type { ContentDeleter } from './delete.ts'
-import type { KeyCustody } from './key-custody.ts'
+import type { KeyCustody } from './catalog/key-custody.ts'
 import type { ManagerMetrics, PublishOutcome } from './metrics.ts'
 import type { NodeAdmin } from './node-admin.ts'
 import type { Publisher } from './publish.ts'
 import { watchStall } from './stall-watch.ts'
 import type { ReportVerifier } from './report-verifier.ts'
 import type { Staging } from './staging.ts'
-import { checkRole, checkTokenName, type Principal, type TokenInfo, type TokenStore } from './tokens.ts'
+import { checkRole, checkTokenName, type Principal, type TokenInfo, type TokenStore } from './catalog/tokens.ts'
 
 export interface ApiComponents {
   catalog: Catalog
@@ -252,7 +252,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const log = c.logger
 
   /** Makes every commit so far durable before a client is told it happened (docs/PROTOCOLS.md, "Durability"). */
-  const durable = (): void => { c.catalog.db.sync() }
+  const durable = (): void => { c.catalog.sync() }
 
   /** The caller's token when one is presented; a presented token that is wrong, expired or revoked is a 401 even where none is needed. */
   const caller = (req: IncomingMessage): Principal | undefined => {
@@ -353,7 +353,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const createToken: Handler = async (req, res) => {
     const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     const body = await readObjectBody(req)
-    const { token, info: t } = c.catalog.db.transaction(() => {
+    const { token, info: t } = c.catalog.transaction(() => {
       const made = c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') })
       c.catalog.recordEvent({ kind: 'token-created', detail: { id: made.info.id, role: made.info.role, by: who.id } })
       return made
@@ -371,7 +371,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const revokeToken: Handler = async (req, res, m) => {
     const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     if (!TOKEN_ID.test(m[1])) throw new BadInputError('a token id is 12 hex characters')
-    c.catalog.db.transaction(() => {
+    c.catalog.transaction(() => {
       const before = c.tokens.get(m[1])
       const t = c.tokens.revoke(m[1])
       if (before?.revokedAt == null) c.catalog.recordEvent({ kind: 'token-revoked', detail: { id: t.id, role: t.role, by: who.id } })

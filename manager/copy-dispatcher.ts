@@ -16,7 +16,7 @@ import type { CID } from 'multiformats/cid'
 import { CapacityError, CdnError, describeError, UpstreamError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { StoreOrder, Stored } from '../core/wire.ts'
-import type { Catalog } from './catalog.ts'
+import type { Catalog } from './catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
 import { placeBlob, type PlacementCandidate } from './placement.ts'
 

@@ -21,13 +21,11 @@ import { ADMIN_TOKEN_FILE, ensureAdminToken } from './admin-token.ts'
 import { createApiServer } from './api-server.ts'
 import { createApiHandler, type ApiComponents } from './api.ts'
 import { Capabilities } from './capabilities.ts'
-import { Catalog } from './catalog.ts'
 import { Chore } from '../core/chore.ts'
-import { Db } from './db.ts'
+import { openCatalog } from './catalog/open.ts'
 import { ContentDeleter } from './delete.ts'
 import { DemandTracker } from './demand-tracker.ts'
 import { ensureJoinToken, writeManagerAddress } from './join-command.ts'
-import { KeyCustody } from './key-custody.ts'
 import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
 import { NodeAdmin } from './node-admin.ts'
 import { RpcNodeClient } from './node-client.ts'
@@ -40,7 +38,7 @@ import { ReplicationController } from './replication-controller.ts'
 import { ReportVerifier } from './report-verifier.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
 import { Staging } from './staging.ts'
-import { TokenStore, type Role } from './tokens.ts'
+import { TokenStore, type Role } from './catalog/tokens.ts'
 
 export interface ManagerConfig {
   dataDir: string
@@ -134,18 +132,15 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(httpHost))
 
     // ---- storage ---------------------------------------------------------
-    const db = new Db(join(config.dataDir, 'catalog.db'))
-    closers.push({ name: 'database', close: () => { db.close() } })
     const metricsRegistry = createMetricsRegistry('manager')
     let countNodes: () => Record<string, number> = () => ({})
     const metrics = createManagerMetrics(metricsRegistry, () => countNodes())
-    const catalog = new Catalog(db, { onEvent: kind => { metrics.events.inc({ kind }) } })
-    const tokens = new TokenStore(db)
-    const keys = new KeyCustody(db)
+    const { catalog, tokens, keys, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    closers.push({ name: 'database', close: closeDb })
     registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
     registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
     const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
-    await ensureAdminToken({ tokens, db, logger: log }, adminTokenFile)
+    await ensureAdminToken({ tokens, catalog, logger: log }, adminTokenFile)
     const staging = new Staging(join(config.dataDir, 'staging'))
     await staging.init()
 

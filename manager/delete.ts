@@ -15,8 +15,8 @@
  */
 import { describeError, NotFoundError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { Catalog } from './catalog.ts'
-import type { KeyCustody } from './key-custody.ts'
+import type { Catalog } from './catalog/catalog.ts'
+import type { KeyCustody } from './catalog/key-custody.ts'
 import { mapSettled } from './map-limit.ts'
 import type { NodeClient } from './node-client.ts'
 
@@ -47,7 +47,7 @@ export interface ContentDeleterInit {
 export interface DeleteOptions {
   signal?: AbortSignal
   /** the event recorded (default `content-deleted`; expiry records `content-expired`) */
-  event?: string
+  event?: 'content-deleted' | 'content-expired'
 }
 
 export interface DeleteOutcome {
@@ -81,7 +81,7 @@ export class ContentDeleter {
 
   async delete (contentId: string, by: string, options: DeleteOptions = {}): Promise<DeleteOutcome> {
     const { catalog, keys } = this.c
-    const owed = catalog.db.transaction(() => {
+    const owed = catalog.transaction(() => {
       if (catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
       const byNode = new Map<string, string[]>()
       for (const copy of catalog.copiesOf(contentId)) {

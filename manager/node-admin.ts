@@ -9,7 +9,7 @@
  */
 import { ConflictError, describeError, NotFoundError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { Catalog, ChunkAtRisk, NodeHoldings, NodeRow } from './catalog.ts'
+import type { Catalog, ChunkAtRisk, NodeHoldings, NodeRow } from './catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
 
 /** ms the remove order may take; the node's next heartbeat tells it anyway. */
@@ -56,7 +56,7 @@ export class NodeAdmin {
   /** Asks the pool to move everything off a node; harmless when it already drains. */
   drain (peerId: string, by: string): NodeRow {
     const { catalog } = this.c
-    const node = catalog.db.transaction(() => {
+    const node = catalog.transaction(() => {
       const before = catalog.getNode(peerId)
       if (before == null) throw new NotFoundError(`no node ${peerId} in the pool`)
       if (!before.drain) {
@@ -77,7 +77,7 @@ export class NodeAdmin {
    */
   remove (peerId: string, by: string): { peerId: string, removed: true } {
     const { catalog } = this.c
-    catalog.db.transaction(() => {
+    catalog.transaction(() => {
       const node = catalog.getNode(peerId)
       if (node == null) throw new NotFoundError(`no node ${peerId} in the pool`)
       const atRisk = catalog.chunksAtRiskWithout(peerId, this.init.minCopies)

@@ -10,7 +10,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import { signRecord, type NodeListBody } from '../core/signed-record.ts'
-import type { Catalog } from './catalog.ts'
+import type { Catalog } from './catalog/catalog.ts'
 
 export interface NodeListComponents {
   catalog: Pick<Catalog, 'listNodes'>

@@ -14,9 +14,9 @@
 import { ProtocolError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import { MAX_HELD, NodeRemovedError, type Ack, type ContentLoad, type Heartbeat, type JoinRequest, type Joined, type NodeToManager } from '../core/wire.ts'
-import type { Catalog, NodeRow } from './catalog.ts'
+import type { Catalog, NodeRow } from './catalog/catalog.ts'
 import { kadKeyOfPeer, type PlacementCandidate } from './placement.ts'
-import type { TokenStore } from './tokens.ts'
+import type { TokenStore } from './catalog/tokens.ts'
 
 export interface NodeRegistryComponents {
   catalog: Catalog
@@ -105,18 +105,14 @@ export class NodeRegistry {
     // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
     this.c.tokens.authenticate('join', req.token)
     const addrs = await this.addressesOf(peerId)
-    const before = this.c.catalog.db.transaction(() => {
-      const before = this.c.catalog.joinNode({
-        peerId,
-        http: req.http,
-        zone: req.zone != null && req.zone !== '' ? req.zone : null,
-        capacity: req.capacity,
-        egressCap: req.egressCap ?? null,
-        addrs
-      }, this.now())
-      this.c.catalog.recordEvent({ kind: 'node-joined', node: peerId, detail: { http: req.http, zone: req.zone ?? null, capacity: req.capacity, rejoin: before != null } })
-      return before
-    })
+    const before = this.c.catalog.recordJoin({
+      peerId,
+      http: req.http,
+      zone: req.zone != null && req.zone !== '' ? req.zone : null,
+      capacity: req.capacity,
+      egressCap: req.egressCap ?? null,
+      addrs
+    }, this.now(), { http: req.http, zone: req.zone ?? null, capacity: req.capacity })
     this.log.info({ node: peerId, http: req.http, zone: req.zone, capacity: req.capacity, rejoin: before != null }, 'node joined')
     return { type: 'joined', heartbeatMs: this.heartbeatMs }
   }
@@ -127,8 +123,8 @@ export class NodeRegistry {
     const addrs = await this.addressesOf(peerId)
     const demand = cappedDemand(hb, this.uncappedEgress)
     const now = this.now()
-    const seen = catalog.db.transaction(() => {
-      const before = catalog.heartbeatNode(peerId, {
+    const seen = catalog.transaction(() => {
+      const before = catalog.recordHeartbeat(peerId, {
         http: hb.http,
         capacity: hb.capacity,
         used: hb.used,
@@ -139,7 +135,6 @@ export class NodeRegistry {
         addrs
       }, now)
       if (before == null) return undefined
-      if (before.state === 'dead') catalog.recordEvent({ kind: 'node-alive', node: peerId, detail: { silentMs: now - before.lastSeen } })
       const drop = catalog.contentsToDrop(hb.held, now)
       // A complete list shows which owed deletes the node has finished (or never needed); those it
       // still holds stay owed until a heartbeat shows them gone.
@@ -170,14 +165,7 @@ export class NodeRegistry {
   sweep (): string[] {
     const now = this.now()
     const cutoff = now - this.deadNodeMs
-    const died = this.c.catalog.db.transaction(() => {
-      const silent = this.c.catalog.silentSince(cutoff)
-      for (const n of silent) {
-        this.c.catalog.setNodeState(n.peerId, 'dead')
-        this.c.catalog.recordEvent({ kind: 'node-dead', node: n.peerId, detail: { silentMs: now - n.lastSeen, was: n.state } })
-      }
-      return silent.map(n => n.peerId)
-    })
+    const died = this.c.catalog.markSilentDead(cutoff, now).map(n => n.peerId)
     for (const node of died) {
       this.log.warn({ node, deadNodeMs: this.deadNodeMs }, 'node missed its heartbeats; marked dead')
       this.c.onDead?.(node)

@@ -9,7 +9,7 @@
  * with an action under way is marked busy; and egress and demand come
  * smoothed from the demand tracker.
  */
-import type { Catalog, CopyState } from './catalog.ts'
+import type { Catalog, CopyState } from './catalog/catalog.ts'
 import type { DemandTracker } from './demand-tracker.ts'
 import { kadKeyOfPeer } from './placement.ts'
 import type { PolicyChunk, PolicyContent, PolicyNode } from './replication-policy.ts'

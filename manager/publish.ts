@@ -24,10 +24,10 @@ import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, To
 import { chunkCid, MANIFEST_CODEC } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../core/manifest.ts'
-import type { Catalog } from './catalog.ts'
+import type { Catalog } from './catalog/catalog.ts'
 import { chunkStream } from './chunker.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
-import type { KeyCustody } from './key-custody.ts'
+import type { KeyCustody } from './catalog/key-custody.ts'
 import { mapSettled } from './map-limit.ts'
 import type { NodeClient } from './node-client.ts'
 import { freeBytes, placeBlob, type PlacementCandidate } from './placement.ts'
@@ -265,7 +265,7 @@ export class Publisher {
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
       const expiresAt = req.ttlSeconds != null ? Date.now() + req.ttlSeconds * 1000 : null
-      this.c.catalog.db.transaction(() => {
+      this.c.catalog.transaction(() => {
         this.c.catalog.makeVisible(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt })
         this.c.keys.put(contentId, key)
         this.c.catalog.recordEvent({ kind: 'content-published', content: contentId, detail: { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) } })
@@ -387,18 +387,11 @@ export class Publisher {
           log.warn({ node: orders[i].node, blobs: orders[i].blobs.length, err: describeError(r.reason) }, 'delete order for a failed upload did not go through; node GC will reclaim the blobs')
         }
       })
-      this.c.catalog.db.transaction(() => {
-        this.c.catalog.dropContent(uploadId)
-        this.c.catalog.recordEvent({
-          kind: 'publish-failed',
-          detail: {
-            upload: uploadId,
-            code: typeof reason === 'string' ? 'ERR_ABANDONED' : reason.code,
-            reason: typeof reason === 'string' ? reason : reason.message,
-            nodes: byNode.size,
-            unreachable: failedNodes.size
-          }
-        })
+      this.c.catalog.dropFailedUpload(uploadId, {
+        code: typeof reason === 'string' ? 'ERR_ABANDONED' : reason.code,
+        reason: typeof reason === 'string' ? reason : reason.message,
+        nodes: byNode.size,
+        unreachable: failedNodes.size
       })
     } catch (err) {
       log.error({ err: describeError(err) }, 'cleaning up a failed upload failed; it stays pending until the next start')

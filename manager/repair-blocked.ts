@@ -127,7 +127,7 @@ function describe (g: Group): string {
 
 export interface RepairBlockedComponents {
   /** where `repair-blocked` and `repair-unblocked` events go */
-  events: { recordEvent: (e: { kind: string, detail?: Record<string, unknown> }) => void }
+  events: { recordEvent: (e: { kind: 'repair-blocked' | 'repair-unblocked', detail?: Record<string, unknown> }) => void }
   registry: Registry
   logger: Logger
 }

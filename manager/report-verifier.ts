@@ -16,7 +16,7 @@ import { Agent, request } from 'undici'
 import { BadInputError, describeError, NotFoundError } from '../core/errors.ts'
 import { matchesCid, parseBlobId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
-import type { Catalog } from './catalog.ts'
+import type { Catalog } from './catalog/catalog.ts'
 import { RateLimitedError, TokenBuckets } from './rate-limit.ts'
 
 /** Sent with the verification fetch: the node counts it as the pool's own traffic, not viewers' demand. */
@@ -39,7 +39,7 @@ export interface BadCopyReport {
 export type Verdict = 'corrupt' | 'missing' | 'intact' | 'unverified' | 'no-copy'
 
 export interface ReportVerifierComponents {
-  catalog: Pick<Catalog, 'db' | 'getVisible' | 'hasChunk' | 'copyState' | 'getNode' | 'blobSize' | 'markSuspect' | 'recordEvent'>
+  catalog: Pick<Catalog, 'getVisible' | 'hasChunk' | 'copyState' | 'getNode' | 'blobSize' | 'judgeCopy'>
   logger: Logger
   /** ms clock for the intact-copy memory (default performance.now) */
   now?: () => number
@@ -188,12 +188,8 @@ export class ReportVerifier {
     const { catalog } = this.c
     const detail = { chunk: report.chunk, reason: report.reason, verdict, ...extra }
     const proven = verdict === 'corrupt' || verdict === 'missing'
-    const marked = catalog.db.transaction(() => {
-      const marked = proven && catalog.markSuspect(report.chunk, report.node)
-      const kind = proven ? 'bad-copy-verified' : verdict === 'unverified' ? 'bad-copy-unverified' : 'bad-copy-rejected'
-      catalog.recordEvent({ kind, content: report.content, node: report.node, detail: proven ? { ...detail, marked } : detail })
-      return marked
-    })
+    const kind = proven ? 'bad-copy-verified' : verdict === 'unverified' ? 'bad-copy-unverified' : 'bad-copy-rejected'
+    const marked = catalog.judgeCopy(report.chunk, report.node, proven, marked => ({ kind, content: report.content, node: report.node, detail: proven ? { ...detail, marked } : detail }))
     const fields = { content: report.content, chunk: report.chunk, node: report.node, verdict }
     if (proven) this.log.warn({ ...fields, marked }, 'bad copy verified; it no longer counts')
     else this.log.info(fields, verdict === 'unverified' ? 'bad-copy report could not be verified; nothing changes' : 'bad-copy report rejected')

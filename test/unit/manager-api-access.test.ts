@@ -18,11 +18,11 @@ import { signRecord } from '../../core/signed-record.ts'
 import { createApiHandler } from '../../manager/api.ts'
 import { Capabilities } from '../../manager/capabilities.ts'
 import { ContentDeleter } from '../../manager/delete.ts'
-import { KeyCustody } from '../../manager/key-custody.ts'
+import { KeyCustody } from '../../manager/catalog/key-custody.ts'
 import { createManagerMetrics } from '../../manager/metrics.ts'
 import { NodeAdmin } from '../../manager/node-admin.ts'
 import type { PublishRequest } from '../../manager/publish.ts'
-import { TokenStore } from '../../manager/tokens.ts'
+import { TokenStore } from '../../manager/catalog/tokens.ts'
 import { makePool } from './manager-pool-fixture.ts'
 
 const pool = await makePool(3)

@@ -9,10 +9,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { newContentKey } from '../../core/chunk-crypto.ts'
 import { UnauthorizedError } from '../../core/errors.ts'
 import { chunkCid, manifestCid } from '../../core/ids.ts'
-import { Catalog } from '../../manager/catalog.ts'
-import { Db } from '../../manager/db.ts'
-import { KeyCustody } from '../../manager/key-custody.ts'
-import { parseBearer, TokenStore } from '../../manager/tokens.ts'
+import { Catalog, type EventKind } from '../../manager/catalog/catalog.ts'
+import { Db } from '../../manager/catalog/sqlite.ts'
+import { KeyCustody } from '../../manager/catalog/key-custody.ts'
+import { parseBearer, TokenStore } from '../../manager/catalog/tokens.ts'
 
 const dirs: string[] = []
 async function tempDir (): Promise<string> {
@@ -166,8 +166,8 @@ test('events come back newest first with their detail', async () => {
   const db = new Db(join(await tempDir(), 'catalog.db'))
   const kinds: string[] = []
   const catalog = new Catalog(db, { onEvent: k => kinds.push(k) })
-  catalog.recordEvent({ kind: 'a', detail: { n: 1 } })
-  catalog.recordEvent({ kind: 'b', node })
+  catalog.recordEvent({ kind: 'a' as EventKind, detail: { n: 1 } })
+  catalog.recordEvent({ kind: 'b' as EventKind, node })
   const events = catalog.listEvents(10)
   assert.equal(events.map(e => e.kind), ['b', 'a'])
   assert.equal(events[1].detail, { n: 1 })
@@ -182,7 +182,7 @@ test('a transaction that throws leaves nothing behind', async () => {
   const catalog = new Catalog(db)
   assert.throws(() => db.transaction(() => {
     upload(catalog, 'u3')
-    catalog.recordEvent({ kind: 'x' })
+    catalog.recordEvent({ kind: 'x' as EventKind })
     throw new Error('boom')
   }))
   assert.equal(catalog.pendingUploads(), [])

@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto'
 import { manifestCid } from '../../core/ids.ts'
 import { silentLogger } from '../../core/log.ts'
 import type { Heartbeat } from '../../core/wire.ts'
-import { Catalog } from '../../manager/catalog.ts'
-import { Db } from '../../manager/db.ts'
+import { Catalog } from '../../manager/catalog/catalog.ts'
+import { Db } from '../../manager/catalog/sqlite.ts'
 import { ContentDeleter } from '../../manager/delete.ts'
-import { KeyCustody } from '../../manager/key-custody.ts'
+import { KeyCustody } from '../../manager/catalog/key-custody.ts'
 import { NodeRegistry } from '../../manager/node-registry.ts'
-import { TokenStore } from '../../manager/tokens.ts'
+import { TokenStore } from '../../manager/catalog/tokens.ts'
 import { makePool, type TestPool } from './manager-pool-fixture.ts'
 
 const logger = silentLogger()
@@ -113,14 +113,15 @@ test('after a restart, deletes a crash interrupted are sent again and finish', a
 
   // The restarted manager opens the same database.
   for (const p of peers) nodes.down.delete(p)
-  const reopened = new Catalog(new Db(`${pool.dir}/catalog.db`))
-  const resumed = new ContentDeleter({ catalog: reopened, keys: new KeyCustody(reopened.db), nodes, logger })
+  const db = new Db(`${pool.dir}/catalog.db`)
+  const reopened = new Catalog(db)
+  const resumed = new ContentDeleter({ catalog: reopened, keys: new KeyCustody(db), nodes, logger })
   assert.is(await resumed.resumePending(), 3)
   for (const p of peers) assert.is(nodes.disk(p).size, 0, `node ${p} emptied`)
   assert.equal(reopened.pendingDeletes(), [])
   assert.ok(reopened.listEvents(5).some(e => e.kind === 'delete-resumed' && e.content === c.id && e.detail?.done === 3))
   assert.is(await resumed.resumePending(), 0, 'nothing left to resume')
-  reopened.db.close()
+  db.close()
   await pool.close()
 })
 

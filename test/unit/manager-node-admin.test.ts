@@ -8,7 +8,7 @@ import { silentLogger } from '../../core/log.ts'
 import { createApiHandler, parsePublishHeaders } from '../../manager/api.ts'
 import { NodeAdmin } from '../../manager/node-admin.ts'
 import { NodeRegistry } from '../../manager/node-registry.ts'
-import { TokenStore } from '../../manager/tokens.ts'
+import { TokenStore } from '../../manager/catalog/tokens.ts'
 import { makePool, type TestPool } from './manager-pool-fixture.ts'
 
 function admin (pool: TestPool, now = Date.now): NodeAdmin {

@@ -14,8 +14,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { UpstreamError } from '../../core/errors.ts'
 import { chunkCid, manifestCid } from '../../core/ids.ts'
 import type { DeleteOrder, Deleted, StoreOrder, Stored } from '../../core/wire.ts'
-import { Catalog } from '../../manager/catalog.ts'
-import { Db } from '../../manager/db.ts'
+import { Catalog } from '../../manager/catalog/catalog.ts'
+import { Db } from '../../manager/catalog/sqlite.ts'
 import type { NodeClient, OrderOptions } from '../../manager/node-client.ts'
 
 export const MANAGER_URL = 'http://manager.test'
@@ -100,6 +100,7 @@ export async function makePool (nodeCount: number, opts: { capacity?: number, zo
   const dir = await mkdtemp(join(tmpdir(), 'cdn-pool-'))
   const db = new Db(join(dir, 'catalog.db'))
   const catalog = new Catalog(db)
+  dbOf.set(catalog, db)
   const nodes = new FakeNodes()
   const peers = await peerIds(nodeCount)
   const sizes = new Map<string, number>()
@@ -155,9 +156,12 @@ export async function makePool (nodeCount: number, opts: { capacity?: number, zo
   }
 }
 
+/** The database under each pool's catalog, for tests that look at rows directly. */
+const dbOf = new WeakMap<Catalog, Db>()
+
 /** Confirmed copies of `cid` on nodes that are not dead, per the catalog. */
 export function confirmedLive (catalog: Catalog, cid: string): string[] {
   const live = new Set(catalog.listNodes().filter(n => n.state !== 'dead').map(n => n.peerId))
-  return (catalog.db.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
+  return (dbOf.get(catalog)!.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
     .map(r => r.node).filter(n => live.has(n))
 }

@@ -8,10 +8,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { UnauthorizedError } from '../../core/errors.ts'
 import { silentLogger } from '../../core/log.ts'
 import type { Heartbeat, JoinRequest } from '../../core/wire.ts'
-import { Catalog } from '../../manager/catalog.ts'
-import { Db } from '../../manager/db.ts'
+import { Catalog } from '../../manager/catalog/catalog.ts'
+import { Db } from '../../manager/catalog/sqlite.ts'
 import { NodeRegistry } from '../../manager/node-registry.ts'
-import { TokenStore } from '../../manager/tokens.ts'
+import { TokenStore } from '../../manager/catalog/tokens.ts'
 
 const dir = await mkdtemp(join(tmpdir(), 'cdn-registry-'))
 test.after(async () => { await rm(dir, { recursive: true, force: true }) })

@@ -38,7 +38,7 @@ function wire (pool: TestPool, policy: Record<string, number> = {}): Wired {
     for (const cid of order.blobs) {
       const others = pool.peers.filter(p => p !== peer && !pool.nodes.down.has(p) && pool.nodes.disk(p).has(cid)).length
       const content = pool.catalog.replicaContents().find(c => c.id === cid)
-      const isChunk = pool.catalog.db.prepare('SELECT 1 FROM chunks WHERE cid = ?').get(cid) != null
+      const isChunk = pool.db.prepare('SELECT 1 FROM chunks WHERE cid = ?').get(cid) != null
       if ((isChunk || content?.chunkCount === 0) && others < MIN) violations.push(`delete of ${cid} on ${peer} leaves ${others}`)
     }
   }

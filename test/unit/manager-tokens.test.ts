@@ -11,9 +11,9 @@ import { DatabaseSync } from 'node:sqlite'
 import { BadInputError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../../core/errors.ts'
 import { silentLogger } from '../../core/log.ts'
 import { ensureAdminToken } from '../../manager/admin-token.ts'
-import { Catalog } from '../../manager/catalog.ts'
-import { Db } from '../../manager/db.ts'
-import { hashToken, TokenStore } from '../../manager/tokens.ts'
+import { Catalog } from '../../manager/catalog/catalog.ts'
+import { Db } from '../../manager/catalog/sqlite.ts'
+import { hashToken, TokenStore } from '../../manager/catalog/tokens.ts'
 
 const dirs: string[] = []
 async function tempDir (): Promise<string> {
@@ -173,7 +173,7 @@ test('the first start writes an admin token file (0600) and says where, never wh
   const logger = silentLogger()
   logger.info = ((obj: unknown, msg?: string) => { lines.push(JSON.stringify(obj) + String(msg)) }) as never
   const path = join(dir, 'admin.token')
-  await ensureAdminToken({ tokens, db, logger }, path)
+  await ensureAdminToken({ tokens, catalog: db, logger }, path)
   const token = (await readFile(path, 'utf8')).trim()
   assert.is((await stat(path)).mode & 0o777, 0o600)
   assert.is(tokens.identify(token).role, 'admin')
@@ -181,7 +181,7 @@ test('the first start writes an admin token file (0600) and says where, never wh
   assert.not.ok(lines.some(l => l.includes(token)), 'the log never holds the token')
 
   await rm(path)
-  await ensureAdminToken({ tokens, db, logger }, path)
+  await ensureAdminToken({ tokens, catalog: db, logger }, path)
   assert.not.ok(await stat(path).catch(() => undefined), 'a pool that has an admin token gets no new one')
   db.close()
 })

@@ -23,7 +23,7 @@ import { PoolSnapshotter } from '../../manager/pool-snapshot.ts'
 import { TokenBuckets } from '../../manager/rate-limit.ts'
 import { DEFAULT_POLICY, reconcile } from '../../manager/replication-policy.ts'
 import { ReportVerifier } from '../../manager/report-verifier.ts'
-import { TokenStore } from '../../manager/tokens.ts'
+import { TokenStore } from '../../manager/catalog/tokens.ts'
 import { confirmedLive, makePool, MANAGER_URL, type TestPool } from './manager-pool-fixture.ts'
 
 const logger = silentLogger()
@@ -61,8 +61,8 @@ async function reportedPool (plane: FakePlane): Promise<{ pool: TestPool, id: st
   // The fixture's chunk ids are random; give peer 0 a real blob under its id and point it at the fake plane.
   const blob = randomBytes(1024)
   const chunk = chunkCid(blob).toString()
-  pool.catalog.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
-  pool.catalog.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
+  pool.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
+  pool.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
   const n0 = pool.catalog.getNode(pool.peers[0])!
   pool.catalog.joinNode({ peerId: n0.peerId, http: plane.url, zone: null, capacity: n0.capacity, egressCap: null, addrs: [] }, Date.now())
   plane.blobs.set(chunk, blob)

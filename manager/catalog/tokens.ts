@@ -10,8 +10,8 @@
  * resolves private contents; `join` registers nodes over the control protocol.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { BadInputError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../core/errors.ts'
-import type { Db } from './db.ts'
+import { BadInputError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../../core/errors.ts'
+import type { SqlEngine } from './engine.ts'
 
 export type Role = 'admin' | 'publisher' | 'reader' | 'join'
 export const ROLES: readonly Role[] = ['admin', 'publisher', 'reader', 'join']
@@ -104,7 +104,7 @@ function usable (token: unknown): token is string {
  * a fresh id and the upgrade time as creation time; contents they published
  * (recorded under the label `publisher-<first 8 hex of the hash>`) get them as owner.
  */
-function upgradeFirstTable (db: Db): void {
+function upgradeFirstTable (db: SqlEngine): void {
   const columns = db.prepare('PRAGMA table_info(tokens)').all() as Array<{ name: string }>
   if (columns.length === 0 || columns.some(c => c.name === 'role')) return
   db.transaction(() => {
@@ -124,7 +124,7 @@ function upgradeFirstTable (db: Db): void {
 export class TokenStore {
   private readonly s
 
-  constructor (db: Db) {
+  constructor (db: SqlEngine) {
     upgradeFirstTable(db)
     db.exec(SCHEMA)
     this.s = {

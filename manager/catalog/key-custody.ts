@@ -5,9 +5,9 @@
  * destroyed (overwritten on disk: the database runs with secure_delete) when
  * the content is deleted.
  */
-import { KEY_BYTES } from '../core/chunk-crypto.ts'
-import { BadInputError } from '../core/errors.ts'
-import type { Db } from './db.ts'
+import { KEY_BYTES } from '../../core/chunk-crypto.ts'
+import { BadInputError } from '../../core/errors.ts'
+import type { SqlEngine } from './engine.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS content_keys (
@@ -22,7 +22,7 @@ export class KeyCustody {
   private readonly select
   private readonly remove
 
-  constructor (db: Db) {
+  constructor (db: SqlEngine) {
     db.exec(SCHEMA)
     this.insert = db.prepare('INSERT INTO content_keys (content, key, stored_at) VALUES (?, ?, ?)')
     // The join is the release policy: no visible content row, no key.

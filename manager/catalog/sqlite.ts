@@ -1,11 +1,12 @@
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { DatabaseSync } from 'node:sqlite'
+import type { SqlEngine, Statement } from './engine.ts'
 
 /**
- * The manager's embedded SQL database (one file, WAL). Each store built on it
+ * The SQLite engine: the manager's embedded SQL database (one file, WAL). Each store built on it
  * (catalog, tokens, key custody) creates its own tables; this class only opens
  * the file with the settings they all rely on and runs transactions.
  */
-export class Db {
+export class Db implements SqlEngine {
   private readonly sqlite: DatabaseSync
   private depth = 0
   private closed = false
@@ -29,7 +30,7 @@ export class Db {
     this.sqlite.exec(sql)
   }
 
-  prepare (sql: string): StatementSync {
+  prepare (sql: string): Statement {
     return this.sqlite.prepare(sql)
   }
 
