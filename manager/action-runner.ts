@@ -27,6 +27,7 @@ import type { Logger } from '../core/log.ts'
 import type { BlobSource, StoreOrder } from '../core/wire.ts'
 import type { Catalog, NodeRow } from './catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
+import { batches, DELETE_BATCH } from './orders/delete-orders.ts'
 import type { CopyAction, DeleteAction } from './replication-policy.ts'
 
 export type ActionOutcome = 'ok' | 'failed' | 'refused' | 'skipped'
@@ -68,7 +69,6 @@ interface UsageChange { at: number, bytes: number }
 
 /** Disk-use changes older than this are surely in the nodes' own reports. */
 const USAGE_MEMORY_MS = 10 * 60_000
-const DELETE_BATCH = 4096
 
 /** At most `size` holders at once, first come first served; waiting can be aborted. */
 class Slots {
@@ -163,12 +163,8 @@ export class ActionRunner {
       else push(deletes, a.node, a)
     }
     // Deletes first: they free room and cost no egress.
-    for (const [node, list] of deletes) {
-      for (let i = 0; i < list.length; i += DELETE_BATCH) this.enqueue({ kind: 'delete', node, actions: list.slice(i, i + DELETE_BATCH) })
-    }
-    for (const [node, list] of copies) {
-      for (let i = 0; i < list.length; i += this.blobsPerOrder) this.enqueue({ kind: 'copy', node, actions: list.slice(i, i + this.blobsPerOrder) })
-    }
+    for (const [node, list] of deletes) for (const batch of batches(list, DELETE_BATCH)) this.enqueue({ kind: 'delete', node, actions: batch })
+    for (const [node, list] of copies) for (const batch of batches(list, this.blobsPerOrder)) this.enqueue({ kind: 'copy', node, actions: batch })
   }
 
   /** Resolves once nothing is queued or under way (tests, and a clean stop). */

@@ -17,10 +17,8 @@ import { describeError, NotFoundError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { Catalog } from './catalog/catalog.ts'
 import type { KeyCustody } from './catalog/key-custody.ts'
-import { mapSettled } from './map-limit.ts'
+import { sendDeletesTo, settledWithLimit } from './orders/delete-orders.ts'
 import type { NodeClient } from './node-client.ts'
-
-const DELETE_BATCH = 4096
 
 export interface ContentDeleterComponents {
   catalog: Catalog
@@ -149,12 +147,9 @@ export class ContentDeleter {
   /** One order per node (batched); a node's note is cleared once all of its orders landed. */
   private async send (owed: Owed[], landed: Set<string>, signal?: AbortSignal): Promise<void> {
     const stop = AbortSignal.any([this.shutdown.signal, ...(signal != null ? [signal] : [])])
-    await mapSettled(owed, this.concurrency, async (o) => {
+    await settledWithLimit(owed, this.concurrency, async (o) => {
       try {
-        for (let i = 0; i < o.blobs.length; i += DELETE_BATCH) {
-          stop.throwIfAborted()
-          await this.c.nodes.delete(o.node, { type: 'delete', blobs: o.blobs.slice(i, i + DELETE_BATCH), contents: [o.content] }, { signal: stop, timeout: this.orderTimeoutMs })
-        }
+        await sendDeletesTo(this.c.nodes, { node: o.node, blobs: o.blobs, contents: [o.content] }, { signal: stop, timeout: this.orderTimeoutMs })
       } catch (err) {
         if (!stop.aborted) this.log.warn({ content: o.content, node: o.node, err: describeError(err) }, 'delete order did not go through; the node drops the content on its next heartbeat')
         return

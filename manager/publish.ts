@@ -28,7 +28,7 @@ import type { Catalog } from './catalog/catalog.ts'
 import { chunkStream } from './chunker.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { KeyCustody } from './catalog/key-custody.ts'
-import { mapSettled } from './map-limit.ts'
+import { sendDeletes, settledWithLimit } from './orders/delete-orders.ts'
 import type { NodeClient } from './node-client.ts'
 import { freeBytes, placeBlob, type PlacementCandidate } from './placement.ts'
 import type { Staging } from './staging.ts'
@@ -39,8 +39,6 @@ export const MAX_CHUNK_SIZE = 64 * 1024 * 1024
 /** Each chunk id costs ~62 manifest bytes; past this many the manifest would outgrow what readers accept. */
 export const MAX_CHUNKS = Math.floor(MAX_MANIFEST_BYTES / 80)
 /** Delete orders carry at most this many blob ids, well inside the control protocol's frame limit. */
-const DELETE_BATCH = 4096
-
 export interface PublishComponents {
   catalog: Catalog
   keys: KeyCustody
@@ -314,7 +312,7 @@ export class Publisher {
     staged.add(id)
     for (const node of targets) this.c.catalog.addCopy(uploadId, id, node, 'pending')
     const order = { type: 'store' as const, blobs: [{ cid: id, sources: [this.c.stagingUrl(id)] }], contents: [id] }
-    const results = await mapSettled(targets, this.ordersInFlight, async (node) => {
+    const results = await settledWithLimit(targets, this.ordersInFlight, async (node) => {
       const stored = await this.c.nodes.store(node, order, { signal, timeout: this.orderTimeoutMs })
       const r = stored.results.find(x => x.cid === id)
       if (r?.ok !== true) throw new UpstreamError(`node ${node} did not store the manifest: ${r?.error ?? 'no result'}`)
@@ -368,14 +366,8 @@ export class Publisher {
         if (CID.parse(copy.cid).code === MANIFEST_CODEC) contents.add(copy.cid)
       }
       const signal = AbortSignal.any([AbortSignal.timeout(this.cleanupTimeoutMs), this.c.shutdown])
-      const orders = [...byNode].flatMap(([node, blobs]) => {
-        const out: Array<{ node: string, blobs: string[] }> = []
-        for (let i = 0; i < blobs.length; i += DELETE_BATCH) out.push({ node, blobs: blobs.slice(i, i + DELETE_BATCH) })
-        return out
-      })
-      const results = await mapSettled(orders, this.ordersInFlight, async (o) => {
-        await this.c.nodes.delete(o.node, { type: 'delete', blobs: o.blobs, contents: [...contents] }, { signal, timeout: this.orderTimeoutMs })
-      })
+      const orders = [...byNode].map(([node, blobs]) => ({ node, blobs, contents: [...contents] }))
+      const results = await sendDeletes(this.c.nodes, orders, { limit: this.ordersInFlight, signal, timeout: this.orderTimeoutMs })
       if (this.c.shutdown.aborted) {
         log.info('manager stopping; upload left pending for cleanup at next start')
         return
