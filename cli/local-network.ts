@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CdnError, TimeoutError } from '../core/errors.ts'
 import { PortInUseError } from '../core/ports.ts'
-import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/join-command.ts'
+import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/nodes/join-command.ts'
 import { callManager } from './manager-api.ts'
 
 const CDN = join(import.meta.dirname, 'cdn.ts')

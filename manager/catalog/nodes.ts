@@ -3,7 +3,7 @@
  * draining), and the identities removed for good. A change of state and its
  * event are written in one transaction here.
  */
-import type { NodeState } from '../placement.ts'
+import type { NodeState } from '../replication/placement.ts'
 import type { SqlEngine } from './engine.ts'
 import type { EventStore } from './events.ts'
 import { as, nodeRow, one, type NodeColumns } from './rows.ts'

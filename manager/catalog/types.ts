@@ -1,7 +1,7 @@
 /**
  * What the catalog's stores take and give: plain rows, engine-neutral.
  */
-import type { NodeState } from '../placement.ts'
+import type { NodeState } from '../replication/placement.ts'
 
 export type ContentState = 'pending' | 'visible'
 /** `suspect`: a reader reported the copy bad; it no longer counts until repair looks at it. */

@@ -6,7 +6,7 @@
  * the others.
  */
 import pLimit from 'p-limit'
-import type { NodeClient } from '../node-client.ts'
+import type { NodeClient } from '../nodes/node-client.ts'
 
 /** Blobs per delete order (docs/PROTOCOLS.md: a node reads orders up to its size limit). */
 export const DELETE_BATCH = 4096
