@@ -15,7 +15,6 @@
  * instead, and `cleanupAbandoned` finishes the job at the next start, as it
  * does for an upload interrupted by a crash.
  */
-import { raceSignal } from '../../core/abort.ts'
 import { randomUUID } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
@@ -26,6 +25,7 @@ import type { Logger } from '../../core/log.ts'
 import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import { chunkStream } from './chunker.ts'
+import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { KeyCustody } from '../catalog/key-custody.ts'
 import { sendDeletes, settledWithLimit } from '../orders/delete-orders.ts'
@@ -38,7 +38,6 @@ export const MIN_CHUNK_SIZE = 1024
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024
 /** Each chunk id costs ~62 manifest bytes; past this many the manifest would outgrow what readers accept. */
 export const MAX_CHUNKS = Math.floor(MAX_MANIFEST_BYTES / 80)
-/** Delete orders carry at most this many blob ids, well inside the control protocol's frame limit. */
 export interface PublishComponents {
   catalog: Catalog
   keys: KeyCustody
@@ -104,37 +103,6 @@ export interface PublishResult {
   key: string
   /** ISO time the content expires, when published with a TTL */
   expiresAt?: string
-}
-
-
-/**
- * Reads the request body so that the deadline and a vanished client interrupt
- * even a stalled read, and so that a broken connection surfaces as bad input
- * (the client did not send what it announced), not as an internal error.
- */
-async function * readBody (source: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  const it = source[Symbol.asyncIterator]()
-  let finished = false
-  try {
-    for (;;) {
-      let r: IteratorResult<Uint8Array>
-      try {
-        r = await raceSignal(it.next(), signal)
-      } catch (err) {
-        if (signal.aborted) throw signal.reason
-        throw new BadInputError(`upload interrupted: ${describeError(err)}`, { cause: err })
-      }
-      if (r.done === true) {
-        finished = true
-        return
-      }
-      yield r.value
-    }
-  } finally {
-    // Closing an unfinished request stream destroys it, which frees the socket. Its own
-    // error, if any, is a consequence of the failure already being thrown.
-    if (!finished) it.return?.().catch(() => {})
-  }
 }
 
 function checkInt (name: string, v: number, min: number, max: number): number {

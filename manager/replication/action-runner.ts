@@ -22,12 +22,14 @@
  * copies `suspect`: they do not count, and the policy deletes them once that
  * is safe, so a half-done move never leaks disk.
  */
+import pLimit, { type LimitFunction } from 'p-limit'
 import { describeError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { BlobSource, StoreOrder } from '../../core/wire.ts'
 import type { Catalog, NodeRow } from '../catalog/catalog.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { batches, DELETE_BATCH } from '../orders/delete-orders.ts'
+import { groupBy, runDeleteJob, type DeleteJob, type DeleteJobContext } from './delete-job.ts'
 import type { CopyAction, DeleteAction } from './replication-policy.ts'
 
 export type ActionOutcome = 'ok' | 'failed' | 'refused' | 'skipped'
@@ -62,50 +64,12 @@ export interface ActionRunnerInit {
 }
 
 interface CopyJob { kind: 'copy', node: string, actions: CopyAction[] }
-interface DeleteJob { kind: 'delete', node: string, actions: DeleteAction[] }
 type Job = CopyJob | DeleteJob
 
 interface UsageChange { at: number, bytes: number }
 
 /** Disk-use changes older than this are surely in the nodes' own reports. */
 const USAGE_MEMORY_MS = 10 * 60_000
-
-/** At most `size` holders at once, first come first served; waiting can be aborted. */
-class Slots {
-  private free: number
-  private readonly waiting: Array<() => void> = []
-
-  constructor (size: number) {
-    this.free = size
-  }
-
-  async acquire (signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted()
-    if (this.free > 0) {
-      this.free--
-      return
-    }
-    await new Promise<void>((resolve, reject) => {
-      const grant = (): void => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      }
-      const onAbort = (): void => {
-        const i = this.waiting.indexOf(grant)
-        if (i >= 0) this.waiting.splice(i, 1)
-        reject(signal.reason)
-      }
-      this.waiting.push(grant)
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-  }
-
-  release (): void {
-    const next = this.waiting.shift()
-    if (next != null) next()
-    else this.free++
-  }
-}
 
 export class ActionRunner {
   private readonly c: ActionRunnerComponents
@@ -114,7 +78,9 @@ export class ActionRunner {
   private readonly minCopies: number
   private readonly blobsPerOrder: number
   private readonly orderTimeoutMs: number
-  private readonly slots: Slots
+  /** orders out at once across the pool */
+  private readonly slots: LimitFunction
+  private readonly deleteContext: DeleteJobContext
   private readonly shutdown = new AbortController()
   private readonly queues = new Map<string, Job[]>()
   private readonly workers = new Map<string, Promise<void>>()
@@ -132,7 +98,8 @@ export class ActionRunner {
     this.minCopies = init.minCopies
     this.blobsPerOrder = Math.max(1, init.blobsPerOrder ?? 16)
     this.orderTimeoutMs = init.orderTimeoutMs ?? 120_000
-    this.slots = new Slots(Math.max(1, init.ordersInFlight ?? 8))
+    this.slots = pLimit(Math.max(1, init.ordersInFlight ?? 8))
+    this.deleteContext = { c: components, log: this.log, minCopies: this.minCopies, orderTimeoutMs: this.orderTimeoutMs, recordUsage: (node, bytes) => { this.recordUsage(node, bytes) } }
   }
 
   isBusy (cid: string): boolean {
@@ -212,19 +179,16 @@ export class ActionRunner {
         return
       }
       try {
-        await this.slots.acquire(signal)
-      } catch {
-        this.release(job)
-        continue
-      }
-      try {
-        if (job.kind === 'copy') await this.runCopies(job, signal)
-        else await this.runDeletes(job, signal)
+        await this.slots(async () => {
+          // A stop while the job waited for a slot abandons it.
+          if (signal.aborted) return
+          if (job.kind === 'copy') await this.runCopies(job, signal)
+          else await runDeleteJob(this.deleteContext, job, signal)
+        })
       } catch (err) {
         // Only the catalog can throw here; the next round sees what is recorded and plans again.
         if (!signal.aborted) this.log.error({ node, kind: job.kind, actions: job.actions.length, err: describeError(err) }, 'replication order could not be carried out')
       } finally {
-        this.slots.release()
         this.release(job)
       }
     }
@@ -397,89 +361,12 @@ export class ActionRunner {
       this.c.catalog.recordEvent({ kind: 'copy-failed', content, node: target, detail: { reason, chunks: list.length, error: list[0].error.slice(0, 300) } })
     }
   }
-
-  // ---- deletes ------------------------------------------------------------
-
-  private async runDeletes (job: DeleteJob, signal: AbortSignal): Promise<void> {
-    const { catalog } = this.c
-    const node = job.node
-    const removed: Array<{ action: DeleteAction, state: string, size: number }> = []
-    const manifests: Array<{ content: string, state: string, size: number }> = []
-    const refused: Array<{ action: DeleteAction, others: number }> = []
-    const blobs: string[] = []
-    const contents = new Set<string>()
-    catalog.transaction(() => {
-      for (const a of job.actions) {
-        const state = catalog.copyState(a.cid, node)
-        if (state == null || catalog.getVisible(a.content) == null) {
-          this.c.metrics?.onAction('delete', a.reason, 'skipped')
-          continue
-        }
-        // Defence in depth: whatever the policy decided, never below the minimum.
-        const others = catalog.healthyCopiesExcept(a.cid, node)
-        if (others < this.minCopies) {
-          refused.push({ action: a, others })
-          continue
-        }
-        catalog.removeCopy(a.cid, node)
-        blobs.push(a.cid)
-        removed.push({ action: a, state, size: catalog.blobSize(a.content, a.cid) })
-        if (a.cid === a.content) contents.add(a.content)
-      }
-      for (const content of new Set(removed.map(r => r.action.content))) {
-        if (contents.has(content) || catalog.nodeHoldsChunksOf(content, node)) continue
-        const state = catalog.copyState(content, node)
-        if (state == null) continue
-        // Nothing of this content is left here: its manifest goes too, and the node stops providing it.
-        catalog.removeCopy(content, node)
-        blobs.push(content)
-        contents.add(content)
-        manifests.push({ content, state, size: catalog.blobSize(content, content) })
-      }
-      for (const r of refused) {
-        catalog.recordEvent({ kind: 'delete-refused', content: r.action.content, node, detail: { reason: r.action.reason, chunk: r.action.cid, others: r.others, minCopies: this.minCopies } })
-      }
-    })
-    for (const r of refused) {
-      this.c.metrics?.onAction('delete', r.action.reason, 'refused')
-      this.log.warn({ node, chunk: r.action.cid, reason: r.action.reason, others: r.others, minCopies: this.minCopies }, 'delete refused: too few other confirmed copies')
-    }
-    if (blobs.length === 0) return
-
-    try {
-      await this.c.nodes.delete(node, { type: 'delete', blobs, contents: [...contents] }, { signal, timeout: this.orderTimeoutMs })
-    } catch (err) {
-      for (const r of removed) this.c.metrics?.onAction('delete', r.action.reason, 'failed')
-      // The blobs may still be there: they are kept as suspect copies, so the policy tries again once it is safe.
-      catalog.transaction(() => {
-        for (const r of removed) if (catalog.getVisible(r.action.content) != null) catalog.addCopy(r.action.content, r.action.cid, node, 'suspect')
-        for (const m of manifests) if (catalog.getVisible(m.content) != null) catalog.addCopy(m.content, m.content, node, 'suspect')
-      })
-      if (!signal.aborted) this.log.warn({ node, blobs: blobs.length, err: describeError(err) }, 'delete order failed; the copies stay recorded as suspect')
-      return
-    }
-    this.recordUsage(node, -(removed.reduce((s, r) => s + r.size, 0) + manifests.reduce((s, m) => s + m.size, 0)))
-    for (const r of removed) this.c.metrics?.onAction('delete', r.action.reason, 'ok')
-    catalog.transaction(() => {
-      for (const [key, list] of groupBy(removed, r => `${r.action.content}\u0000${r.action.reason}`)) {
-        const [content, reason] = key.split('\u0000')
-        catalog.recordEvent({ kind: 'copies-removed', content, node, detail: { reason, chunks: list.length, bytes: list.reduce((s, r) => s + r.size, 0), manifest: manifests.some(m => m.content === content) } })
-      }
-    })
-    this.log.info({ node, blobs: blobs.length, contents: contents.size, reasons: [...new Set(removed.map(r => r.action.reason))] }, 'copies removed')
-  }
 }
 
 function push<K, V> (map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key)
   if (list == null) map.set(key, [value])
   else list.push(value)
-}
-
-function groupBy<T> (items: T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>()
-  for (const item of items) push(out, key(item), item)
-  return out
 }
 
 /** Data-plane URLs of the holders a copy may be fetched from, in the policy's order of preference. */
