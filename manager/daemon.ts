@@ -37,6 +37,7 @@ import { RepairBlockedMonitor } from './replication/repair-blocked.ts'
 import { ReplicationController } from './replication/replication-controller.ts'
 import { ReportVerifier } from './replication/report-verifier.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication/replication-policy.ts'
+import { MANAGER_DEFAULTS } from './defaults.ts'
 import { Staging } from './publish/staging.ts'
 import { TokenStore, type Role } from './catalog/tokens.ts'
 
@@ -97,13 +98,14 @@ function isLoopback (host: string): boolean {
 
 export async function startManager (config: ManagerConfig): Promise<ManagerDaemon> {
   const log = config.logger
-  const heartbeatMs = config.heartbeatMs ?? 5000
-  const deadNodeMs = config.deadNodeMs ?? 3 * heartbeatMs
-  const httpHost = config.httpHost ?? '127.0.0.1'
-  const reconcileMs = config.reconcileMs ?? 10_000
-  const moveShare = config.moveShare ?? 0.2
-  const minCopies = config.minCopies ?? DEFAULT_POLICY.minCopies
-  const maxCopies = config.maxCopies ?? DEFAULT_POLICY.maxCopies
+  const d = MANAGER_DEFAULTS
+  const heartbeatMs = config.heartbeatMs ?? d.heartbeatMs
+  const deadNodeMs = config.deadNodeMs ?? d.deadNodeHeartbeats * heartbeatMs
+  const httpHost = config.httpHost ?? d.httpHost
+  const reconcileMs = config.reconcileMs ?? d.reconcileMs
+  const moveShare = config.moveShare ?? d.moveShare
+  const minCopies = config.minCopies ?? d.minCopies
+  const maxCopies = config.maxCopies ?? d.maxCopies
   if (!Number.isSafeInteger(minCopies) || minCopies < 1) throw new BadInputError(`min copies must be a positive integer, got ${minCopies}`)
   if (!Number.isSafeInteger(maxCopies) || maxCopies < minCopies) throw new BadInputError(`max copies must be an integer ≥ min copies (${minCopies}), got ${maxCopies}`)
   if (!(moveShare > 0 && moveShare <= 1)) throw new BadInputError(`move share must be in (0, 1], got ${moveShare}`)

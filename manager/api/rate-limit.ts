@@ -4,6 +4,7 @@
  * `maxKeys`, the least recently used keys are forgotten (they come back full,
  * which costs at most one burst each).
  */
+import { LRUCache } from 'lru-cache'
 import { CdnError } from '../../core/errors.ts'
 
 export class RateLimitedError extends CdnError {
@@ -26,15 +27,14 @@ interface Bucket { tokens: number, at: number }
 export class TokenBuckets {
   private readonly rate: number
   private readonly burst: number
-  private readonly maxKeys: number
   private readonly now: () => number
-  private readonly buckets = new Map<string, Bucket>()
+  private readonly buckets: LRUCache<string, Bucket>
 
   constructor (init: TokenBucketsInit) {
     if (!(init.ratePerSecond > 0) || !(init.burst >= 1)) throw new RangeError('a token bucket needs a positive rate and a burst of at least 1')
     this.rate = init.ratePerSecond
     this.burst = init.burst
-    this.maxKeys = init.maxKeys ?? 10_000
+    this.buckets = new LRUCache({ max: init.maxKeys ?? 10_000 })
     this.now = init.now ?? (() => performance.now())
   }
 
@@ -44,10 +44,7 @@ export class TokenBuckets {
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now }
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / 1000 * this.rate)
     b.at = now
-    // Re-inserted, so the map's order is least recently used first.
-    this.buckets.delete(key)
     this.buckets.set(key, b)
-    if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!)
     if (b.tokens < 1) return false
     b.tokens -= 1
     return true
@@ -55,7 +52,7 @@ export class TokenBuckets {
 
   /** Seconds until `key` has a token again (0 when it has one). */
   retryAfter (key: string): number {
-    const b = this.buckets.get(key)
+    const b = this.buckets.peek(key)
     if (b == null) return 0
     const tokens = Math.min(this.burst, b.tokens + (this.now() - b.at) / 1000 * this.rate)
     return tokens >= 1 ? 0 : Math.ceil((1 - tokens) / this.rate)

@@ -11,6 +11,7 @@ import { readJsonBody } from '../../core/http-reply.ts'
 import type { ContentRow, NodeHoldings, NodeRow } from '../catalog/catalog.ts'
 import type { TokenInfo } from '../catalog/tokens.ts'
 import type { PublishOutcome } from '../metrics.ts'
+import type { PublishRequest } from '../publish/publish.ts'
 
 export const MAX_NAME_CHARS = 1024
 export const MAX_TYPE_CHARS = 255
@@ -38,17 +39,8 @@ export function intHeader (headers: IncomingHttpHeaders, name: string): number |
   return Number(v.trim())
 }
 
-export interface PublishHeaders {
-  name: string
-  type: string
-  replicas?: number
-  chunkSize?: number
-  length?: number
-  /** seconds after publication at which the content is deleted everywhere */
-  ttlSeconds?: number
-  /** resolvable only with a capability or a token allowed to read it (`x-cdn-private: 1`) */
-  private: boolean
-}
+/** What a publish request's headers say; `private` is `x-cdn-private: 1`. */
+export type PublishHeaders = Pick<PublishRequest, 'name' | 'type' | 'replicas' | 'chunkSize' | 'length' | 'ttlSeconds'> & { private: boolean }
 
 export function flagHeader (headers: IncomingHttpHeaders, name: string): boolean {
   const v = singleHeader(headers, name)?.trim()

@@ -7,6 +7,7 @@
  */
 import type { SqlEngine } from './engine.ts'
 import type { EventStore } from './events.ts'
+import { Store } from './store.ts'
 import { as, contentRow, one, type ContentColumns } from './rows.ts'
 import type { ContentRow, CopySummary, NewUpload, ReplicaContent } from './types.ts'
 
@@ -18,15 +19,9 @@ export interface Visible {
   expiresAt?: number | null
 }
 
-export class ContentStore {
-  private readonly db: SqlEngine
-  private readonly events: EventStore
-  private readonly s: ReturnType<typeof prepare>
-
+export class ContentStore extends Store<ReturnType<typeof prepare>> {
   constructor (db: SqlEngine, events: EventStore) {
-    this.db = db
-    this.events = events
-    this.s = prepare(db)
+    super(db, events, prepare(db))
   }
 
   createUpload (u: NewUpload): void {

@@ -5,18 +5,13 @@
  */
 import type { SqlEngine } from './engine.ts'
 import type { EventStore } from './events.ts'
+import { Store } from './store.ts'
 import { as, blobCopyRow, nodeRow, one, type BlobCopyColumns, type NodeColumns } from './rows.ts'
 import type { BlobCopyRow, ChunkAtRisk, CopyRow, CopyState, CopySummary, NewEvent, NodeHoldings, NodeRow, ReplicationSummary } from './types.ts'
 
-export class CopyStore {
-  private readonly db: SqlEngine
-  private readonly events: EventStore
-  private readonly s: ReturnType<typeof prepare>
-
+export class CopyStore extends Store<ReturnType<typeof prepare>> {
   constructor (db: SqlEngine, events: EventStore) {
-    this.db = db
-    this.events = events
-    this.s = prepare(db)
+    super(db, events, prepare(db))
   }
 
   /** Records that a copy was ordered; it counts only once confirmed. */

@@ -6,21 +6,16 @@
 import type { NodeState } from '../replication/placement.ts'
 import type { SqlEngine } from './engine.ts'
 import type { EventStore } from './events.ts'
+import { Store } from './store.ts'
 import { as, nodeRow, one, type NodeColumns } from './rows.ts'
 import type { NodeFigures, NodeJoin, NodeRow } from './types.ts'
 
 /** Node figures arrive as JSON numbers; integer columns take them rounded. */
 const int = (n: number): number => Math.max(0, Math.round(n))
 
-export class NodeStore {
-  private readonly db: SqlEngine
-  private readonly events: EventStore
-  private readonly s: ReturnType<typeof prepare>
-
+export class NodeStore extends Store<ReturnType<typeof prepare>> {
   constructor (db: SqlEngine, events: EventStore) {
-    this.db = db
-    this.events = events
-    this.s = prepare(db)
+    super(db, events, prepare(db))
   }
 
   getNode (peerId: string): NodeRow | undefined {

@@ -24,6 +24,8 @@ import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
 import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
 import type { Catalog } from '../catalog/catalog.ts'
+import { withDefaults } from '../../core/with-defaults.ts'
+import { MANAGER_DEFAULTS } from '../defaults.ts'
 import { chunkStream } from './chunker.ts'
 import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
@@ -105,6 +107,9 @@ export interface PublishResult {
   expiresAt?: string
 }
 
+const { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs } = MANAGER_DEFAULTS
+const PUBLISH_DEFAULTS: Required<PublishInit> = { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs }
+
 function checkInt (name: string, v: number, min: number, max: number): number {
   if (!Number.isSafeInteger(v) || v < min || v > max) throw new BadInputError(`${name} must be an integer from ${min} to ${max}, got ${v}`)
   return v
@@ -126,14 +131,15 @@ export class Publisher {
   constructor (components: PublishComponents, init: PublishInit = {}) {
     this.c = components
     this.log = components.logger
-    this.replicas = checkInt('replicas', init.replicas ?? 3, 1, MAX_REPLICAS)
-    this.chunkSize = checkInt('chunk size', init.chunkSize ?? 1024 * 1024, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
-    this.maxUploadBytes = init.maxUploadBytes ?? 64 * 1024 ** 3
-    this.uploadTimeoutMs = init.uploadTimeoutMs ?? 6 * 3_600_000
-    this.blobsPerOrder = init.blobsPerOrder ?? 16
-    this.ordersInFlight = init.ordersInFlight ?? 8
-    this.orderTimeoutMs = init.orderTimeoutMs ?? 120_000
-    this.cleanupTimeoutMs = init.cleanupTimeoutMs ?? 30_000
+    const o = withDefaults(PUBLISH_DEFAULTS, init)
+    this.replicas = checkInt('replicas', o.replicas, 1, MAX_REPLICAS)
+    this.chunkSize = checkInt('chunk size', o.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    this.maxUploadBytes = o.maxUploadBytes
+    this.uploadTimeoutMs = o.uploadTimeoutMs
+    this.blobsPerOrder = o.blobsPerOrder
+    this.ordersInFlight = o.ordersInFlight
+    this.orderTimeoutMs = o.orderTimeoutMs
+    this.cleanupTimeoutMs = o.cleanupTimeoutMs
   }
 
   /** Publishes one upload; resolves only once the content is visible. */

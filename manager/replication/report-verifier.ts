@@ -12,6 +12,8 @@
  * while, and verifications queue behind a small concurrency limit with a
  * bounded queue. So each accepted report costs at most one blob fetch.
  */
+import { LRUCache } from 'lru-cache'
+import pLimit, { type LimitFunction } from 'p-limit'
 import { Agent, request } from 'undici'
 import { BadInputError, describeError, NotFoundError } from '../../core/errors.ts'
 import { matchesCid, parseBlobId } from '../../core/ids.ts'
@@ -73,7 +75,6 @@ export class ReportVerifier {
   private readonly log: Logger
   private readonly now: () => number
   private readonly timeoutMs: number
-  private readonly concurrency: number
   private readonly maxPending: number
   private readonly intactMemoryMs: number
   private readonly buckets: TokenBuckets
@@ -82,16 +83,16 @@ export class ReportVerifier {
   /** `${chunk}@${node}` → the verification under way */
   private readonly running = new Map<string, Promise<Verdict>>()
   /** `${chunk}@${node}` → when it was found intact */
-  private readonly intact = new Map<string, number>()
-  private active = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly intact = new LRUCache<string, number>({ max: 10_000 })
+  /** verifications running at once */
+  private readonly slots: LimitFunction
 
   constructor (components: ReportVerifierComponents, init: ReportVerifierInit = {}) {
     this.c = components
     this.log = components.logger
     this.now = components.now ?? (() => performance.now())
     this.timeoutMs = init.timeoutMs ?? 10_000
-    this.concurrency = Math.max(1, init.concurrency ?? 4)
+    this.slots = pLimit(Math.max(1, init.concurrency ?? 4))
     this.maxPending = Math.max(1, init.maxPending ?? 256)
     this.intactMemoryMs = init.intactMemoryMs ?? 60_000
     this.buckets = new TokenBuckets({ ratePerSecond: init.ratePerSecond ?? 0.5, burst: init.burst ?? 10 })
@@ -142,7 +143,10 @@ export class ReportVerifier {
 
   /** Fetches the accused copy, hashes it, and acts on the verdict. */
   private async verify (report: BadCopyReport): Promise<Verdict> {
-    await this.slot()
+    return await this.slots(async () => await this.verifyNow(report))
+  }
+
+  private async verifyNow (report: BadCopyReport): Promise<Verdict> {
     try {
       const node = this.c.catalog.getNode(report.node)
       if (node == null || this.shutdown.signal.aborted) return 'unverified'
@@ -157,8 +161,6 @@ export class ReportVerifier {
       // Only the catalog can throw here (e.g. closed while stopping): the report simply did not count.
       if (!this.shutdown.signal.aborted) this.log.error({ ...report, err: describeError(err) }, 'verifying a report failed')
       return 'unverified'
-    } finally {
-      this.release()
     }
   }
 
@@ -196,25 +198,7 @@ export class ReportVerifier {
   }
 
   private remember (key: string): void {
-    const now = this.now()
-    this.intact.set(key, now)
-    if (this.intact.size > 10_000) {
-      for (const [k, at] of this.intact) if (now - at >= this.intactMemoryMs || this.intact.size > 10_000) this.intact.delete(k)
-    }
-  }
-
-  private async slot (): Promise<void> {
-    if (this.active < this.concurrency) {
-      this.active++
-      return
-    }
-    await new Promise<void>((resolve) => { this.waiting.push(resolve) })
-  }
-
-  private release (): void {
-    const next = this.waiting.shift()
-    if (next != null) next()
-    else this.active--
+    this.intact.set(key, this.now())
   }
 }
 
