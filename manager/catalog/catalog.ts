@@ -26,10 +26,8 @@ export interface CatalogInit {
 type Methods<T> = { [K in keyof T]: T[K] }
 
 // The catalog answers every store's methods; the constructor binds them (see `expose`).
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Catalog extends Methods<ContentStore>, Methods<CopyStore>, Methods<NodeStore>, Methods<DeleteStore> {}
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Catalog {
   private readonly engine: CatalogEngine
   private readonly events: EventStore
