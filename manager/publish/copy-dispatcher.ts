@@ -15,9 +15,10 @@
 import type { CID } from 'multiformats/cid'
 import { CapacityError, CdnError, describeError, UpstreamError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
-import type { StoreOrder, Stored } from '../../core/wire.ts'
+import type { StoreOrder, StoreResult } from '../../core/wire.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
+import { sendStore } from '../orders/store-orders.ts'
 import { placeBlob, type PlacementCandidate } from '../replication/placement.ts'
 
 export interface CopyDispatcherComponents {
@@ -238,16 +239,10 @@ export class CopyDispatcher {
       contents: []
     }
     const p = (async () => {
-      let stored: Stored | undefined
-      let error: unknown
+      const outcome = await sendStore(this.c.nodes, node, order, { signal: this.signal, timeout: this.orderTimeoutMs })
       try {
-        stored = await this.c.nodes.store(node, order, { signal: this.signal, timeout: this.orderTimeoutMs })
-      } catch (err) {
-        error = err
-      }
-      try {
-        if (stored != null) this.onStored(node, batch, stored)
-        else this.onOrderFailed(node, batch, error)
+        if (outcome.ok) this.onStored(node, batch, outcome.results)
+        else this.onOrderFailed(node, batch, outcome.error)
       } catch (err) {
         // Only the catalog can throw here; without its records the upload cannot go on.
         this.fail(new CdnError(`recording copies failed: ${describeError(err)}`, 'ERR_INTERNAL', 500, { cause: err }))
@@ -260,8 +255,7 @@ export class CopyDispatcher {
     this.inflight.add(p)
   }
 
-  private onStored (node: string, batch: BlobState[], stored: Stored): void {
-    const results = new Map(stored.results.map(r => [r.cid, r]))
+  private onStored (node: string, batch: BlobState[], results: Map<string, StoreResult>): void {
     const failed: BlobState[] = []
     for (const b of batch) {
       b.pending.delete(node)

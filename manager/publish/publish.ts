@@ -31,6 +31,7 @@ import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { KeyCustody } from '../catalog/key-custody.ts'
 import { sendDeletes, settledWithLimit } from '../orders/delete-orders.ts'
+import { sendStore } from '../orders/store-orders.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { freeBytes, placeBlob, type PlacementCandidate } from '../replication/placement.ts'
 import type { Staging } from './staging.ts'
@@ -287,8 +288,9 @@ export class Publisher {
     for (const node of targets) this.c.catalog.addCopy(uploadId, id, node, 'pending')
     const order = { type: 'store' as const, blobs: [{ cid: id, sources: [this.c.stagingUrl(id)] }], contents: [id] }
     const results = await settledWithLimit(targets, this.ordersInFlight, async (node) => {
-      const stored = await this.c.nodes.store(node, order, { signal, timeout: this.orderTimeoutMs })
-      const r = stored.results.find(x => x.cid === id)
+      const outcome = await sendStore(this.c.nodes, node, order, { signal, timeout: this.orderTimeoutMs })
+      if (!outcome.ok) throw outcome.error
+      const r = outcome.results.get(id)
       if (r?.ok !== true) throw new UpstreamError(`node ${node} did not store the manifest: ${r?.error ?? 'no result'}`)
       this.c.catalog.confirmCopy(id, node)
     })

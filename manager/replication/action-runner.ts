@@ -29,6 +29,7 @@ import type { BlobSource, StoreOrder } from '../../core/wire.ts'
 import type { Catalog, NodeRow } from '../catalog/catalog.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { batches, DELETE_BATCH } from '../orders/delete-orders.ts'
+import { sendStore } from '../orders/store-orders.ts'
 import { groupBy, runDeleteJob, type DeleteJob, type DeleteJobContext } from './delete-job.ts'
 import type { CopyAction, DeleteAction } from './replication-policy.ts'
 
@@ -247,18 +248,12 @@ export class ActionRunner {
     order.contents = [...manifests]
 
     // ---- send ---------------------------------------------------------------
-    let results: Map<string, { ok: boolean, error?: string }> | undefined
-    let failure: unknown
-    try {
-      const stored = await this.c.nodes.store(target, order, { signal, timeout: this.orderTimeoutMs })
-      results = new Map(stored.results.map(r => [r.cid, r]))
-    } catch (err) {
-      failure = err
-    }
-    if (results == null) {
-      this.copyOrderFailed(target, sent, manifests, failure, signal)
+    const outcome = await sendStore(this.c.nodes, target, order, { signal, timeout: this.orderTimeoutMs })
+    if (!outcome.ok) {
+      this.copyOrderFailed(target, sent, manifests, outcome.error, signal)
       return
     }
+    const results = outcome.results
 
     // ---- record the outcome ---------------------------------------------
     const vanished = new Set<string>()
