@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util'
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { DEFAULT_POLICY, reconcile, type PolicyContent, type PolicyNode, type PolicySettings } from '../manager/replication-policy.ts'
+import { DEFAULT_POLICY, reconcile, type PolicyContent, type PolicyNode, type PolicySettings } from '../manager/replication/replication-policy.ts'
 
 const { values: args } = parseArgs({
   options: {

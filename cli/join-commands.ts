@@ -3,7 +3,7 @@
  * `cdn manager join-command` prints again; the join token itself stays in a
  * file or the environment (never argv, where `ps` shows it).
  */
-import { joinCommand, readManagerAddress, type JoinCommand } from '../manager/join-command.ts'
+import { joinCommand, readManagerAddress, type JoinCommand } from '../manager/nodes/join-command.ts'
 
 export async function showJoinCommand (dataDir: string): Promise<JoinCommand> {
   return joinCommand(dataDir, await readManagerAddress(dataDir))

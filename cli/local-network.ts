@@ -9,7 +9,7 @@ import { PortInUseError } from '../core/ports.ts'
 import { sizeText } from '../core/units.ts'
 import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
-import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/join-command.ts'
+import { JOIN_TOKEN_FILE, joinCommand, readManagerAddress } from '../manager/nodes/join-command.ts'
 import { callManager } from './manager-api.ts'
 
 const CDN = join(import.meta.dirname, 'cdn.ts')

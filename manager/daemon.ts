@@ -16,31 +16,30 @@ import type { HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { CONTROL_PROTOCOL, parseNodeMessage } from '../core/wire.ts'
-import { ActionRunner } from './action-runner.ts'
-import { ADMIN_TOKEN_FILE, ensureAdminToken } from './admin-token.ts'
-import { createApiServer } from './api-server.ts'
-import { createApiHandler, type ApiComponents } from './api.ts'
-import { Capabilities } from './capabilities.ts'
-import { Catalog } from './catalog.ts'
+import { ActionRunner } from './replication/action-runner.ts'
+import { ADMIN_TOKEN_FILE, ensureAdminToken } from './api/admin-token.ts'
+import { createApiServer } from './api/api-server.ts'
+import { createApiHandler, type ApiComponents } from './api/api.ts'
+import { Capabilities } from './api/capabilities.ts'
 import { Chore } from '../core/chore.ts'
-import { Db } from './db.ts'
-import { ContentDeleter } from './delete.ts'
-import { DemandTracker } from './demand-tracker.ts'
-import { ensureJoinToken, writeManagerAddress } from './join-command.ts'
-import { KeyCustody } from './key-custody.ts'
+import { openCatalog } from './catalog/open.ts'
+import { ContentDeleter } from './publish/delete.ts'
+import { DemandTracker } from './replication/demand-tracker.ts'
+import { ensureJoinToken, writeManagerAddress } from './nodes/join-command.ts'
 import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
-import { NodeAdmin } from './node-admin.ts'
-import { RpcNodeClient } from './node-client.ts'
-import { NodeListSigner } from './node-list.ts'
-import { NodeRegistry } from './node-registry.ts'
-import { PoolSnapshotter } from './pool-snapshot.ts'
-import { Publisher } from './publish.ts'
-import { RepairBlockedMonitor } from './repair-blocked.ts'
-import { ReplicationController } from './replication-controller.ts'
-import { ReportVerifier } from './report-verifier.ts'
-import { DEFAULT_POLICY, type PolicySettings } from './replication-policy.ts'
-import { Staging } from './staging.ts'
-import { TokenStore, type Role } from './tokens.ts'
+import { NodeAdmin } from './nodes/node-admin.ts'
+import { RpcNodeClient } from './nodes/node-client.ts'
+import { NodeListSigner } from './nodes/node-list.ts'
+import { NodeRegistry } from './nodes/node-registry.ts'
+import { PoolSnapshotter } from './replication/pool-snapshot.ts'
+import { Publisher } from './publish/publish.ts'
+import { RepairBlockedMonitor } from './replication/repair-blocked.ts'
+import { ReplicationController } from './replication/replication-controller.ts'
+import { ReportVerifier } from './replication/report-verifier.ts'
+import { DEFAULT_POLICY, type PolicySettings } from './replication/replication-policy.ts'
+import { MANAGER_DEFAULTS } from './defaults.ts'
+import { Staging } from './publish/staging.ts'
+import { TokenStore, type Role } from './catalog/tokens.ts'
 
 export interface ManagerConfig {
   dataDir: string
@@ -99,13 +98,14 @@ function isLoopback (host: string): boolean {
 
 export async function startManager (config: ManagerConfig): Promise<ManagerDaemon> {
   const log = config.logger
-  const heartbeatMs = config.heartbeatMs ?? 5000
-  const deadNodeMs = config.deadNodeMs ?? 3 * heartbeatMs
-  const httpHost = config.httpHost ?? '127.0.0.1'
-  const reconcileMs = config.reconcileMs ?? 10_000
-  const moveShare = config.moveShare ?? 0.2
-  const minCopies = config.minCopies ?? DEFAULT_POLICY.minCopies
-  const maxCopies = config.maxCopies ?? DEFAULT_POLICY.maxCopies
+  const d = MANAGER_DEFAULTS
+  const heartbeatMs = config.heartbeatMs ?? d.heartbeatMs
+  const deadNodeMs = config.deadNodeMs ?? d.deadNodeHeartbeats * heartbeatMs
+  const httpHost = config.httpHost ?? d.httpHost
+  const reconcileMs = config.reconcileMs ?? d.reconcileMs
+  const moveShare = config.moveShare ?? d.moveShare
+  const minCopies = config.minCopies ?? d.minCopies
+  const maxCopies = config.maxCopies ?? d.maxCopies
   if (!Number.isSafeInteger(minCopies) || minCopies < 1) throw new BadInputError(`min copies must be a positive integer, got ${minCopies}`)
   if (!Number.isSafeInteger(maxCopies) || maxCopies < minCopies) throw new BadInputError(`max copies must be an integer ≥ min copies (${minCopies}), got ${maxCopies}`)
   if (!(moveShare > 0 && moveShare <= 1)) throw new BadInputError(`move share must be in (0, 1], got ${moveShare}`)
@@ -134,18 +134,15 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(httpHost))
 
     // ---- storage ---------------------------------------------------------
-    const db = new Db(join(config.dataDir, 'catalog.db'))
-    closers.push({ name: 'database', close: () => { db.close() } })
     const metricsRegistry = createMetricsRegistry('manager')
     let countNodes: () => Record<string, number> = () => ({})
     const metrics = createManagerMetrics(metricsRegistry, () => countNodes())
-    const catalog = new Catalog(db, { onEvent: kind => { metrics.events.inc({ kind }) } })
-    const tokens = new TokenStore(db)
-    const keys = new KeyCustody(db)
+    const { catalog, tokens, keys, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    closers.push({ name: 'database', close: closeDb })
     registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
     registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
     const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
-    await ensureAdminToken({ tokens, db, logger: log }, adminTokenFile)
+    await ensureAdminToken({ tokens, catalog, logger: log }, adminTokenFile)
     const staging = new Staging(join(config.dataDir, 'staging'))
     await staging.init()
 

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { defaultAnnounceHost, splitAnnounce, tcpMultiaddr, type Interfaces } from '../../../core/addresses.ts'
 import { rewriteHost } from '../../../core/host.ts'
 import { bindPlanned, listenHttp, PortBook, PortInUseError } from '../../../core/ports.ts'
-import { ensureJoinToken, joinCommand, readManagerAddress, writeManagerAddress } from '../../../manager/join-command.ts'
+import { ensureJoinToken, joinCommand, readManagerAddress, writeManagerAddress } from '../../../manager/nodes/join-command.ts'
 
 const IFACES: Interfaces = {
   lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],

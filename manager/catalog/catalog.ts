@@ -1,0 +1,79 @@
+/**
+ * The catalog: what the pool holds and where. One store per table family
+ * (contents, copies, nodes, deletes, events), each owning its statements and
+ * the transactions that pair a state change with its event. The Catalog is
+ * the one object the rest of the manager holds: it offers every store's
+ * methods under one name, composes stores in `transaction`, and hides the
+ * engine (engine.ts), so no module outside this folder touches the database.
+ */
+import type { CatalogEngine, SqlEngine } from './engine.ts'
+import { ContentStore } from './contents.ts'
+import { CopyStore } from './copies.ts'
+import { DeleteStore } from './deletes.ts'
+import { EventStore } from './events.ts'
+import { NodeStore } from './nodes.ts'
+import { createSchema } from './schema.ts'
+import type { ContentRow, CopySummary, EventKind, EventRow, NewEvent } from './types.ts'
+
+export type * from './types.ts'
+
+export interface CatalogInit {
+  /** called after an event row is written, e.g. to count events by kind */
+  onEvent?: (kind: EventKind) => void
+}
+
+/** A store's public methods (its private fields are not part of the catalog). */
+type Methods<T> = { [K in keyof T]: T[K] }
+
+// The catalog answers every store's methods; the constructor binds them (see `expose`).
+export interface Catalog extends Methods<ContentStore>, Methods<CopyStore>, Methods<NodeStore>, Methods<DeleteStore> {}
+
+export class Catalog {
+  private readonly engine: CatalogEngine
+  private readonly events: EventStore
+
+  constructor (db: SqlEngine, init: CatalogInit = {}) {
+    this.engine = db
+    createSchema(db)
+    this.events = new EventStore(db, init.onEvent)
+    expose(this, new ContentStore(db, this.events))
+    expose(this, new CopyStore(db, this.events))
+    expose(this, new NodeStore(db, this.events))
+    expose(this, new DeleteStore(db))
+  }
+
+  /** Runs `fn` in one transaction across stores: all of its writes land, or none. */
+  transaction<T> (fn: () => T): T {
+    return this.engine.transaction(fn)
+  }
+
+  /** Makes what is committed durable, before a client is told (a publish's 201, a delete's 200). */
+  sync (): void {
+    this.engine.sync()
+  }
+
+  /** Visible contents, newest first, with their counted copies. */
+  listVisible (): Array<ContentRow & { copies: CopySummary }> {
+    return this.visibleWith(this.summaries())
+  }
+
+  recordEvent (e: NewEvent, at = new Date()): void {
+    this.events.record(e, at)
+  }
+
+  /** Newest first. */
+  listEvents (limit: number): EventRow[] {
+    return this.events.latest(limit)
+  }
+}
+
+/** Binds every method of `store` onto the catalog under its own name (store method names are unique). */
+function expose (catalog: Catalog, store: object): void {
+  const proto = Object.getPrototypeOf(store) as Record<string, unknown>
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const method = proto[name]
+    if (name === 'constructor' || typeof method !== 'function') continue
+    if (name in catalog) throw new Error(`catalog method ${name} is defined twice`)
+    Object.defineProperty(catalog, name, { value: method.bind(store) })
+  }
+}

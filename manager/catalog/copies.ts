@@ -1,0 +1,178 @@
+/**
+ * Copies: which node holds which blob of which content, and in what state.
+ * Every count of copies goes through the `counted_copies` view (schema.ts),
+ * the one statement of the rule: confirmed, on a node that is not dead.
+ */
+import type { SqlEngine } from './engine.ts'
+import type { EventStore } from './events.ts'
+import { Store } from './store.ts'
+import { as, blobCopyRow, nodeRow, one, type BlobCopyColumns, type NodeColumns } from './rows.ts'
+import type { BlobCopyRow, ChunkAtRisk, CopyRow, CopyState, CopySummary, NewEvent, NodeHoldings, NodeRow, ReplicationSummary } from './types.ts'
+
+export class CopyStore extends Store<ReturnType<typeof prepare>> {
+  constructor (db: SqlEngine, events: EventStore) {
+    super(db, events, prepare(db))
+  }
+
+  /** Records that a copy was ordered; it counts only once confirmed. */
+  addCopy (content: string, cid: string, node: string, state: CopyState = 'pending'): void {
+    this.s.upsertCopy.run(content, cid, node, state)
+  }
+
+  confirmCopy (cid: string, node: string): void {
+    this.s.setCopyState.run('confirmed', cid, node)
+  }
+
+  removeCopy (cid: string, node: string): void {
+    this.s.deleteCopy.run(cid, node)
+  }
+
+  /** Marks a confirmed copy suspect; false when there was no such copy. */
+  markSuspect (cid: string, node: string): boolean {
+    return Number(this.s.markSuspect.run(cid, node).changes) > 0
+  }
+
+  /** A verified bad-copy report: the copy turns suspect (when `proven`) in the transaction that records `event`. */
+  judgeCopy (cid: string, node: string, proven: boolean, event: (marked: boolean) => NewEvent): boolean {
+    return this.db.transaction(() => {
+      const marked = proven && this.markSuspect(cid, node)
+      this.events.record(event(marked))
+      return marked
+    })
+  }
+
+  /** Every copy row of a content: its chunks and its manifest, in every state. */
+  copiesOf (content: string): CopyRow[] {
+    return as<CopyRow>(this.s.copiesOf.all(content)).map(r => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
+  }
+
+  /** State of the copy of `cid` on `node`, if the catalog has one. */
+  copyState (cid: string, node: string): CopyState | undefined {
+    return one<{ state: CopyState }>(this.s.copyState.get(cid, node))?.state
+  }
+
+  /** Confirmed copies of `cid` on nodes that are not dead, other than `except`: what would remain if that copy went. */
+  healthyCopiesExcept (cid: string, except: string): number {
+    return Number(one<{ n: number }>(this.s.healthyExcept.get(cid, except))!.n)
+  }
+
+  /** True when `node` has a copy row (any state) of a chunk of `content`, the manifest not counted. */
+  nodeHoldsChunksOf (content: string, node: string): boolean {
+    return this.s.holdsChunksOf.get(content, content, node) != null
+  }
+
+  /** Per visible content: fewest and most counted copies of a chunk, and the nodes holding counted copies. */
+  summaries (): Map<string, CopySummary> {
+    const out = new Map<string, CopySummary>()
+    for (const r of as<{ content: string, min: number, max: number }>(this.s.copyCounts.all())) out.set(r.content, { min: r.min, max: r.max, nodes: [] })
+    for (const r of as<{ content: string, node: string }>(this.s.visibleHolders.all())) {
+      let summary = out.get(r.content)
+      if (summary == null) out.set(r.content, summary = { min: 0, max: 0, nodes: [] })
+      summary.nodes.push(r.node)
+    }
+    return out
+  }
+
+  /**
+   * Every chunk of every visible content with each of its copy rows (one row
+   * per copy, or one row with a null node for a chunk without copies), then
+   * the copy rows of their manifests (cid = content id). Ordered by content,
+   * chunk index and node, so what is built from it is deterministic.
+   */
+  replicaCopies (): BlobCopyRow[] {
+    const chunks = as<BlobCopyColumns>(this.s.replicaChunkCopies.all())
+    const manifests = as<BlobCopyColumns>(this.s.replicaManifestCopies.all())
+    return [...chunks, ...manifests].map(blobCopyRow)
+  }
+
+  /** Copies of controller orders that never answered (a crash): nobody knows if they exist, so they become suspect. */
+  suspectPendingCopiesOfVisible (): number {
+    return Number(this.s.suspectPendingVisible.run().changes)
+  }
+
+  /** Copy rows and contents per node (any copy state, visible or not). */
+  holdingsByNode (): Map<string, NodeHoldings> {
+    const out = new Map<string, NodeHoldings>()
+    for (const r of as<NodeHoldings & { node: string }>(this.s.holdings.all())) out.set(r.node, { copies: r.copies, contents: r.contents })
+    return out
+  }
+
+  /** The invariant as a number: copies of the chunks of visible contents that count. */
+  replicationSummary (minCopies: number): ReplicationSummary {
+    type Columns = { contents: number | null, chunks: number | null, lowest: number | null, below_min: number | null, below_base: number | null }
+    const r = one<Columns>(this.s.replicationSummary.get(minCopies))!
+    return {
+      contents: r.contents ?? 0,
+      chunks: r.chunks ?? 0,
+      lowest: r.lowest ?? null,
+      belowMin: r.below_min ?? 0,
+      belowBase: r.below_base ?? 0
+    }
+  }
+
+  /**
+   * Blobs of visible contents of which `node` holds a copy (confirmed or
+   * suspect: a suspect copy may still be the last bytes there are) while
+   * fewer than `minCopies` copies that count exist elsewhere. A copy is spare
+   * only when enough counted copies remain without it.
+   */
+  chunksAtRiskWithout (node: string, minCopies: number): ChunkAtRisk[] {
+    return as<ChunkAtRisk>(this.s.atRisk.all(node, minCopies)).map(r => ({ content: r.content, cid: r.cid, others: r.others }))
+  }
+
+  /** Nodes that are not dead and hold a confirmed copy of any blob of the content. */
+  holdersOf (content: string): NodeRow[] {
+    return as<NodeColumns>(this.s.holdersOf.all(content)).map(nodeRow)
+  }
+}
+
+/** Counted copies of each chunk of the visible contents (the heart of the replication invariant). */
+const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(cc.node) AS n
+        FROM chunks ch
+        JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+        LEFT JOIN counted_copies cc ON cc.cid = ch.cid
+        GROUP BY ch.content, ch.idx`
+
+function prepare (db: SqlEngine) {
+  return {
+    upsertCopy: db.prepare(`INSERT INTO copies (content, cid, node, state) VALUES (?, ?, ?, ?)
+      ON CONFLICT (cid, node) DO UPDATE SET state = excluded.state`),
+    setCopyState: db.prepare('UPDATE copies SET state = ? WHERE cid = ? AND node = ?'),
+    deleteCopy: db.prepare('DELETE FROM copies WHERE cid = ? AND node = ?'),
+    markSuspect: db.prepare("UPDATE copies SET state = 'suspect' WHERE cid = ? AND node = ? AND state = 'confirmed'"),
+    copiesOf: db.prepare('SELECT content, cid, node, state FROM copies WHERE content = ?'),
+    copyState: db.prepare('SELECT state FROM copies WHERE cid = ? AND node = ?'),
+    healthyExcept: db.prepare('SELECT COUNT(*) AS n FROM counted_copies WHERE cid = ? AND node != ?'),
+    holdsChunksOf: db.prepare('SELECT 1 FROM copies WHERE content = ? AND cid != ? AND node = ? LIMIT 1'),
+    copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (${CHUNK_COUNTS}) GROUP BY content`),
+    visibleHolders: db.prepare(`SELECT DISTINCT cc.content AS content, cc.node AS node
+      FROM counted_copies cc
+      JOIN contents c ON c.id = cc.content AND c.state = 'visible'
+      ORDER BY cc.content, cc.node`),
+    holdersOf: db.prepare(`SELECT * FROM nodes WHERE peer_id IN
+      (SELECT node FROM counted_copies WHERE content = ?) ORDER BY peer_id`),
+    replicaChunkCopies: db.prepare(`SELECT ch.content AS content, ch.cid AS cid, ch.size AS size, cp.node AS node, cp.state AS state
+      FROM chunks ch
+      JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+      LEFT JOIN copies cp ON cp.cid = ch.cid AND cp.content = ch.content
+      ORDER BY c.created_at, ch.content, ch.idx, cp.node`),
+    replicaManifestCopies: db.prepare(`SELECT c.id AS content, c.id AS cid, length(c.manifest) AS size, cp.node AS node, cp.state AS state
+      FROM contents c
+      JOIN copies cp ON cp.content = c.id AND cp.cid = c.id
+      WHERE c.state = 'visible'
+      ORDER BY c.created_at, c.id, cp.node`),
+    suspectPendingVisible: db.prepare(`UPDATE copies SET state = 'suspect' WHERE state = 'pending'
+      AND content IN (SELECT id FROM contents WHERE state = 'visible')`),
+    holdings: db.prepare('SELECT node, COUNT(*) AS copies, COUNT(DISTINCT content) AS contents FROM copies GROUP BY node'),
+    replicationSummary: db.prepare(`SELECT COUNT(DISTINCT content) AS contents, COUNT(*) AS chunks, MIN(n) AS lowest,
+        SUM(CASE WHEN n < ? THEN 1 ELSE 0 END) AS below_min, SUM(CASE WHEN n < replicas THEN 1 ELSE 0 END) AS below_base
+      FROM (${CHUNK_COUNTS})`),
+    atRisk: db.prepare(`SELECT * FROM (
+        SELECT cp.content AS content, cp.cid AS cid,
+          (SELECT COUNT(*) FROM counted_copies o WHERE o.cid = cp.cid AND o.node != cp.node) AS others
+        FROM copies cp
+        JOIN contents c ON c.id = cp.content AND c.state = 'visible'
+        WHERE cp.node = ? AND cp.state IN ('confirmed', 'suspect')
+      ) WHERE others < ? ORDER BY others, content, cid`)
+  }
+}

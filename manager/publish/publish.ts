@@ -1,0 +1,388 @@
+/**
+ * The publish pipeline: bytes in, a visible content out, or nothing at all.
+ *
+ * The body is read through the chunker; each chunk is encrypted under a fresh
+ * content key, hashed to its chunk id, staged on disk and handed to the copy
+ * dispatcher, which gets R confirmed copies onto nodes. When the body ends,
+ * its length is checked, the manifest is built, signed and stored on every
+ * node holding a chunk (so they index and provide the content), and only then,
+ * in one transaction, the content becomes visible and its key is kept.
+ *
+ * Any failure (truncated or aborted body, over the limits, a chunk that cannot
+ * get its copies, the deadline) makes nothing visible: delete orders go to
+ * every node that may hold a blob of the upload and the upload's rows are
+ * dropped. If the manager itself is stopping, the rows are left `pending`
+ * instead, and `cleanupAbandoned` finishes the job at the next start, as it
+ * does for an upload interrupted by a crash.
+ */
+import { randomUUID } from 'node:crypto'
+import type { PrivateKey } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
+import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
+import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../../core/errors.ts'
+import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
+import type { Logger } from '../../core/log.ts'
+import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
+import type { Catalog } from '../catalog/catalog.ts'
+import { withDefaults } from '../../core/with-defaults.ts'
+import { MANAGER_DEFAULTS } from '../defaults.ts'
+import { chunkStream } from './chunker.ts'
+import { readBody } from './read-body.ts'
+import { CopyDispatcher } from './copy-dispatcher.ts'
+import type { KeyCustody } from '../catalog/key-custody.ts'
+import { sendDeletes, settledWithLimit } from '../orders/delete-orders.ts'
+import { sendStore } from '../orders/store-orders.ts'
+import type { NodeClient } from '../nodes/node-client.ts'
+import { freeBytes, placeBlob, type PlacementCandidate } from '../replication/placement.ts'
+import type { Staging } from './staging.ts'
+
+export const MAX_REPLICAS = 16
+export const MIN_CHUNK_SIZE = 1024
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024
+/** Each chunk id costs ~62 manifest bytes; past this many the manifest would outgrow what readers accept. */
+export const MAX_CHUNKS = Math.floor(MAX_MANIFEST_BYTES / 80)
+export interface PublishComponents {
+  catalog: Catalog
+  keys: KeyCustody
+  staging: Staging
+  nodes: NodeClient
+  /** the pool now, as placement candidates */
+  candidates: () => PlacementCandidate[]
+  /** the manager's identity: its key signs manifests */
+  signer: { privateKey: PrivateKey, peerId: string }
+  /** the URL nodes fetch a staged blob from */
+  stagingUrl: (cid: string) => string
+  logger: Logger
+  /** aborted when the manager stops */
+  shutdown: AbortSignal
+  onPublished?: (bytes: number) => void
+}
+
+export interface PublishInit {
+  /** copies per chunk when the request names none (default 3) */
+  replicas?: number
+  /** default 1 MiB */
+  chunkSize?: number
+  /** default 64 GiB */
+  maxUploadBytes?: number
+  /** ms for a whole upload (default 6 h) */
+  uploadTimeoutMs?: number
+  /** blobs per store order (default 16) */
+  blobsPerOrder?: number
+  /** store orders out at once per upload (default 8) */
+  ordersInFlight?: number
+  /** ms per order (default 2 min) */
+  orderTimeoutMs?: number
+  /** ms to send the delete orders of a failed upload (default 30 s) */
+  cleanupTimeoutMs?: number
+}
+
+export interface PublishRequest {
+  body: AsyncIterable<Uint8Array>
+  /** label of the publisher token that authenticated the request */
+  publisher: string
+  /** id of the token that owns the content (may delete and share it) */
+  owner?: string
+  /** resolvable only with a capability or a token that may read it */
+  private?: boolean
+  name: string
+  type: string
+  replicas?: number
+  chunkSize?: number
+  /** the declared length (content-length); a body that ends short of it is truncated */
+  length?: number
+  /** seconds from the moment the content becomes visible until it is deleted everywhere */
+  ttlSeconds?: number
+  /** aborted when the client goes away */
+  signal?: AbortSignal
+}
+
+export interface PublishResult {
+  id: string
+  size: number
+  chunks: number
+  replicas: number
+  /** base64url content key, for capability links */
+  key: string
+  /** ISO time the content expires, when published with a TTL */
+  expiresAt?: string
+}
+
+const { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs } = MANAGER_DEFAULTS
+const PUBLISH_DEFAULTS: Required<PublishInit> = { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs }
+
+function checkInt (name: string, v: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw new BadInputError(`${name} must be an integer from ${min} to ${max}, got ${v}`)
+  return v
+}
+
+export class Publisher {
+  private readonly c: PublishComponents
+  private readonly log: Logger
+  private readonly replicas: number
+  private readonly chunkSize: number
+  private readonly maxUploadBytes: number
+  private readonly uploadTimeoutMs: number
+  private readonly blobsPerOrder: number
+  private readonly ordersInFlight: number
+  private readonly orderTimeoutMs: number
+  private readonly cleanupTimeoutMs: number
+  private readonly active = new Set<Promise<unknown>>()
+
+  constructor (components: PublishComponents, init: PublishInit = {}) {
+    this.c = components
+    this.log = components.logger
+    const o = withDefaults(PUBLISH_DEFAULTS, init)
+    this.replicas = checkInt('replicas', o.replicas, 1, MAX_REPLICAS)
+    this.chunkSize = checkInt('chunk size', o.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    this.maxUploadBytes = o.maxUploadBytes
+    this.uploadTimeoutMs = o.uploadTimeoutMs
+    this.blobsPerOrder = o.blobsPerOrder
+    this.ordersInFlight = o.ordersInFlight
+    this.orderTimeoutMs = o.orderTimeoutMs
+    this.cleanupTimeoutMs = o.cleanupTimeoutMs
+  }
+
+  /** Publishes one upload; resolves only once the content is visible. */
+  async publish (req: PublishRequest): Promise<PublishResult> {
+    const p = this.run(req)
+    this.active.add(p)
+    try {
+      return await p
+    } finally {
+      this.active.delete(p)
+    }
+  }
+
+  /** Waits for publishes and cleanups in progress (they abort once `shutdown` fires). */
+  async close (): Promise<void> {
+    while (this.active.size > 0) await Promise.allSettled([...this.active])
+  }
+
+  private async run (req: PublishRequest): Promise<PublishResult> {
+    const replicas = checkInt('replicas', req.replicas ?? this.replicas, 1, MAX_REPLICAS)
+    const chunkSize = checkInt('chunk size', req.chunkSize ?? this.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    if (req.length != null) {
+      if (req.length > this.maxUploadBytes) throw new TooLargeError(`upload of ${req.length} bytes is over the ${this.maxUploadBytes}-byte limit`)
+      if (Math.ceil(req.length / chunkSize) > MAX_CHUNKS) throw new TooLargeError(`upload of ${req.length} bytes needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
+    }
+    if (this.c.shutdown.aborted) throw new UnavailableError('manager is shutting down')
+    const pool = this.c.candidates()
+    this.checkRoom(pool, replicas, chunkSize, req.length)
+
+    const uploadId = `upload-${randomUUID()}`
+    const key = newContentKey()
+    const createdAt = new Date().toISOString()
+    const deadline = AbortSignal.timeout(this.uploadTimeoutMs)
+    // Orders stop only for hard stops; a vanished client stops the reading, and orders already out are let answer.
+    const orderSignal = AbortSignal.any([deadline, this.c.shutdown])
+    const signal = AbortSignal.any([orderSignal, ...(req.signal != null ? [req.signal] : [])])
+    const log = this.log.child({ upload: uploadId })
+    const staged = new Set<string>()
+    this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private })
+    log.info({ name: req.name, length: req.length, replicas, chunkSize, publisher: req.publisher }, 'upload started')
+
+    const dispatcher = new CopyDispatcher({
+      nodes: this.c.nodes,
+      catalog: this.c.catalog,
+      sourceUrl: this.c.stagingUrl,
+      onComplete: (cid) => { this.unstage(staged, cid, log) },
+      logger: log
+    }, {
+      content: uploadId,
+      replicas,
+      candidates: pool,
+      signal: orderSignal,
+      blobsPerOrder: this.blobsPerOrder,
+      ordersInFlight: this.ordersInFlight,
+      orderTimeoutMs: this.orderTimeoutMs
+    })
+
+    try {
+      // ---- chunks --------------------------------------------------------
+      const chunkIds: string[] = []
+      const chunks = chunkStream(readBody(req.body, signal), chunkSize, { maxBytes: this.maxUploadBytes })
+      let step = await chunks.next()
+      while (step.done !== true) {
+        const { index, bytes } = step.value
+        if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
+        const blob = encryptChunk(key, index, bytes)
+        const cid = chunkCid(blob)
+        const id = cid.toString()
+        await this.c.staging.put(id, blob)
+        staged.add(id)
+        this.c.catalog.addChunk(uploadId, index, id, blob.length)
+        chunkIds.push(id)
+        await dispatcher.add(cid, blob.length)
+        step = await chunks.next()
+      }
+      const size = step.value
+      if (req.length != null && size !== req.length) {
+        throw new BadInputError(`upload truncated: received ${size} of ${req.length} announced bytes`)
+      }
+      await dispatcher.finish()
+
+      // ---- manifest ------------------------------------------------------
+      const signed = await signManifest({
+        size,
+        chunkSize,
+        chunks: chunkIds,
+        createdAt,
+        publisher: req.publisher,
+        meta: sealMetadata(key, { name: req.name, type: req.type })
+      }, this.c.signer.privateKey, this.c.signer.peerId)
+      const contentId = signed.id.toString()
+      signal.throwIfAborted()
+      const holders = await this.storeManifest(uploadId, signed, dispatcher.holders(), replicas, orderSignal, staged)
+
+      // ---- visible -------------------------------------------------------
+      signal.throwIfAborted()
+      const expiresAt = req.ttlSeconds != null ? Date.now() + req.ttlSeconds * 1000 : null
+      this.c.catalog.transaction(() => {
+        this.c.catalog.makeVisible(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt })
+        this.c.keys.put(contentId, key)
+        this.c.catalog.recordEvent({ kind: 'content-published', content: contentId, detail: { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) } })
+      })
+      this.c.onPublished?.(size)
+      log.info({ content: contentId, size, chunks: chunkIds.length, nodes: holders.length }, 'content published')
+      return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key), ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) }
+    } catch (thrown) {
+      const err = this.explain(thrown, { deadline, request: req.signal })
+      await dispatcher.settle(err)
+      log.warn({ code: err.code, err: err.message }, 'upload failed; nothing published')
+      // Unstaged first: a node still working on an abandoned order then finds nothing to fetch.
+      for (const id of staged) this.unstage(staged, id, log)
+      await this.discard(uploadId, err, log)
+      throw err
+    } finally {
+      for (const id of staged) this.unstage(staged, id, log)
+    }
+  }
+
+  /**
+   * Refuses at once (before any byte is read) an upload the pool cannot hold:
+   * fewer than R nodes able to take a chunk, or, when the length is announced,
+   * less free space in the pool than R copies of it.
+   */
+  private checkRoom (pool: PlacementCandidate[], replicas: number, chunkSize: number, length: number | undefined): void {
+    const blob = Math.min(chunkSize, length ?? chunkSize) + TAG_BYTES
+    const eligible = pool.filter(c => c.state === 'alive' && freeBytes(c) >= blob)
+    if (eligible.length < replicas) {
+      throw new CapacityError(`${replicas} copies were asked for but only ${eligible.length} nodes can take a chunk`)
+    }
+    const free = eligible.reduce((sum, c) => sum + freeBytes(c), 0)
+    if (length != null && free < length * replicas) {
+      throw new CapacityError(`${replicas} copies of ${length} bytes need more than the ${free} bytes free in the pool`)
+    }
+  }
+
+  /** Stores the manifest on every node that holds a chunk (R nodes for an empty content) with the order to index it. */
+  private async storeManifest (uploadId: string, signed: SignedManifest, chunkHolders: Set<string>, replicas: number, signal: AbortSignal, staged: Set<string>): Promise<string[]> {
+    const id = signed.id.toString()
+    let targets = [...chunkHolders]
+    if (targets.length === 0) {
+      targets = placeBlob(signed.id, this.c.candidates(), replicas, signed.bytes.length).map(c => c.peerId)
+    }
+    await this.c.staging.put(id, signed.bytes)
+    staged.add(id)
+    for (const node of targets) this.c.catalog.addCopy(uploadId, id, node, 'pending')
+    const order = { type: 'store' as const, blobs: [{ cid: id, sources: [this.c.stagingUrl(id)] }], contents: [id] }
+    const results = await settledWithLimit(targets, this.ordersInFlight, async (node) => {
+      const outcome = await sendStore(this.c.nodes, node, order, { signal, timeout: this.orderTimeoutMs })
+      if (!outcome.ok) throw outcome.error
+      const r = outcome.results.get(id)
+      if (r?.ok !== true) throw new UpstreamError(`node ${node} did not store the manifest: ${r?.error ?? 'no result'}`)
+      this.c.catalog.confirmCopy(id, node)
+    })
+    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [{ node: targets[i], err: r.reason }] : [])
+    if (failed.length > 0) {
+      signal.throwIfAborted()
+      // A holder without the manifest cannot index or announce its chunks: readers would never find them.
+      const first = failed[0]
+      throw new UpstreamError(`${failed.length} of ${targets.length} holders did not store the manifest (first: ${describeError(first.err)})`, { cause: first.err })
+    }
+    return targets
+  }
+
+  /** Turns whatever ended an upload into the error the client should see. */
+  private explain (err: unknown, signals: { deadline: AbortSignal, request?: AbortSignal }): CdnError {
+    if (signals.deadline.aborted) return new TimeoutError(`upload not finished within ${this.uploadTimeoutMs} ms`, { cause: err })
+    if (this.c.shutdown.aborted) return new UnavailableError('manager is shutting down', { cause: err })
+    if (err instanceof CdnError) return err
+    if (signals.request?.aborted === true) {
+      const reason = signals.request.reason
+      return reason instanceof CdnError ? reason : new BadInputError('upload aborted by the client', { cause: err })
+    }
+    return new CdnError(`publish failed: ${describeError(err)}`, 'ERR_INTERNAL', 500, { cause: err })
+  }
+
+  private unstage (staged: Set<string>, id: string, log: Logger): void {
+    if (!staged.delete(id)) return
+    this.c.staging.remove(id).catch((err: unknown) => { log.warn({ blob: id, err: describeError(err) }, 'could not remove a staged blob') })
+  }
+
+  /**
+   * Undoes an upload: delete orders to every node that may hold one of its
+   * blobs, then its rows go. When the manager is stopping, nothing can be
+   * sent; the rows stay pending for `cleanupAbandoned` at the next start.
+   */
+  private async discard (uploadId: string, reason: CdnError | string, log: Logger): Promise<void> {
+    if (this.c.shutdown.aborted) {
+      log.info('manager stopping; upload left pending for cleanup at next start')
+      return
+    }
+    try {
+      const byNode = new Map<string, string[]>()
+      const contents = new Set<string>()
+      for (const copy of this.c.catalog.copiesOf(uploadId)) {
+        const list = byNode.get(copy.node) ?? []
+        list.push(copy.cid)
+        byNode.set(copy.node, list)
+        // A manifest copy means nodes may have indexed the content: they must stop providing it too.
+        if (CID.parse(copy.cid).code === MANIFEST_CODEC) contents.add(copy.cid)
+      }
+      const signal = AbortSignal.any([AbortSignal.timeout(this.cleanupTimeoutMs), this.c.shutdown])
+      const orders = [...byNode].map(([node, blobs]) => ({ node, blobs, contents: [...contents] }))
+      const results = await sendDeletes(this.c.nodes, orders, { limit: this.ordersInFlight, signal, timeout: this.orderTimeoutMs })
+      if (this.c.shutdown.aborted) {
+        log.info('manager stopping; upload left pending for cleanup at next start')
+        return
+      }
+      const failedNodes = new Set<string>()
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          failedNodes.add(orders[i].node)
+          log.warn({ node: orders[i].node, blobs: orders[i].blobs.length, err: describeError(r.reason) }, 'delete order for a failed upload did not go through; node GC will reclaim the blobs')
+        }
+      })
+      this.c.catalog.dropFailedUpload(uploadId, {
+        code: typeof reason === 'string' ? 'ERR_ABANDONED' : reason.code,
+        reason: typeof reason === 'string' ? reason : reason.message,
+        nodes: byNode.size,
+        unreachable: failedNodes.size
+      })
+    } catch (err) {
+      log.error({ err: describeError(err) }, 'cleaning up a failed upload failed; it stays pending until the next start')
+    }
+  }
+
+  /** Cleans up uploads left pending by a crash or a stop (run once at start). */
+  async cleanupAbandoned (): Promise<number> {
+    const p = (async () => {
+      const pending = this.c.catalog.pendingUploads()
+      for (const uploadId of pending) {
+        if (this.c.shutdown.aborted) break
+        const log = this.log.child({ upload: uploadId })
+        log.info('cleaning up an upload interrupted by a restart')
+        await this.discard(uploadId, 'interrupted by a manager restart', log)
+      }
+      return pending.length
+    })()
+    this.active.add(p)
+    try {
+      return await p
+    } finally {
+      this.active.delete(p)
+    }
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * A pool for the manager's unit tests: a real catalog (sqlite in a temp dir)
+ * and in-memory nodes that obey store and delete orders the way real ones do
+ * (a blob is stored only if one of its sources has it; a manifest from the
+ * manager always can be), so the replication controller can be driven round
+ * by round without sockets.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { UpstreamError } from '../../../core/errors.ts'
+import { chunkCid, manifestCid } from '../../../core/ids.ts'
+import type { DeleteOrder, Deleted, StoreOrder, Stored } from '../../../core/wire.ts'
+import { Catalog } from '../../../manager/catalog/catalog.ts'
+import { Db } from '../../../manager/catalog/sqlite.ts'
+import type { NodeClient, OrderOptions } from '../../../manager/nodes/node-client.ts'
+
+export const MANAGER_URL = 'http://manager.test'
+
+const peerPool: string[] = []
+/** Real peer ids (placement hashes them), generated once per test process. */
+export async function peerIds (n: number): Promise<string[]> {
+  while (peerPool.length < n) peerPool.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())
+  return peerPool.slice(0, n)
+}
+
+/** In-memory nodes: a disk (set of blob ids) per node, reachable unless marked down. */
+export class FakeNodes implements NodeClient {
+  readonly disks = new Map<string, Set<string>>()
+  readonly indexed = new Map<string, Set<string>>()
+  readonly down = new Set<string>()
+  readonly orders: Array<{ peer: string, order: StoreOrder | DeleteOrder }> = []
+  /** called before an order is carried out (tests hold orders here) */
+  gate?: (peer: string, order: StoreOrder | DeleteOrder) => Promise<void>
+  private readonly byHttp = new Map<string, string>()
+
+  addNode (peer: string, http: string): void {
+    this.disks.set(peer, new Set())
+    this.indexed.set(peer, new Set())
+    this.byHttp.set(http, peer)
+  }
+
+  disk (peer: string): Set<string> {
+    return this.disks.get(peer)!
+  }
+
+  async store (peer: string, order: StoreOrder, _options?: OrderOptions): Promise<Stored> {
+    this.orders.push({ peer, order })
+    await this.gate?.(peer, order)
+    if (this.down.has(peer)) throw new UpstreamError(`store order to node ${peer} failed`)
+    const disk = this.disk(peer)
+    const results = order.blobs.map(b => {
+      const ok = disk.has(b.cid) || b.sources.some(url => this.canServe(url, b.cid))
+      if (ok) disk.add(b.cid)
+      return ok ? { cid: b.cid, ok } : { cid: b.cid, ok, error: 'no source served it' }
+    })
+    for (const c of order.contents) {
+      if (disk.has(c)) this.indexed.get(peer)!.add(c)
+      else results.push({ cid: c, ok: false, error: 'content not indexed: manifest not held' })
+    }
+    return { type: 'stored', results }
+  }
+
+  async delete (peer: string, order: DeleteOrder, _options?: OrderOptions): Promise<Deleted> {
+    this.orders.push({ peer, order })
+    await this.gate?.(peer, order)
+    if (this.down.has(peer)) throw new UpstreamError(`delete order to node ${peer} failed`)
+    const disk = this.disk(peer)
+    for (const c of order.contents) this.indexed.get(peer)!.delete(c)
+    const removed = [...order.blobs, ...order.contents].filter(b => disk.delete(b))
+    return { type: 'deleted', removed }
+  }
+
+  private canServe (url: string, cid: string): boolean {
+    if (url.startsWith(`${MANAGER_URL}/manifest/`)) return true
+    const m = /^(http:\/\/[^/]+)\/chunk\/(.+)$/.exec(url)
+    if (m == null || m[2] !== cid) return false
+    const peer = this.byHttp.get(m[1])
+    return peer != null && !this.down.has(peer) && this.disk(peer).has(cid)
+  }
+}
+
+export interface TestPool {
+  dir: string
+  db: Db
+  catalog: Catalog
+  nodes: FakeNodes
+  peers: string[]
+  /** publishes a content whose chunk `i` is held (confirmed, on disk) by the peers at `holders[i]` (indexes into `peers`) */
+  addContent: (holders: number[][], opts?: { replicas?: number, chunkSize?: number, expiresAt?: number, manifestHolders?: number[] }) => { id: string, chunks: string[] }
+  /** reports every node's disk use to the catalog, as heartbeats would */
+  heartbeat: (now?: number) => void
+  close: () => Promise<void>
+}
+
+export async function makePool (nodeCount: number, opts: { capacity?: number, zones?: string[] } = {}): Promise<TestPool> {
+  const dir = await mkdtemp(join(tmpdir(), 'cdn-pool-'))
+  const db = new Db(join(dir, 'catalog.db'))
+  const catalog = new Catalog(db)
+  dbOf.set(catalog, db)
+  const nodes = new FakeNodes()
+  const peers = await peerIds(nodeCount)
+  const sizes = new Map<string, number>()
+  peers.forEach((peer, i) => {
+    const http = `http://node-${i}.test`
+    nodes.addNode(peer, http)
+    catalog.joinNode({ peerId: peer, http, zone: opts.zones?.[i] ?? null, capacity: opts.capacity ?? 1e9, egressCap: null, addrs: [] }, Date.now())
+  })
+  let uploads = 0
+  return {
+    dir,
+    db,
+    catalog,
+    nodes,
+    peers,
+    addContent (holders, o = {}) {
+      const uploadId = `upload-${uploads++}`
+      const chunkSize = o.chunkSize ?? 1024
+      catalog.createUpload({ uploadId, name: uploadId, type: 'application/octet-stream', chunkSize, replicas: o.replicas ?? 3, createdAt: new Date().toISOString(), publisher: 'test' })
+      const chunks = holders.map(() => chunkCid(randomBytes(16)).toString())
+      const manifest = Buffer.from(JSON.stringify({ chunks, salt: randomBytes(8).toString('hex') }))
+      const id = manifestCid(manifest).toString()
+      const holderSet = new Set<number>()
+      chunks.forEach((cid, i) => {
+        catalog.addChunk(uploadId, i, cid, chunkSize)
+        sizes.set(cid, chunkSize)
+        for (const h of holders[i]) {
+          catalog.addCopy(uploadId, cid, peers[h], 'confirmed')
+          nodes.disk(peers[h]).add(cid)
+          holderSet.add(h)
+        }
+      })
+      for (const h of o.manifestHolders ?? holderSet) {
+        catalog.addCopy(uploadId, id, peers[h], 'confirmed')
+        nodes.disk(peers[h]).add(id)
+        nodes.indexed.get(peers[h])!.add(id)
+      }
+      sizes.set(id, manifest.length)
+      catalog.makeVisible(uploadId, { contentId: id, size: chunks.length * chunkSize, chunkCount: chunks.length, manifest, expiresAt: o.expiresAt ?? null })
+      return { id, chunks }
+    },
+    heartbeat (now = Date.now()) {
+      for (const n of catalog.listNodes()) {
+        if (n.state === 'dead') continue
+        const used = [...nodes.disk(n.peerId)].reduce((s, b) => s + (sizes.get(b) ?? 0), 0)
+        catalog.heartbeatNode(n.peerId, { http: n.http, capacity: n.capacity, used, egressCap: n.egressCap, egressRate: 0, blobs: nodes.disk(n.peerId).size }, now)
+      }
+    },
+    async close () {
+      db.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** The database under each pool's catalog, for tests that look at rows directly. */
+const dbOf = new WeakMap<Catalog, Db>()
+
+/** Confirmed copies of `cid` on nodes that are not dead, per the catalog. */
+export function confirmedLive (catalog: Catalog, cid: string): string[] {
+  const live = new Set(catalog.listNodes().filter(n => n.state !== 'dead').map(n => n.peerId))
+  return (dbOf.get(catalog)!.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
+    .map(r => r.node).filter(n => live.has(n))
+}

@@ -1,0 +1,78 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { TooLargeError } from '../../../../core/errors.ts'
+import { chunkStream } from '../../../../manager/publish/chunker.ts'
+
+const CHUNK = 1000
+
+/** uvu 0.5 has no assert.rejects. */
+async function rejects (fn: () => Promise<unknown>, check: (e: unknown) => boolean = () => true): Promise<void> {
+  try {
+    await fn()
+  } catch (err) {
+    assert.ok(check(err), `unexpected error: ${String(err)}`)
+    return
+  }
+  assert.unreachable('expected a rejection')
+}
+
+function bytes (n: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) % 256)
+}
+
+/** Feeds `data` in pieces of the given (odd) sizes, cycling through them. */
+async function * pieces (data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
+  let offset = 0
+  let i = 0
+  while (offset < data.length) {
+    const n = sizes[i++ % sizes.length]
+    yield data.slice(offset, offset + n)
+    offset += n
+  }
+}
+
+async function collect (data: Uint8Array, sizes: number[], chunkSize = CHUNK): Promise<Array<{ index: number, bytes: Buffer }>> {
+  const out: Array<{ index: number, bytes: Buffer }> = []
+  // The chunker reuses its buffer, so each chunk is copied before asking for the next.
+  for await (const c of chunkStream(pieces(data, sizes), chunkSize)) out.push({ index: c.index, bytes: Buffer.from(c.bytes) })
+  return out
+}
+
+for (const size of [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK, 3 * CHUNK + 1, 5 * CHUNK + 777]) {
+  for (const sizes of [[1], [7, 333, 1], [999, 1001, 13], [4096]]) {
+    test(`${size} bytes in pieces of ${sizes.join('/')} give full chunks and one short tail`, async () => {
+      const data = bytes(size)
+      const chunks = await collect(data, sizes)
+      assert.is(chunks.length, Math.ceil(size / CHUNK))
+      chunks.forEach((c, i) => {
+        assert.is(c.index, i)
+        assert.is(c.bytes.length, Math.min(CHUNK, size - i * CHUNK))
+      })
+      assert.equal(Buffer.concat(chunks.map(c => c.bytes)), Buffer.from(data))
+    })
+  }
+}
+
+test('the generator returns the byte count', async () => {
+  const gen = chunkStream(pieces(bytes(2500), [300]), CHUNK)
+  let r = await gen.next()
+  while (r.done !== true) r = await gen.next()
+  assert.is(r.value, 2500)
+})
+
+test('a stream over maxBytes is refused', async () => {
+  await rejects(async () => {
+    for await (const _ of chunkStream(pieces(bytes(2001), [500]), CHUNK, { maxBytes: 2000 })) { /* drain */ }
+  }, (e: unknown) => e instanceof TooLargeError)
+  let n = 0
+  for await (const _ of chunkStream(pieces(bytes(2000), [500]), CHUNK, { maxBytes: 2000 })) n++
+  assert.is(n, 2)
+})
+
+test('a non-positive chunk size is refused', async () => {
+  await rejects(async () => {
+    for await (const _ of chunkStream(pieces(bytes(10), [5]), 0)) { /* drain */ }
+  })
+})
+
+test.run()
