@@ -10,7 +10,7 @@
 import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { raceSignal } from 'race-signal'
-import { CdnError, ForbiddenError, ProtocolError, TimeoutError } from './errors.ts'
+import { CdnError, ForbiddenError, InterruptedError, ProtocolError, TimeoutError } from './errors.ts'
 
 /** The largest frame anyone may send: orders carry lists of blob ids; 8 MiB holds tens of thousands of them. */
 export const MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -84,7 +84,7 @@ export async function rpcCall (libp2p: Libp2p, peer: PeerId | Multiaddr | Multia
     const reply = await raceSignal(readFrame(stream, maxReply), signal)
     return reply
   } catch (err) {
-    stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    stream?.abort(abortReason(err))
     if (signal.aborted && options.signal?.aborted !== true) throw new TimeoutError(`control call timed out after ${timeout} ms`, { cause: err })
     throw err
   }
@@ -172,11 +172,16 @@ export async function serveRpc (libp2p: Libp2p, protocol: string, handler: RpcHa
   }, { runOnLimitedConnection: false })
 }
 
+/** A stream is reset with what cut it; a thrown non-Error still gets a named error. */
+function abortReason (err: unknown): Error {
+  return err instanceof Error ? err : new InterruptedError(String(err), { cause: err })
+}
+
 async function replyAndClose (stream: Stream, reply: unknown, signal: AbortSignal): Promise<void> {
   try {
     await sendFrame(stream, reply, { signal })
     await stream.close({ signal })
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    stream.abort(abortReason(err))
   }
 }

@@ -9,7 +9,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { serveRpc } from '../core/control-rpc.ts'
 import { defaultAnnounceHost, firstTcpPort, httpBase as httpBaseOf, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
-import { BadInputError, describeError } from '../core/errors.ts'
+import { deferClose } from '../core/closing.ts'
+import { BadInputError, describeError, UnavailableError } from '../core/errors.ts'
 import { createHost, loadOrCreateKey, type Host } from '../core/host.ts'
 import { bindPlanned, listenHttp, PortBook } from '../core/ports.ts'
 import type { HttpLimits } from '../core/http-guard.ts'
@@ -112,18 +113,12 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
   if (!(reconcileMs >= 10)) throw new BadInputError(`reconcile interval must be at least 10 ms, got ${reconcileMs}`)
   const policy = { ...DEFAULT_POLICY, ...config.policy, minCopies, maxCopies }
   const shutdown = new AbortController()
-  /** Closers of what was opened so far, run in reverse on stop or on a failed start. */
-  const closers: Array<{ name: string, close: () => Promise<void> | void }> = []
-
+  /** What was opened so far, closed in reverse on stop or on a failed start. */
+  const closers = new AsyncDisposableStack()
+  const closeOnStop = (part: string, close: () => Promise<void> | void): void => { deferClose(closers, part, close, log) }
   const closeAll = async (): Promise<void> => {
-    shutdown.abort(new Error('manager stopping'))
-    for (const c of closers.reverse().splice(0)) {
-      try {
-        await c.close()
-      } catch (err) {
-        log.error({ part: c.name, err: describeError(err) }, 'closing a part of the manager failed')
-      }
-    }
+    shutdown.abort(new UnavailableError('manager stopping'))
+    await closers.disposeAsync()
   }
 
   try {
@@ -138,7 +133,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     let countNodes: () => Record<string, number> = () => ({})
     const metrics = createManagerMetrics(metricsRegistry, () => countNodes())
     const { catalog, tokens, keys, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
-    closers.push({ name: 'database', close: closeDb })
+    closeOnStop('database', closeDb)
     registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
     registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
     const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
@@ -156,7 +151,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       announceHost: config.listen != null && announce.host == null ? undefined : announceHost,
       dhtServer: true
     }), { fallbackToAny: false })
-    closers.push({ name: 'libp2p', close: async () => { await host.stop() } })
+    closeOnStop('libp2p', async () => { await host.stop() })
     const peerId = host.peerId.toString()
     // Nodes dial in; after a restart, their last known addresses let orders reach them before they do.
     for (const n of catalog.listNodes()) {
@@ -190,7 +185,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }
     }
     host.addEventListener('peer:identify', onIdentify)
-    closers.push({ name: 'identify listener', close: () => { host.removeEventListener('peer:identify', onIdentify) } })
+    closeOnStop('identify listener', () => { host.removeEventListener('peer:identify', onIdentify) })
 
     await serveRpc(host, CONTROL_PROTOCOL, async (request, remotePeer) => {
       return await registry.handle(parseNodeMessage(request), remotePeer.toString())
@@ -200,7 +195,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       timeout: CONTROL_TIMEOUT_MS,
       onError: (err, remotePeer) => { log.warn({ node: remotePeer.toString(), err: describeError(err) }, 'control request refused') }
     })
-    closers.push({ name: 'control protocol', close: async () => { await host.unhandle(CONTROL_PROTOCOL) } })
+    closeOnStop('control protocol', async () => { await host.unhandle(CONTROL_PROTOCOL) })
 
     // ---- services --------------------------------------------------------
     const nodes = new RpcNodeClient({ libp2p: host, onOrder: (kind, outcome) => { metrics.orders.inc({ kind, outcome }) } })
@@ -223,11 +218,11 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       uploadTimeoutMs: config.uploadTimeoutMs
     })
     // Stops after the HTTP server (which feeds it) closed, before libp2p goes.
-    closers.push({ name: 'publisher', close: async () => { await publisher.close() } })
+    closeOnStop('publisher', async () => { await publisher.close() })
     const deleter = new ContentDeleter({ catalog, keys, nodes, logger: log.child({ part: 'delete' }) })
-    closers.push({ name: 'deletes', close: async () => { await deleter.close() } })
+    closeOnStop('deletes', async () => { await deleter.close() })
     const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })
-    closers.push({ name: 'reports', close: async () => { await reports.close() } })
+    closeOnStop('reports', async () => { await reports.close() })
     const nodeList = new NodeListSigner({ catalog, signer: { privateKey, peerId } })
     const nodeAdmin = new NodeAdmin({ catalog, nodes, logger: log.child({ part: 'nodes' }), onRemoved: (node) => { demand.forget(node) } }, {
       minCopies,
@@ -235,7 +230,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       egressHighWater: policy.egressHighWater,
       heartbeatMs
     })
-    closers.push({ name: 'node admin', close: async () => { await nodeAdmin.close() } })
+    closeOnStop('node admin', async () => { await nodeAdmin.close() })
     const replicationMetrics = createReplicationMetrics(metricsRegistry)
     const runner = new ActionRunner({
       catalog,
@@ -303,7 +298,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // Nodes fetch staged blobs and manifests over plain HTTP (the same port answers both with TLS).
     httpBase = announce.http ?? httpBaseOf(announceHost, address.port)
     apiBase = server.scheme === 'https' ? httpBase.replace(/^http:/, 'https:') : httpBase
-    closers.push({ name: 'http', close: async () => { await server.close() } })
+    closeOnStop('http', async () => { await server.close() })
     multiaddrs = host.getMultiaddrs().map(a => a.toString())
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
@@ -313,12 +308,12 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // ---- chores ----------------------------------------------------------
     const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), () => { registry.sweep() }, log)
     liveness.start()
-    closers.push({ name: 'liveness', close: async () => { await liveness.close() } })
+    closeOnStop('liveness', async () => { await liveness.close() })
     // Closed before libp2p and the database. Orders under way are cut; their copies stay pending
     // in the catalog and the next start treats them as suspect (present or not, nobody knows).
-    closers.push({ name: 'replication orders', close: async () => { await runner.close() } })
+    closeOnStop('replication orders', async () => { await runner.close() })
     controller.start()
-    closers.push({ name: 'replication', close: async () => { await controller.close() } })
+    closeOnStop('replication', async () => { await controller.close() })
     // In the background: nodes may take a moment to be reachable, and the API need not wait.
     void publisher.cleanupAbandoned().then(
       n => { if (n > 0) log.info({ uploads: n }, 'cleaned up uploads interrupted by a restart') },

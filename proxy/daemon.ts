@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { defaultAnnounceHost, parseAnnounceUrl, urlHost } from '../core/addresses.ts'
+import { deferClose } from '../core/closing.ts'
 import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { isAddressInUse, PortInUseError } from '../core/ports.ts'
@@ -60,6 +61,9 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   const announced = config.announce != null ? parseAnnounceUrl(config.announce) : undefined
   const registry = createMetricsRegistry('proxy')
   const metrics = createProxyMetrics(registry)
+  // What was opened so far, closed in reverse on stop or on a failed start.
+  const closers = new AsyncDisposableStack()
+  const closeOnStop = (part: string, close: () => Promise<void> | void): void => { deferClose(closers, part, close, logger) }
   const stack: FetchStack = await startFetchStack({
     managerUrl: config.managerUrl,
     ca: config.ca,
@@ -69,6 +73,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     stateDir: config.stateDir,
     cache: config.cacheDir == null || config.cacheBytes === 0 ? undefined : { dir: config.cacheDir, maxBytes: config.cacheBytes ?? PROXY_DEFAULTS.cacheBytes }
   })
+  closeOnStop('fetch stack', async () => { await stack.close() })
   const tracker = new DownloadTracker()
   let server: Server
   let port = 0
@@ -84,8 +89,15 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
     guardServer(server, { ...PROXY_HTTP_LIMITS, ...config.httpLimits })
     server.listen(config.httpPort ?? PROXY_DEFAULTS.httpPort, host)
     await once(server, 'listening')
+    const listening = server
+    closeOnStop('http', async () => {
+      const closed = new Promise<void>((resolve) => { listening.close(() => { resolve() }) })
+      // Streams to browsers would keep close() waiting forever; cutting them also cancels their reads.
+      listening.closeAllConnections()
+      await closed
+    })
   } catch (err) {
-    await stack.close()
+    await closers.disposeAsync()
     if (isAddressInUse(err)) throw new PortInUseError('http', host, config.httpPort ?? PROXY_DEFAULTS.httpPort, { cause: err })
     throw err
   }
@@ -97,11 +109,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
-      const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-      // Streams to browsers would keep close() waiting forever; cutting them also cancels their reads.
-      server.closeAllConnections()
-      await closed
-      await stack.close()
+      await closers.disposeAsync()
       logger.info({ http }, 'proxy stopped')
     })()
     return stopping

@@ -7,7 +7,7 @@
  * announcing, wipes its blobs unless kept, and exits. A node that does not
  * hear it (down, paused) is answered ERR_REMOVED on its next join or heartbeat.
  */
-import { ConflictError, describeError, NotFoundError } from '../../core/errors.ts'
+import { ConflictError, describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Catalog, ChunkAtRisk, NodeHoldings, NodeRow } from '../catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
@@ -94,7 +94,7 @@ export class NodeAdmin {
 
   /** Waits for remove orders still out (cancelled first). Safe to call twice. */
   async close (): Promise<void> {
-    this.shutdown.abort(new Error('manager stopping'))
+    this.shutdown.abort(new UnavailableError('manager stopping'))
     while (this.notices.size > 0) await Promise.allSettled([...this.notices])
   }
 

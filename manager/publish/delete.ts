@@ -13,7 +13,7 @@
  * - after a manager restart, `resumePending` sends the orders still noted
  *   (a kill -9 between the commit and the orders loses nothing).
  */
-import { describeError, NotFoundError } from '../../core/errors.ts'
+import { describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import type { KeyCustody } from '../catalog/key-custody.ts'
@@ -134,7 +134,7 @@ export class ContentDeleter {
 
   /** Stops sending, cancels the orders still out and waits for them to settle; what was noted stays noted. */
   async close (): Promise<void> {
-    this.shutdown.abort(new Error('manager stopping'))
+    this.shutdown.abort(new UnavailableError('manager stopping'))
     await this.idle()
   }
 

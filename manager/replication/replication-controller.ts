@@ -8,7 +8,7 @@
  * what is confirmed, so "copy, confirm, then delete" happens over successive
  * rounds, and a crash between two rounds loses nothing.
  */
-import { describeError } from '../../core/errors.ts'
+import { describeError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import { Chore } from '../../core/chore.ts'
 import type { ReplicationMetrics } from '../metrics.ts'
@@ -86,7 +86,7 @@ export class ReplicationController {
 
   /** Stops the rounds and waits for the one in progress and any expiry under way. */
   async close (): Promise<void> {
-    this.shutdown.abort(new Error('replication stopping'))
+    this.shutdown.abort(new UnavailableError('replication stopping'))
     await this.chore.close()
     await Promise.allSettled([...this.expiring.values()])
   }

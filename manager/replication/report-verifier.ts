@@ -15,7 +15,7 @@
 import { LRUCache } from 'lru-cache'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { Agent, request } from 'undici'
-import { BadInputError, describeError, NotFoundError } from '../../core/errors.ts'
+import { BadInputError, describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
 import { matchesCid, parseBlobId } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Catalog } from '../catalog/catalog.ts'
@@ -136,7 +136,7 @@ export class ReportVerifier {
 
   /** Cancels verifications under way and closes the connections. Safe to call twice. */
   async close (): Promise<void> {
-    this.shutdown.abort(new Error('manager stopping'))
+    this.shutdown.abort(new UnavailableError('manager stopping'))
     await this.idle()
     await this.agent.close()
   }
