@@ -93,6 +93,8 @@ test('a proxy started with the manager up keeps finding providers after the mana
   const proxy = await stack(ctx, ctx.dir)
   try {
     await eventually(() => proxy.link.info != null, 'the manager answered')
+    // Working on without the manager needs the pool's signed word on who its nodes are.
+    await eventually(() => (proxy.nodeList.state?.nodes ?? 0) >= ctx.nodes.length, 'the signed node list')
     // Nothing is looked up through the manager meanwhile: only joining the DHT can have taught the proxy about the nodes.
     await eventually(() => routingTableSize(proxy.host) >= 1 + ctx.nodeHosts.length, 'the nodes in the routing table')
     await ctx.managerHost.stop()
