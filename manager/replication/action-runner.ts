@@ -318,12 +318,9 @@ export class ActionRunner {
       return
     }
     // The node may have stored some blobs before the order failed: nobody knows, so they are suspect.
-    catalog.transaction(() => {
-      for (const a of sent) if (catalog.getVisible(a.content) != null) catalog.addCopy(a.content, a.cid, target, 'suspect')
-      for (const content of manifests) if (catalog.getVisible(content) != null) catalog.addCopy(content, content, target, 'suspect')
-      const reasons = [...new Set(sent.map(a => a.reason))]
-      catalog.recordEvent({ kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
-    })
+    const copies = [...sent, ...[...manifests].map(content => ({ content, cid: content }))]
+    const reasons = [...new Set(sent.map(a => a.reason))]
+    catalog.suspectOrderedCopies(target, copies, { kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
     this.log.warn({ node: target, copies: sent.length, err: describeError(err) }, 'copy order failed; its copies are suspect until cleaned up')
   }
 
