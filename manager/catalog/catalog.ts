@@ -61,6 +61,17 @@ export class Catalog {
     this.events.record(e, at)
   }
 
+  /**
+   * A store order whose outcome is unknown: the copies it may have made, of
+   * contents still visible, turn suspect in the transaction that records `event`.
+   */
+  suspectOrderedCopies (node: string, copies: ReadonlyArray<{ content: string, cid: string }>, event: NewEvent): void {
+    this.transaction(() => {
+      for (const c of copies) if (this.getVisible(c.content) != null) this.addCopy(c.content, c.cid, node, 'suspect')
+      this.recordEvent(event)
+    })
+  }
+
   /** Newest first. */
   listEvents (limit: number): EventRow[] {
     return this.events.latest(limit)

@@ -5,8 +5,8 @@
  * every node's outcome is reported apart, so one failing node never hides
  * the others.
  */
-import pLimit from 'p-limit'
 import type { NodeClient } from '../nodes/node-client.ts'
+import { OrderEngine } from './order-engine.ts'
 
 /** Blobs per delete order (docs/PROTOCOLS.md: a node reads orders up to its size limit). */
 export const DELETE_BATCH = 4096
@@ -39,10 +39,31 @@ export async function sendDeletesTo (nodes: Pick<NodeClient, 'delete'>, r: Delet
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight, settling each apart. */
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight, settling each
+ * apart, through the order engine (each item its own queue, first come first
+ * served).
+ */
 export async function settledWithLimit<T, R> (items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<Array<PromiseSettledResult<R>>> {
-  const run = pLimit(Math.max(1, limit))
-  return await Promise.allSettled(items.map(async item => await run(fn, item)))
+  const results = new Array<PromiseSettledResult<R>>(items.length)
+  const engine = new OrderEngine<number>({
+    maxInFlight: Math.max(1, limit),
+    perNode: 1,
+    batchSize: 1,
+    pick: 'oldest',
+    canSend: () => true,
+    send: async (_key, [i]) => {
+      try {
+        results[i] = { status: 'fulfilled', value: await fn(items[i]) }
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason }
+      }
+    }
+  })
+  for (let i = 0; i < items.length; i++) engine.enqueue(String(i), i)
+  engine.fill()
+  await engine.settled()
+  return results
 }
 
 /** `list` cut into slices of at most `size`. */

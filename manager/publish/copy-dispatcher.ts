@@ -18,6 +18,7 @@ import type { Logger } from '../../core/log.ts'
 import type { StoreOrder, StoreResult } from '../../core/wire.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
+import { OrderEngine } from '../orders/order-engine.ts'
 import { sendStore } from '../orders/store-orders.ts'
 import { placeBlob, type PlacementCandidate } from '../replication/placement.ts'
 
@@ -77,9 +78,8 @@ export class CopyDispatcher {
   private readonly signal: AbortSignal
   /** blobs still short of R confirmed copies */
   private readonly open = new Map<string, BlobState>()
-  private readonly queues = new Map<string, BlobState[]>()
-  private queued = 0
-  private readonly inflight = new Set<Promise<void>>()
+  /** the upload's policy: the longest queue goes out while a slot is free */
+  private readonly orders: OrderEngine<BlobState>
   private readonly excluded = new Set<string>()
   private readonly holderSet = new Set<string>()
   private failure?: CdnError
@@ -98,6 +98,15 @@ export class CopyDispatcher {
     this.candidates = init.candidates.map(c => ({ ...c, planned: c.planned ?? 0 }))
     this.byPeer = new Map(this.candidates.map(c => [c.peerId, c]))
     this.signal = init.signal
+    this.orders = new OrderEngine<BlobState>({
+      maxInFlight: this.ordersInFlight,
+      batchSize: this.blobsPerOrder,
+      pick: 'longest',
+      canSend: () => this.failure == null && !this.signal.aborted,
+      send: async (node, batch) => { await this.send(node, batch) },
+      // Only the catalog can throw here; without its records the upload cannot go on.
+      onError: (_node, _batch, err) => { this.fail(new CdnError(`recording copies failed: ${describeError(err)}`, 'ERR_INTERNAL', 500, { cause: err })) }
+    })
   }
 
   /** Nodes holding at least one confirmed copy. */
@@ -117,11 +126,11 @@ export class CopyDispatcher {
   /** Sends everything still queued and waits until every blob has its copies; throws the failure if not. */
   async finish (): Promise<void> {
     for (;;) {
-      this.fill()
+      this.orders.fill()
       // fill() sends nothing once stopped; never wait on an empty set of orders.
       this.throwIfStopped()
-      if (this.queued === 0 && this.inflight.size === 0) break
-      await Promise.race(this.inflight)
+      if (this.orders.queued === 0 && this.orders.inFlight === 0) break
+      await this.orders.oneAnswered()
     }
     this.throwIfStopped()
     if (this.open.size > 0) {
@@ -133,7 +142,7 @@ export class CopyDispatcher {
   /** Stops sending and waits until every order in flight has answered, so the caller can clean up after them. */
   async settle (reason: CdnError): Promise<void> {
     this.fail(reason)
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight])
+    await this.orders.settled()
   }
 
   private throwIfStopped (): void {
@@ -175,13 +184,7 @@ export class CopyDispatcher {
       b.pending.add(t.peerId)
       t.planned = (t.planned ?? 0) + b.size
       this.c.catalog.addCopy(this.content, b.id, t.peerId, 'pending')
-      let q = this.queues.get(t.peerId)
-      if (q == null) {
-        q = []
-        this.queues.set(t.peerId, q)
-      }
-      q.push(b)
-      this.queued++
+      this.orders.enqueue(t.peerId, b)
     }
   }
 
@@ -193,66 +196,27 @@ export class CopyDispatcher {
    */
   private async pump (): Promise<void> {
     for (;;) {
-      this.fill()
+      this.orders.fill()
       this.throwIfStopped()
       if (!this.backlogged()) return
-      await Promise.race(this.inflight)
-    }
-  }
-
-  /** Sends the longest queues while order slots are free. */
-  private fill (): void {
-    while (this.inflight.size < this.ordersInFlight && this.failure == null && !this.signal.aborted) {
-      const node = this.longestQueue()
-      if (node == null) return
-      this.send(node)
+      await this.orders.oneAnswered()
     }
   }
 
   private backlogged (): boolean {
-    if (this.queued > this.maxQueuedBlobs) return true
-    for (const q of this.queues.values()) if (q.length >= this.blobsPerOrder) return true
-    return false
+    return this.orders.queued > this.maxQueuedBlobs || this.orders.hasQueueOf(this.blobsPerOrder)
   }
 
-  private longestQueue (): string | undefined {
-    let longest: string | undefined
-    let size = 0
-    for (const [node, q] of this.queues) {
-      if (q.length > size) {
-        longest = node
-        size = q.length
-      }
-    }
-    return longest
-  }
-
-  private send (node: string): void {
-    const q = this.queues.get(node)
-    if (q == null || q.length === 0) return
-    const batch = q.splice(0, this.blobsPerOrder)
-    if (q.length === 0) this.queues.delete(node)
-    this.queued -= batch.length
+  /** One store order of a node's batch, and its outcome recorded. */
+  private async send (node: string, batch: BlobState[]): Promise<void> {
     const order: StoreOrder = {
       type: 'store',
       blobs: batch.map(b => ({ cid: b.id, sources: [this.c.sourceUrl(b.id)] })),
       contents: []
     }
-    const p = (async () => {
-      const outcome = await sendStore(this.c.nodes, node, order, { signal: this.signal, timeout: this.orderTimeoutMs })
-      try {
-        if (outcome.ok) this.onStored(node, batch, outcome.results)
-        else this.onOrderFailed(node, batch, outcome.error)
-      } catch (err) {
-        // Only the catalog can throw here; without its records the upload cannot go on.
-        this.fail(new CdnError(`recording copies failed: ${describeError(err)}`, 'ERR_INTERNAL', 500, { cause: err }))
-      }
-    })().finally(() => {
-      this.inflight.delete(p)
-      // A freed slot takes the next batch at once rather than at the next add().
-      this.fill()
-    })
-    this.inflight.add(p)
+    const outcome = await sendStore(this.c.nodes, node, order, { signal: this.signal, timeout: this.orderTimeoutMs })
+    if (outcome.ok) this.onStored(node, batch, outcome.results)
+    else this.onOrderFailed(node, batch, outcome.error)
   }
 
   private onStored (node: string, batch: BlobState[], results: Map<string, StoreResult>): void {

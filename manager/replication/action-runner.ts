@@ -22,13 +22,13 @@
  * copies `suspect`: they do not count, and the policy deletes them once that
  * is safe, so a half-done move never leaks disk.
  */
-import pLimit, { type LimitFunction } from 'p-limit'
 import { describeError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { BlobSource, StoreOrder } from '../../core/wire.ts'
 import type { Catalog, NodeRow } from '../catalog/catalog.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { batches, DELETE_BATCH } from '../orders/delete-orders.ts'
+import { OrderEngine } from '../orders/order-engine.ts'
 import { sendStore } from '../orders/store-orders.ts'
 import { groupBy, runDeleteJob, type DeleteJob, type DeleteJobContext } from './delete-job.ts'
 import type { CopyAction, DeleteAction } from './replication-policy.ts'
@@ -79,12 +79,10 @@ export class ActionRunner {
   private readonly minCopies: number
   private readonly blobsPerOrder: number
   private readonly orderTimeoutMs: number
-  /** orders out at once across the pool */
-  private readonly slots: LimitFunction
+  /** replication's policy: one order at a time per node, the node waiting longest first */
+  private readonly orders: OrderEngine<Job>
   private readonly deleteContext: DeleteJobContext
   private readonly shutdown = new AbortController()
-  private readonly queues = new Map<string, Job[]>()
-  private readonly workers = new Map<string, Promise<void>>()
   /** cid → actions queued or under way on it */
   private readonly busy = new Map<string, number>()
   /** node → bytes of copies queued or under way to it */
@@ -99,7 +97,21 @@ export class ActionRunner {
     this.minCopies = init.minCopies
     this.blobsPerOrder = Math.max(1, init.blobsPerOrder ?? 16)
     this.orderTimeoutMs = init.orderTimeoutMs ?? 120_000
-    this.slots = pLimit(Math.max(1, init.ordersInFlight ?? 8))
+    const signal = this.shutdown.signal
+    this.orders = new OrderEngine<Job>({
+      maxInFlight: Math.max(1, init.ordersInFlight ?? 8),
+      perNode: 1,
+      // A job is one order already (deletes and copies are cut apart in submit).
+      batchSize: 1,
+      pick: 'oldest',
+      canSend: () => !signal.aborted,
+      send: async (_node, [job]) => { await this.run(job, signal) },
+      // Only the catalog can throw here; the next round sees what is recorded and plans again.
+      onError: (node, [job], err) => {
+        if (!signal.aborted) this.log.error({ node, kind: job.kind, actions: job.actions.length, err: describeError(err) }, 'replication order could not be carried out')
+      },
+      onSettled: (_node, [job]) => { this.release(job) }
+    })
     this.deleteContext = { c: components, log: this.log, minCopies: this.minCopies, orderTimeoutMs: this.orderTimeoutMs, recordUsage: (node, bytes) => { this.recordUsage(node, bytes) } }
   }
 
@@ -137,20 +149,21 @@ export class ActionRunner {
 
   /** Resolves once nothing is queued or under way (tests, and a clean stop). */
   async idle (): Promise<void> {
-    while (this.workers.size > 0) await Promise.allSettled([...this.workers.values()])
+    await this.orders.settled()
   }
 
   /** Stops sending orders, abandons what is queued and waits for the orders out to answer or time out. */
   async close (): Promise<void> {
     this.shutdown.abort(new Error('replication stopping'))
+    for (const [, jobs] of this.orders.drop()) for (const job of jobs) this.release(job)
     await this.idle()
   }
 
   private enqueue (job: Job): void {
     for (const a of job.actions) this.busy.set(a.cid, (this.busy.get(a.cid) ?? 0) + 1)
     if (job.kind === 'copy') this.arriving.set(job.node, (this.arriving.get(job.node) ?? 0) + job.actions.reduce((s, a) => s + a.size, 0))
-    push(this.queues, job.node, job)
-    if (!this.workers.has(job.node)) this.workers.set(job.node, this.work(job.node))
+    this.orders.enqueue(job.node, job)
+    this.orders.fill()
   }
 
   private release (job: Job): void {
@@ -166,33 +179,13 @@ export class ActionRunner {
     }
   }
 
-  /** One node's queue, one order at a time. */
-  private async work (node: string): Promise<void> {
-    const signal = this.shutdown.signal
-    for (;;) {
-      const job = this.queues.get(node)?.shift()
-      if (job == null || signal.aborted) {
-        // Synchronously with the check, so a job queued right after starts a new worker.
-        for (const left of this.queues.get(node) ?? []) this.release(left)
-        if (job != null) this.release(job)
-        this.queues.delete(node)
-        this.workers.delete(node)
-        return
-      }
-      try {
-        await this.slots(async () => {
-          // A stop while the job waited for a slot abandons it.
-          if (signal.aborted) return
-          if (job.kind === 'copy') await this.runCopies(job, signal)
-          else await runDeleteJob(this.deleteContext, job, signal)
-        })
-      } catch (err) {
-        // Only the catalog can throw here; the next round sees what is recorded and plans again.
-        if (!signal.aborted) this.log.error({ node, kind: job.kind, actions: job.actions.length, err: describeError(err) }, 'replication order could not be carried out')
-      } finally {
-        this.release(job)
-      }
-    }
+  private async run (job: Job, signal: AbortSignal): Promise<void> {
+    // Orders start after submit() has returned, as the controller expects.
+    await Promise.resolve()
+    // A stop while the job waited for its turn abandons it.
+    if (signal.aborted) return
+    if (job.kind === 'copy') await this.runCopies(job, signal)
+    else await runDeleteJob(this.deleteContext, job, signal)
   }
 
   private recordUsage (node: string, bytes: number): void {
@@ -325,12 +318,9 @@ export class ActionRunner {
       return
     }
     // The node may have stored some blobs before the order failed: nobody knows, so they are suspect.
-    catalog.transaction(() => {
-      for (const a of sent) if (catalog.getVisible(a.content) != null) catalog.addCopy(a.content, a.cid, target, 'suspect')
-      for (const content of manifests) if (catalog.getVisible(content) != null) catalog.addCopy(content, content, target, 'suspect')
-      const reasons = [...new Set(sent.map(a => a.reason))]
-      catalog.recordEvent({ kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
-    })
+    const copies = [...sent, ...[...manifests].map(content => ({ content, cid: content }))]
+    const reasons = [...new Set(sent.map(a => a.reason))]
+    catalog.suspectOrderedCopies(target, copies, { kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
     this.log.warn({ node: target, copies: sent.length, err: describeError(err) }, 'copy order failed; its copies are suspect until cleaned up')
   }
 
