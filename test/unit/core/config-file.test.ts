@@ -24,7 +24,7 @@ async function parse (config: unknown, argv: string[] = []): Promise<Record<stri
         return n
       })
       .option('--no-restart', 'stay dead')
-      .option('--join-token <token>', 'a secret')
+      .option('--join-token-file <file>', 'where the secret is')
     addAddressOptions(start, { http: '7070', p2p: '7071' })
     withConfigFile(start)
     start.action((o) => { seen = o })
