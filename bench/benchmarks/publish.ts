@@ -9,6 +9,7 @@ import { CdnNetwork } from '../cdn-network.ts'
 import { GiB, mbps, MiB, type Benchmark } from '../context.ts'
 import { requireFreeDisk } from '../files.ts'
 import { readStatusField, PeakRss } from '../rss.ts'
+import { CpuMeter, perMiB, summarizeCpu } from '../cpu.ts'
 import { round, summarize } from '../stats.ts'
 
 const NODES = 4
@@ -29,15 +30,21 @@ export const publish: Benchmark = {
       try {
         const rates: number[] = []
         const peaks: number[] = []
+        const cpu: Array<Record<string, number>> = []
         const idle = (await readStatusField(net.manager.pid, 'VmRSS')) ?? 0
         for (const run of ctx.repeat(part, SIZES.length)) {
           const peak = new PeakRss(net.manager.pid)
           await peak.start()
+          const meter = new CpuMeter({ manager: [net.manager.pid], nodes: net.nodes.map(c => c.pid) })
+          await meter.start()
           const published = await net.publish(file.path, REPLICAS, ctx.signal)
+          // The CLI is a child of its own that has exited by now; `client` here is only the benchmark process.
+          const { client: _, ...roles } = perMiB(await meter.stop(), size)
+          cpu.push(roles)
           const peakBytes = await peak.stop()
           rates.push(size / 1e6 / published.seconds)
           peaks.push(peakBytes / MiB)
-          ctx.log(`${formatBytes(size)} run ${run}/${ctx.runs}: ${published.seconds.toFixed(1)} s (${mbps(rates.at(-1)!)}), manager peak RSS ${(peakBytes / MiB).toFixed(0)} MiB`)
+          ctx.log(`${formatBytes(size)} run ${run}/${ctx.runs}: ${published.seconds.toFixed(1)} s (${mbps(rates.at(-1)!)}), manager peak RSS ${(peakBytes / MiB).toFixed(0)} MiB, CPU ms/MiB ${JSON.stringify(roles)}`)
           // Each publish has its own key and so its own blobs; removing it keeps the disk from filling.
           await net.remove(published.id, ctx.signal)
         }
@@ -49,7 +56,8 @@ export const publish: Benchmark = {
           egressCapMBps: null,
           mbps: summarize(rates),
           managerPeakRssMiB: summarize(peaks),
-          managerIdleRssMiB: round(idle / MiB)
+          managerIdleRssMiB: round(idle / MiB),
+          cpuMsPerMiB: summarizeCpu(cpu)
         })
       } finally {
         await net.stop()
