@@ -132,7 +132,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const metricsRegistry = createMetricsRegistry('manager')
     let countNodes: () => Record<string, number> = () => ({})
     const metrics = createManagerMetrics(metricsRegistry, () => countNodes())
-    const { catalog, tokens, keys, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    const { catalog, tokens, keys, lifecycle, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
     registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
     registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
@@ -202,7 +202,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     let httpBase = ''
     const publisher = new Publisher({
       catalog,
-      keys,
+      lifecycle,
       staging,
       nodes,
       candidates: () => registry.candidates(),
@@ -219,7 +219,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     })
     // Stops after the HTTP server (which feeds it) closed, before libp2p goes.
     closeOnStop('publisher', async () => { await publisher.close() })
-    const deleter = new ContentDeleter({ catalog, keys, nodes, logger: log.child({ part: 'delete' }) })
+    const deleter = new ContentDeleter({ catalog, lifecycle, nodes, logger: log.child({ part: 'delete' }) })
     closeOnStop('deletes', async () => { await deleter.close() })
     const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })
     closeOnStop('reports', async () => { await reports.close() })

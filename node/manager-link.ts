@@ -138,6 +138,8 @@ export class ManagerLink {
     }
   }
 
+  // Not p-retry: this loop never ends on success (a success only schedules the
+  // next heartbeat), and after a failure the retry is the next heartbeat itself.
   private backoff (failures: number): number {
     const base = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(failures - 1, 30))
     // Jitter keeps a pool of nodes restarted together from retrying in lockstep.

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { deferClose } from '../core/closing.ts'
 import { describeError } from '../core/errors.ts'
 import { createHost, type Host } from '../core/host.ts'
 import type { Logger } from '../core/log.ts'
@@ -81,16 +82,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
   const { logger } = init
   const child = (part: string): Logger => logger.child({ part })
   const closers = new AsyncDisposableStack()
-  // Each part is closed even when one before it fails to; the failure is logged, not thrown.
-  const defer = (name: string, close: () => Promise<void> | void): void => {
-    closers.defer(async () => {
-      try {
-        await close()
-      } catch (err) {
-        logger.warn({ err, part: name }, 'error while closing')
-      }
-    })
-  }
+  const defer = (name: string, close: () => Promise<void> | void): void => { deferClose(closers, name, close, logger) }
   const close = async (): Promise<void> => { await closers.disposeAsync() }
   try {
     const deadlines = new DeadlineClock()

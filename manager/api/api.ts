@@ -177,11 +177,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const createToken: Handler = async (req, res) => {
     const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     const body = await readObjectBody(req)
-    const { token, info: t } = c.catalog.transaction(() => {
-      const made = c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') })
-      c.catalog.recordEvent({ kind: 'token-created', detail: { id: made.info.id, role: made.info.role, by: who.id } })
-      return made
-    })
+    const { token, info: t } = c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') }, { by: who.id })
     durable()
     log.info({ token: t.id, role: t.role, by: who.id }, 'token created')
     sendJson(res, 201, { id: t.id, token, role: t.role, name: t.name, expiresAt: t.expiresAt == null ? null : new Date(t.expiresAt).toISOString() })
@@ -195,11 +191,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const revokeToken: Handler = async (req, res, m) => {
     const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     if (!TOKEN_ID.test(m[1])) throw new BadInputError('a token id is 12 hex characters')
-    c.catalog.transaction(() => {
-      const before = c.tokens.get(m[1])
-      const t = c.tokens.revoke(m[1])
-      if (before?.revokedAt == null) c.catalog.recordEvent({ kind: 'token-revoked', detail: { id: t.id, role: t.role, by: who.id } })
-    })
+    c.tokens.revoke(m[1], { by: who.id })
     durable()
     log.info({ token: m[1], by: who.id }, 'token revoked')
     sendJson(res, 200, { id: m[1], revoked: true })

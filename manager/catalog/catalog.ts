@@ -13,7 +13,8 @@ import { DeleteStore } from './deletes.ts'
 import { EventStore } from './events.ts'
 import { NodeStore } from './nodes.ts'
 import { createSchema } from './schema.ts'
-import type { ContentRow, CopySummary, EventKind, EventRow, NewEvent } from './types.ts'
+import { NotFoundError } from '../../core/errors.ts'
+import type { ChunkAtRisk, ContentRow, CopySummary, EventKind, EventRow, NewEvent, NodeRow } from './types.ts'
 
 export type * from './types.ts'
 
@@ -69,6 +70,38 @@ export class Catalog {
     this.transaction(() => {
       for (const c of copies) if (this.getVisible(c.content) != null) this.addCopy(c.content, c.cid, node, 'suspect')
       this.recordEvent(event)
+    })
+  }
+
+  /** Sets a node to drain and records it (once: draining again changes nothing); the node as it is now. */
+  startDrain (peerId: string, by: string): NodeRow {
+    return this.transaction(() => {
+      const before = this.getNode(peerId)
+      if (before == null) throw new NotFoundError(`no node ${peerId} in the pool`)
+      if (!before.drain) {
+        this.setDrain(peerId)
+        const holdings = this.holdingsByNode().get(peerId)
+        this.recordEvent({ kind: 'node-draining', node: peerId, detail: { by, copies: holdings?.copies ?? 0, contents: holdings?.contents ?? 0, state: before.state } })
+      }
+      return this.getNode(peerId)!
+    })
+  }
+
+  /**
+   * Forgets a node for good, with its event, unless a chunk it holds would
+   * fall below `minCopies` counted copies without it: then nothing changes
+   * and those chunks are returned.
+   */
+  removeNodeUnlessNeeded (peerId: string, minCopies: number, by: string, now: number): ChunkAtRisk[] {
+    return this.transaction(() => {
+      const node = this.getNode(peerId)
+      if (node == null) throw new NotFoundError(`no node ${peerId} in the pool`)
+      const atRisk = this.chunksAtRiskWithout(peerId, minCopies)
+      if (atRisk.length > 0) return atRisk
+      const holdings = this.holdingsByNode().get(peerId)
+      this.removeNode(peerId, now)
+      this.recordEvent({ kind: 'node-removed', node: peerId, detail: { by, state: node.state, copies: holdings?.copies ?? 0 } })
+      return []
     })
   }
 

@@ -12,6 +12,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { BadInputError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../../core/errors.ts'
 import type { SqlEngine } from './engine.ts'
+import type { NewEvent } from './types.ts'
+
+/** Who changed a token, for the event that records the change. */
+export interface TokenChange { by: string, now?: number }
 
 export type Role = 'admin' | 'publisher' | 'reader' | 'join'
 export const ROLES: readonly Role[] = ['admin', 'publisher', 'reader', 'join']
@@ -123,8 +127,13 @@ function upgradeFirstTable (db: SqlEngine): void {
 
 export class TokenStore {
   private readonly s
+  private readonly db: SqlEngine
+  private readonly record: (e: NewEvent) => void
 
-  constructor (db: SqlEngine) {
+  /** `record` writes an event row (the catalog's); token changes record theirs in their own transaction. */
+  constructor (db: SqlEngine, record: (e: NewEvent) => void) {
+    this.db = db
+    this.record = record
     upgradeFirstTable(db)
     db.exec(SCHEMA)
     this.s = {
@@ -153,7 +162,8 @@ export class TokenStore {
   }
 
   /** Makes a new random token; the only time it is ever seen in clear is this return value. */
-  create (req: { role: Role, name: string, ttlSeconds?: number }, now = Date.now()): { token: string, info: TokenInfo } {
+  create (req: { role: Role, name: string, ttlSeconds?: number }, change: TokenChange = { by: 'operator' }): { token: string, info: TokenInfo } {
+    const now = change.now ?? Date.now()
     const role = checkRole(req.role)
     const name = checkTokenName(req.name)
     if (req.ttlSeconds != null && (!Number.isSafeInteger(req.ttlSeconds) || req.ttlSeconds < 1 || req.ttlSeconds > MAX_TOKEN_TTL_SECONDS)) {
@@ -161,8 +171,12 @@ export class TokenStore {
     }
     const token = newToken()
     const id = newId()
-    this.s.insert.run(id, hashToken(token), role, name, now, req.ttlSeconds != null ? now + req.ttlSeconds * 1000 : null)
-    return { token, info: tokenInfo(this.s.byId.get(id)) }
+    const info = this.db.transaction(() => {
+      this.s.insert.run(id, hashToken(token), role, name, now, req.ttlSeconds != null ? now + req.ttlSeconds * 1000 : null)
+      this.record({ kind: 'token-created', detail: { id, role, by: change.by } })
+      return tokenInfo(this.s.byId.get(id))
+    })
+    return { token, info }
   }
 
   list (): TokenInfo[] {
@@ -179,7 +193,12 @@ export class TokenStore {
    * admin token that still works cannot be revoked: nobody could manage the
    * pool any more.
    */
-  revoke (id: string, now = Date.now()): TokenInfo {
+  revoke (id: string, change: TokenChange = { by: 'operator' }): TokenInfo {
+    const now = change.now ?? Date.now()
+    return this.db.transaction(() => this.revokeNow(id, now, change.by))
+  }
+
+  private revokeNow (id: string, now: number, by: string): TokenInfo {
     const t = this.get(id)
     if (t == null) throw new NotFoundError(`no token ${id}`)
     if (t.revokedAt != null) return t
@@ -187,6 +206,7 @@ export class TokenStore {
       throw new ConflictError('this is the last admin token that works: create another admin token before revoking it')
     }
     this.s.revoke.run(now, id)
+    this.record({ kind: 'token-revoked', detail: { id, role: t.role, by } })
     return this.get(id)!
   }
 

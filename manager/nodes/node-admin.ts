@@ -7,7 +7,7 @@
  * announcing, wipes its blobs unless kept, and exits. A node that does not
  * hear it (down, paused) is answered ERR_REMOVED on its next join or heartbeat.
  */
-import { ConflictError, describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
+import { ConflictError, describeError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Catalog, ChunkAtRisk, NodeHoldings, NodeRow } from '../catalog/catalog.ts'
 import type { NodeClient } from './node-client.ts'
@@ -55,17 +55,7 @@ export class NodeAdmin {
 
   /** Asks the pool to move everything off a node; harmless when it already drains. */
   drain (peerId: string, by: string): NodeRow {
-    const { catalog } = this.c
-    const node = catalog.transaction(() => {
-      const before = catalog.getNode(peerId)
-      if (before == null) throw new NotFoundError(`no node ${peerId} in the pool`)
-      if (!before.drain) {
-        catalog.setDrain(peerId)
-        const holdings = catalog.holdingsByNode().get(peerId)
-        catalog.recordEvent({ kind: 'node-draining', node: peerId, detail: { by, copies: holdings?.copies ?? 0, contents: holdings?.contents ?? 0, state: before.state } })
-      }
-      return catalog.getNode(peerId)!
-    })
+    const node = this.c.catalog.startDrain(peerId, by)
     this.c.logger.info({ node: peerId, by, state: node.state }, 'node set to drain')
     return node
   }
@@ -76,16 +66,8 @@ export class NodeAdmin {
    * fewer than the minimum counted copies elsewhere: drain it first.
    */
   remove (peerId: string, by: string): { peerId: string, removed: true } {
-    const { catalog } = this.c
-    catalog.transaction(() => {
-      const node = catalog.getNode(peerId)
-      if (node == null) throw new NotFoundError(`no node ${peerId} in the pool`)
-      const atRisk = catalog.chunksAtRiskWithout(peerId, this.init.minCopies)
-      if (atRisk.length > 0) throw new ConflictError(refusal(peerId, atRisk, this.init.minCopies))
-      const holdings = catalog.holdingsByNode().get(peerId)
-      catalog.removeNode(peerId, this.now())
-      catalog.recordEvent({ kind: 'node-removed', node: peerId, detail: { by, state: node.state, copies: holdings?.copies ?? 0 } })
-    })
+    const atRisk = this.c.catalog.removeNodeUnlessNeeded(peerId, this.init.minCopies, by, this.now())
+    if (atRisk.length > 0) throw new ConflictError(refusal(peerId, atRisk, this.init.minCopies))
     this.c.onRemoved?.(peerId)
     this.c.logger.info({ node: peerId, by }, 'node removed from the pool')
     this.notify(peerId)

@@ -13,16 +13,17 @@
  * - after a manager restart, `resumePending` sends the orders still noted
  *   (a kill -9 between the commit and the orders loses nothing).
  */
-import { describeError, NotFoundError, UnavailableError } from '../../core/errors.ts'
+import { describeError, UnavailableError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
+import { withDefaults } from '../../core/with-defaults.ts'
 import type { Catalog } from '../catalog/catalog.ts'
-import type { KeyCustody } from '../catalog/key-custody.ts'
+import type { ContentLifecycle, DeleteReason, OwedDelete } from '../catalog/content-lifecycle.ts'
 import { sendDeletesTo, settledWithLimit } from '../orders/delete-orders.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 
 export interface ContentDeleterComponents {
   catalog: Catalog
-  keys: KeyCustody
+  lifecycle: ContentLifecycle
   nodes: NodeClient
   logger: Logger
   /** ms since the epoch (default Date.now) */
@@ -45,7 +46,7 @@ export interface ContentDeleterInit {
 export interface DeleteOptions {
   signal?: AbortSignal
   /** the event recorded (default `content-deleted`; expiry records `content-expired`) */
-  event?: 'content-deleted' | 'content-expired'
+  event?: DeleteReason
 }
 
 export interface DeleteOutcome {
@@ -55,15 +56,15 @@ export interface DeleteOutcome {
   unreachable: string[]
 }
 
-interface Owed { content: string, node: string, blobs: string[] }
+type Owed = OwedDelete
+
+const DELETER_DEFAULTS: Required<ContentDeleterInit> = { orderTimeoutMs: 30_000, concurrency: 16, answerWithinMs: 10_000 }
 
 export class ContentDeleter {
   private readonly c: ContentDeleterComponents
   private readonly log: Logger
   private readonly now: () => number
-  private readonly orderTimeoutMs: number
-  private readonly concurrency: number
-  private readonly answerWithinMs: number
+  private readonly init: Required<ContentDeleterInit>
   private readonly shutdown = new AbortController()
   /** order rounds still running (also those a delete answered before) */
   private readonly running = new Set<Promise<unknown>>()
@@ -72,36 +73,15 @@ export class ContentDeleter {
     this.c = components
     this.log = components.logger
     this.now = components.now ?? Date.now
-    this.orderTimeoutMs = init.orderTimeoutMs ?? 30_000
-    this.concurrency = init.concurrency ?? 16
-    this.answerWithinMs = init.answerWithinMs ?? 10_000
+    this.init = withDefaults(DELETER_DEFAULTS, init)
   }
 
   async delete (contentId: string, by: string, options: DeleteOptions = {}): Promise<DeleteOutcome> {
-    const { catalog, keys } = this.c
-    const owed = catalog.transaction(() => {
-      if (catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
-      const byNode = new Map<string, string[]>()
-      for (const copy of catalog.copiesOf(contentId)) {
-        const list = byNode.get(copy.node) ?? []
-        list.push(copy.cid)
-        byNode.set(copy.node, list)
-      }
-      catalog.dropContent(contentId)
-      keys.destroy(contentId)
-      catalog.addTombstone(contentId, options.event === 'content-expired' ? 'expired' : 'deleted', this.now())
-      const owed: Owed[] = []
-      for (const [node, blobs] of byNode) {
-        catalog.addPendingDelete(contentId, node, blobs)
-        owed.push({ content: contentId, node, blobs })
-      }
-      catalog.recordEvent({ kind: options.event ?? 'content-deleted', content: contentId, detail: { by, nodes: byNode.size } })
-      return owed
-    })
+    const owed = this.c.lifecycle.delete(contentId, options.event ?? 'content-deleted', by, this.now())
 
     const landed = new Set<string>()
     const round = this.track(this.send(owed, landed, options.signal))
-    await settledWithin(round, this.answerWithinMs, options.signal)
+    await settledWithin(round, this.init.answerWithinMs, options.signal)
     const unreachable = owed.map(o => o.node).filter(n => !landed.has(n))
     this.log.info({ content: contentId, nodes: owed.length, unreachable: unreachable.length, by }, 'content deleted')
     return { id: contentId, nodes: owed.length, unreachable }
@@ -147,9 +127,9 @@ export class ContentDeleter {
   /** One order per node (batched); a node's note is cleared once all of its orders landed. */
   private async send (owed: Owed[], landed: Set<string>, signal?: AbortSignal): Promise<void> {
     const stop = AbortSignal.any([this.shutdown.signal, ...(signal != null ? [signal] : [])])
-    await settledWithLimit(owed, this.concurrency, async (o) => {
+    await settledWithLimit(owed, this.init.concurrency, async (o) => {
       try {
-        await sendDeletesTo(this.c.nodes, { node: o.node, blobs: o.blobs, contents: [o.content] }, { signal: stop, timeout: this.orderTimeoutMs })
+        await sendDeletesTo(this.c.nodes, { node: o.node, blobs: o.blobs, contents: [o.content] }, { signal: stop, timeout: this.init.orderTimeoutMs })
       } catch (err) {
         if (!stop.aborted) this.log.warn({ content: o.content, node: o.node, err: describeError(err) }, 'delete order did not go through; the node drops the content on its next heartbeat')
         return

@@ -29,7 +29,7 @@ import { MANAGER_DEFAULTS } from '../defaults.ts'
 import { chunkStream } from './chunker.ts'
 import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
-import type { KeyCustody } from '../catalog/key-custody.ts'
+import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
 import { sendDeletes, settledWithLimit } from '../orders/delete-orders.ts'
 import { sendStore } from '../orders/store-orders.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
@@ -43,7 +43,7 @@ export const MAX_CHUNK_SIZE = 64 * 1024 * 1024
 export const MAX_CHUNKS = Math.floor(MAX_MANIFEST_BYTES / 80)
 export interface PublishComponents {
   catalog: Catalog
-  keys: KeyCustody
+  lifecycle: ContentLifecycle
   staging: Staging
   nodes: NodeClient
   /** the pool now, as placement candidates */
@@ -238,11 +238,8 @@ export class Publisher {
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
       const expiresAt = req.ttlSeconds != null ? Date.now() + req.ttlSeconds * 1000 : null
-      this.c.catalog.transaction(() => {
-        this.c.catalog.makeVisible(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt })
-        this.c.keys.put(contentId, key)
-        this.c.catalog.recordEvent({ kind: 'content-published', content: contentId, detail: { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) } })
-      })
+      this.c.lifecycle.publish(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt }, key,
+        { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })
       this.c.onPublished?.(size)
       log.info({ content: contentId, size, chunks: chunkIds.length, nodes: holders.length }, 'content published')
       return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key), ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) }

@@ -19,6 +19,7 @@ import { createApiHandler } from '../../../../manager/api/api.ts'
 import { Capabilities } from '../../../../manager/api/capabilities.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
+import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { createManagerMetrics } from '../../../../manager/metrics.ts'
 import { NodeAdmin } from '../../../../manager/nodes/node-admin.ts'
 import type { PublishRequest } from '../../../../manager/publish/publish.ts'
@@ -27,7 +28,7 @@ import { makePool } from '../pool-fixture.ts'
 
 const pool = await makePool(3)
 const { catalog, db, peers } = pool
-const tokens = new TokenStore(db)
+const tokens = new TokenStore(db, e => { catalog.recordEvent(e) })
 const keys = new KeyCustody(db)
 const privateKey = await generateKeyPair('Ed25519')
 const peerId = peerIdFromPrivateKey(privateKey).toString()
@@ -44,7 +45,7 @@ const T = {
   reader: tokens.create({ role: 'reader', name: 'viewer' }).token,
   join: tokens.create({ role: 'join', name: 'nodes' }).token,
   revoked: tokens.create({ role: 'admin', name: 'gone' }).token,
-  expired: tokens.create({ role: 'admin', name: 'old', ttlSeconds: 1 }, Date.now() - 10_000).token,
+  expired: tokens.create({ role: 'admin', name: 'old', ttlSeconds: 1 }, { by: 'test', now: Date.now() - 10_000 }).token,
   wrong: 'cdn_not-a-token-of-this-pool'
 }
 tokens.revoke(tokens.identify(T.revoked).id)
@@ -93,7 +94,7 @@ const handler = createApiHandler({
       return { id: 'bafy-stub', size: 0, chunks: 0, replicas: 1, key: 'k' }
     }
   } as any,
-  deleter: new ContentDeleter({ catalog, keys, nodes: pool.nodes, logger: silentLogger() }),
+  deleter: new ContentDeleter({ catalog, lifecycle: new ContentLifecycle(catalog, keys), nodes: pool.nodes, logger: silentLogger() }),
   metricsRegistry: registry,
   metrics: createManagerMetrics(registry, () => ({})),
   info: () => ({ peerId, multiaddrs: [], http: '' }),

@@ -39,7 +39,7 @@ test('tokens are stored as hashes only, and the database file never holds them i
   const dir = await tempDir()
   const path = join(dir, 'catalog.db')
   const db = new Db(path)
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const secret = 'publisher-secret-7f3a9c'
   const joinSecret = 'join-secret-55d1e0'
   tokens.register('publisher', secret)
@@ -62,7 +62,7 @@ test('tokens are stored as hashes only, and the database file never holds them i
 
 test('a wrong token, a token of the other kind or a malformed header is refused', async () => {
   const db = new Db(join(await tempDir(), 'catalog.db'))
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const label = tokens.register('publisher', 'right-token').id
   tokens.register('join', 'join-token')
   assert.is(tokens.verify('publisher', 'right-token'), label)
@@ -83,7 +83,7 @@ test('a wrong token, a token of the other kind or a malformed header is refused'
 
 test('registering a token twice keeps one row and its label', async () => {
   const db = new Db(join(await tempDir(), 'catalog.db'))
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const a = tokens.register('publisher', 'same')
   const b = tokens.register('publisher', 'same')
   assert.equal(a, b)

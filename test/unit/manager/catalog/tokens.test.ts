@@ -29,8 +29,8 @@ const is = (cls: new (...a: any[]) => Error) => (e: unknown): boolean => e insta
 
 async function store (): Promise<{ db: Db, tokens: TokenStore }> {
   const db = new Db(join(await tempDir(), 'catalog.db'))
-  new Catalog(db) // eslint-disable-line no-new
-  return { db, tokens: new TokenStore(db) }
+  const catalog = new Catalog(db)
+  return { db, tokens: new TokenStore(db, e => { catalog.recordEvent(e) }) }
 }
 
 test('a created token has a public id, its role and name, and is shown in clear only once', async () => {
@@ -67,7 +67,7 @@ test('roles: authorize lets the listed roles through, 403 for other roles, 401 f
 test('an expired token is refused with 401 from its expiry on', async () => {
   const { db, tokens } = await store()
   const t0 = Date.now()
-  const { token, info } = tokens.create({ role: 'publisher', name: 'short', ttlSeconds: 60 }, t0)
+  const { token, info } = tokens.create({ role: 'publisher', name: 'short', ttlSeconds: 60 }, { by: 'test', now: t0 })
   assert.is(info.expiresAt, t0 + 60_000)
   assert.is(tokens.identify(token, t0 + 59_999).id, info.id)
   assert.throws(() => tokens.identify(token, t0 + 60_000), (e: unknown) => e instanceof UnauthorizedError && /expired/.test(e.message))
@@ -83,13 +83,13 @@ test('a revoked token is refused with 401 on its next use; revoking again change
   tokens.create({ role: 'admin', name: 'root' })
   const { token, info } = tokens.create({ role: 'publisher', name: 'alice' })
   assert.is(tokens.identify(token).id, info.id)
-  const revoked = tokens.revoke(info.id, 1000)
+  const revoked = tokens.revoke(info.id, { by: 'test', now: 1000 })
   assert.is(revoked.revokedAt, 1000)
   assert.throws(() => tokens.identify(token), (e: unknown) => e instanceof UnauthorizedError && /revoked/.test(e.message))
-  assert.is(tokens.revoke(info.id, 2000).revokedAt, 1000)
+  assert.is(tokens.revoke(info.id, { by: 'test', now: 2000 }).revokedAt, 1000)
   assert.throws(() => tokens.revoke('000000000000'), is(NotFoundError))
   // Registering a revoked token again (it is still in a token file) does not bring it back.
-  const again = new TokenStore(db)
+  const again = new TokenStore(db, () => {})
   assert.ok(again.register('publisher', token).revokedAt != null)
   assert.throws(() => again.identify(token), is(UnauthorizedError))
   db.close()
@@ -125,7 +125,7 @@ test('a first-release tokens table is upgraded in place: its tokens keep working
   old.close()
 
   const db = new Db(path)
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const pub = tokens.identify('old-publisher-secret')
   assert.is(pub.role, 'publisher')
   assert.match(pub.id, /^[0-9a-f]{12}$/)
@@ -137,7 +137,7 @@ test('a first-release tokens table is upgraded in place: its tokens keep working
 
   // A second open finds the new table and leaves it alone.
   const db2 = new Db(path)
-  const again = new TokenStore(db2)
+  const again = new TokenStore(db2, () => {})
   assert.is(again.identify('old-publisher-secret').id, pub.id)
   db2.close()
 })
@@ -158,7 +158,7 @@ test('upgrading a first-release table gives its publisher the contents it publis
   }
   const db = new Db(path)
   const catalog = new Catalog(db)
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const id = tokens.identify('old-publisher-secret').id
   assert.is(catalog.getContent('upload-1')!.owner, id)
   assert.is(catalog.getContent('upload-2')!.owner, null, 'a content of an unknown publisher stays without owner (admins only)')
@@ -168,7 +168,7 @@ test('upgrading a first-release table gives its publisher the contents it publis
 test('the first start writes an admin token file (0600) and says where, never what; later starts do not', async () => {
   const dir = await tempDir()
   const db = new Db(join(dir, 'catalog.db'))
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   const lines: string[] = []
   const logger = silentLogger()
   logger.info = ((obj: unknown, msg?: string) => { lines.push(JSON.stringify(obj) + String(msg)) }) as never

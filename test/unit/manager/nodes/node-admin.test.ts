@@ -62,7 +62,7 @@ test('a node is not removed while some blob would fall below the minimum without
 test('a removed node cannot join again under its identity', async () => {
   const pool = await makePool(2)
   const { catalog, peers, db } = pool
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   tokens.register('join', 'join-token')
   const registry = new NodeRegistry({ catalog, tokens, logger: silentLogger() }, { heartbeatMs: 1000, deadNodeMs: 3000 })
   admin(pool).remove(peers[1], 'op')
@@ -110,7 +110,7 @@ test('the TTL header is seconds from 1 to a century', () => {
 test('node endpoints: drain and removal need an admin token, validate peer ids, and answer 202/409', async () => {
   const pool = await makePool(3)
   const { catalog, peers, db } = pool
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   tokens.register('admin', 'admin-token')
   tokens.register('publisher', 'pub-token')
   const c = pool.addContent([[0, 1]], { replicas: 2 })

@@ -23,7 +23,7 @@ let n = 0
 function setup (): { registry: NodeRegistry, catalog: Catalog, clock: { now: number }, close: () => void } {
   const db = new Db(join(dir, `catalog-${n++}.db`))
   const catalog = new Catalog(db)
-  const tokens = new TokenStore(db)
+  const tokens = new TokenStore(db, () => {})
   tokens.register('join', 'join-token')
   tokens.register('publisher', 'publisher-token')
   const clock = { now: 1_000_000 }

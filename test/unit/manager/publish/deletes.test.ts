@@ -12,6 +12,7 @@ import type { Heartbeat } from '../../../../core/wire.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
 import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
+import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
 import { NodeRegistry } from '../../../../manager/nodes/node-registry.ts'
 import { TokenStore } from '../../../../manager/catalog/tokens.ts'
@@ -20,11 +21,11 @@ import { makePool, type TestPool } from '../pool-fixture.ts'
 const logger = silentLogger()
 
 function deleter (pool: TestPool, init: ConstructorParameters<typeof ContentDeleter>[1] = {}): ContentDeleter {
-  return new ContentDeleter({ catalog: pool.catalog, keys: new KeyCustody(pool.db), nodes: pool.nodes, logger }, init)
+  return new ContentDeleter({ catalog: pool.catalog, lifecycle: new ContentLifecycle(pool.catalog, new KeyCustody(pool.db)), nodes: pool.nodes, logger }, init)
 }
 
 function registry (pool: TestPool): NodeRegistry {
-  return new NodeRegistry({ catalog: pool.catalog, tokens: new TokenStore(pool.db), logger }, { heartbeatMs: 1000, deadNodeMs: 3000 })
+  return new NodeRegistry({ catalog: pool.catalog, tokens: new TokenStore(pool.db, () => {}), logger }, { heartbeatMs: 1000, deadNodeMs: 3000 })
 }
 
 function beat (held: string[]): Heartbeat {
@@ -115,7 +116,7 @@ test('after a restart, deletes a crash interrupted are sent again and finish', a
   for (const p of peers) nodes.down.delete(p)
   const db = new Db(`${pool.dir}/catalog.db`)
   const reopened = new Catalog(db)
-  const resumed = new ContentDeleter({ catalog: reopened, keys: new KeyCustody(db), nodes, logger })
+  const resumed = new ContentDeleter({ catalog: reopened, lifecycle: new ContentLifecycle(reopened, new KeyCustody(db)), nodes, logger })
   assert.is(await resumed.resumePending(), 3)
   for (const p of peers) assert.is(nodes.disk(p).size, 0, `node ${p} emptied`)
   assert.equal(reopened.pendingDeletes(), [])

@@ -249,7 +249,7 @@ test("a node claiming 10 GB/s behind a 25 MB/s cap counts as 25 MB/s, per conten
   assert.is(cappedDemand({ egressRate: 10e9, contents: {} }).egressRate, 10e9)
 
   const pool = await makePool(1)
-  const tokens = new TokenStore(pool.db)
+  const tokens = new TokenStore(pool.db, () => {})
   const demand = new DemandTracker({ smoothing: 1 })
   const registry = new NodeRegistry({ catalog: pool.catalog, tokens, logger, onHeartbeat: (node, hb, now) => { demand.record(node, hb, now) } }, { heartbeatMs: 1000, deadNodeMs: 3000 })
   const content = pool.addContent([[0]], { replicas: 1 }).id
