@@ -138,7 +138,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
     const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
     await ensureAdminToken({ tokens, catalog, logger: log }, adminTokenFile)
-    const staging = new Staging(join(config.dataDir, 'staging'))
+    const staging = new Staging(join(config.dataDir, 'staging'), { memoryBytes: d.stagingMemoryBytes })
     await staging.init()
 
     // ---- libp2p ----------------------------------------------------------

@@ -35,6 +35,8 @@ export const MANAGER_DEFAULTS = {
   ordersInFlight: 8,
   /** ms per store order */
   orderTimeoutMs: 120_000,
+  /** bytes of staged blobs kept in memory for nodes to fetch; past it they wait on disk */
+  stagingMemoryBytes: 128 * 1024 * 1024,
   /** ms the delete orders of a failed upload may take */
   cleanupTimeoutMs: 30_000
 } as const

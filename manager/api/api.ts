@@ -273,15 +273,8 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
 
   const staged: Handler = async (req, res, m) => {
     const id = parseBlobId(m[1]).toString()
-    const blob = await c.staging.open(id)
-    if (blob == null) throw new NotFoundError(`${id} is not staged`)
-    let bytes: Buffer
-    try {
-      // One read: a staged blob is one chunk, and small reads cost the publish path syscalls per copy.
-      bytes = await blob.handle.readFile()
-    } finally {
-      await blob.handle.close()
-    }
+    const bytes = await c.staging.read(id)
+    if (bytes == null) throw new NotFoundError(`${id} is not staged`)
     sendBlob(req, res, id, bytes)
   }
 
