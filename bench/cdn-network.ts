@@ -66,7 +66,7 @@ export class CdnNetwork {
     try {
       net.manager = await startChild({
         role: 'manager',
-        args: [CDN, 'manager', 'start', '--json', '--dir', join(init.dir, 'manager'), '--http-port', '0', '--max-upload', '64GiB'],
+        args: [CDN, 'manager', 'start', '--json', '--dir', join(init.dir, 'manager'), '--http-port', '0', '--p2p-port', '0', '--max-upload', '64GiB'],
         logFile: join(init.dir, 'logs', 'manager.log'),
         // Secrets by environment: argv is visible to every user of the machine.
         env: { CDN_PUBLISHER_TOKENS: net.token, CDN_JOIN_TOKENS: net.joinToken }
