@@ -273,9 +273,11 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
 
   const staged: Handler = async (req, res, m) => {
     const id = parseBlobId(m[1]).toString()
-    const bytes = await c.staging.read(id)
-    if (bytes == null) throw new NotFoundError(`${id} is not staged`)
-    sendBlob(req, res, id, bytes)
+    const blob = await c.staging.read(id)
+    if (blob == null) throw new NotFoundError(`${id} is not staged`)
+    // The buffer is reused once every response writing it has finished or broken off.
+    res.once('close', blob.release)
+    sendBlob(req, res, id, blob.bytes)
   }
 
   const metrics: Handler = async (req, res) => {

@@ -206,14 +206,12 @@ export class Publisher {
       while (step.done !== true) {
         const { index, bytes } = step.value
         if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
-        const blob = encryptChunk(key, index, bytes)
-        const cid = chunkCid(blob)
+        const { cid, size } = await this.stageChunk(key, index, bytes)
         const id = cid.toString()
-        await this.c.staging.put(id, blob)
         staged.add(id)
-        this.c.catalog.addChunk(uploadId, index, id, blob.length)
+        this.c.catalog.addChunk(uploadId, index, id, size)
         chunkIds.push(id)
-        await dispatcher.add(cid, blob.length)
+        await dispatcher.add(cid, size)
         step = await chunks.next()
       }
       const size = step.value
@@ -271,6 +269,14 @@ export class Publisher {
     if (length != null && free < length * replicas) {
       throw new CapacityError(`${replicas} copies of ${length} bytes need more than the ${free} bytes free in the pool`)
     }
+  }
+
+  /** Encrypts and stages one chunk; the ciphertext is garbage as soon as staging has copied it. */
+  private async stageChunk (key: Uint8Array, index: number, bytes: Uint8Array): Promise<{ cid: CID, size: number }> {
+    const blob = encryptChunk(key, index, bytes)
+    const cid = chunkCid(blob)
+    await this.c.staging.put(cid.toString(), blob)
+    return { cid, size: blob.length }
   }
 
   /** Stores the manifest on every node that holds a chunk (R nodes for an empty content) with the order to index it. */

@@ -19,14 +19,13 @@ export interface StallWatch {
  */
 export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onStall: () => Error, now: () => number = Date.now): StallWatch {
   let waitingSince: number | null = null
-  let fired = false
-  const stalled = Promise.withResolvers<never>()
-  // Nobody may be reading when it fires; the next read still fails with it.
-  stalled.promise.catch(() => {})
+  let stall: Error | undefined
+  /** fails the read waiting now, if any */
+  let failWaiting: ((err: Error) => void) | undefined
   const timer = setInterval(() => {
-    if (!fired && waitingSince != null && now() - waitingSince >= idleMs) {
-      fired = true
-      stalled.reject(onStall())
+    if (stall == null && waitingSince != null && now() - waitingSince >= idleMs) {
+      stall = onStall()
+      failWaiting?.(stall)
     }
   }, Math.max(10, Math.floor(idleMs / 4)))
   timer.unref()
@@ -35,11 +34,16 @@ export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onS
   // request stream frees its socket), even while a next() is still waiting for bytes.
   const iterator: AsyncIterator<Uint8Array> = {
     next: async () => {
+      if (stall != null) throw stall
       waitingSince = now()
+      // A fresh promise per read: racing every read against one long-lived promise would pile a
+      // reaction per read onto it, each keeping that read's bytes alive until the upload ends.
+      const stalled = new Promise<never>((_resolve, reject) => { failWaiting = reject })
       try {
-        return await Promise.race([it.next(), stalled.promise])
+        return await Promise.race([it.next(), stalled])
       } finally {
         waitingSince = null
+        failWaiting = undefined
       }
     },
     return: async (value?: unknown) => {
