@@ -57,7 +57,8 @@ export function pageHeaders (html: string, extra: Record<string, string> = {}): 
     'content-length': Buffer.byteLength(html),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
+    // same-origin, not no-referrer: with no-referrer a browser posts forms with `Origin: null`, and the console's check of it would refuse its own login.
+    'referrer-policy': 'same-origin',
     'x-frame-options': 'DENY',
     'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; form-action 'self'",
     ...extra

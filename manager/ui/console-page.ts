@@ -37,7 +37,7 @@ td.detail{font-size:12px;color:#555;max-width:420px;word-break:break-all}
 
 function head (title: string): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)}</title>
 <link rel="stylesheet" href="/ui/assets/${CHART_STYLE}"><style>${STYLE}</style></head>`
 }
 
@@ -49,7 +49,7 @@ export function loginPage (message?: string): string {
 <p>Log in with an admin token (<code>cdn manager start</code> wrote one to <code>admin.token</code> in its data folder).</p>
 ${message != null ? `<p class="error" role="alert" id="login-error">${esc(message)}</p>` : ''}
 <label for="token">Admin token</label>
-<input id="token" name="token" type="password" required autofocus>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button type="submit">Log in</button>
 </form></body></html>`
 }

@@ -28,7 +28,7 @@ video{max-width:100%;background:#000}`
 
 function head (title: string): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)}</title>
 <link rel="stylesheet" href="/assets/${CHART_STYLE}"><style>${STYLE}</style>
 <script src="/assets/${CHART_SCRIPT}"></script></head>`
 }

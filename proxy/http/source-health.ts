@@ -9,10 +9,10 @@ import type { SourceView } from '../fetch/fetch-engine.ts'
 
 export type SourceHealth = 'fast' | 'slow' | 'failing' | 'unused'
 
-/** A penalty from at least one recent error (2 s each) or timeout: the source is failing. */
-export const FAILING_PENALTY_MS = 1500
-/** Lost hedge races (1 s each) and the like, still fresh: slow. */
-export const SLOW_PENALTY_MS = 400
+/** More than one recent error (2 s each), a timeout (4 s) or a bad copy (15 s): the source is failing. */
+export const FAILING_PENALTY_MS = 3000
+/** More than one lost hedge race (1 s each, halving every 5 s), or an error, still fresh: slow. One lost race is noise. */
+export const SLOW_PENALTY_MS = 1200
 /** Slower than this share of the best source's throughput: slow. */
 export const SLOW_SHARE = 0.25
 

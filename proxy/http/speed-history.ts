@@ -22,6 +22,7 @@ export interface SpeedHistoryInit {
 }
 
 export const OTHER_SOURCES = 'others'
+const MIN_SPAN_SECONDS = 60
 
 export class SpeedHistory {
   private readonly buckets = new Map<number, Map<string, number>>()
@@ -50,8 +51,9 @@ export class SpeedHistory {
   series (): SpeedSeries {
     const last = Math.floor(this.now() / 1000) - 1
     this.prune(last + 1)
-    const first = Math.min(last, ...this.buckets.keys())
-    if (this.buckets.size === 0 || first > last) return { t: [], total: [], sources: [] }
+    if (this.buckets.size === 0 || Math.min(...this.buckets.keys()) > last) return { t: [], total: [], sources: [] }
+    // At least a minute is drawn, so a first download's few seconds read as a burst, not as the whole axis.
+    const first = Math.min(last - Math.min(MIN_SPAN_SECONDS, this.windowSeconds) + 1, ...this.buckets.keys())
     const sums = new Map<string, number>()
     for (const [s, b] of this.buckets) {
       if (s > last) continue
