@@ -14,6 +14,7 @@ const badge = (s) => '<span class="health ' + esc(s.health) + '" title="delay ch
 const sourceLabel = (s, names) => s === 'cache' ? 'cache' : s === 'others' ? 'others' : (names.get(s) || shortId(s))
 let chart, chartKey = ''
 function speedChart (box, speed, names) {
+  box.dataset.peak = String(Math.max(0, ...speed.total))
   if (speed.t.length === 0) {
     if (chart) { chart.destroy(); chart = undefined; chartKey = '' }
     box.innerHTML = '<p class="muted">No download in the last minutes.</p>'
@@ -38,7 +39,6 @@ function speedChart (box, speed, names) {
     scales: { y: { range: (u, min, max) => [0, Math.max(max, 1024) * 1.1] } },
     cursor: { drag: { x: false, y: false } }
   }, data, box)
-  box.dataset.points = String(speed.t.length)
 }
 window.addEventListener('resize', () => { if (chart) chart.setSize({ width: Math.max(320, $('speed').clientWidth), height: 220 }) })
 `
