@@ -34,13 +34,7 @@ try {
   const hot = await publish(await randomFile(dir, 'launch-trailer.bin', 1e6))
   const clip = await publish(join(import.meta.dirname, '..', 'test', 'fixtures', 'clip.webm'))
 
-  // The proxy's dashboard while a download runs.
-  const dash = await newPage(browser)
-  await dash.goto(net.proxy)
-  const download = fetch(`${net.proxy}/c/${big}`).then(async r => await r.arrayBuffer())
-  await dash.waitForFunction(() => document.querySelectorAll('#strip .cell.mf, #strip .cell.mH').length > 6 && document.querySelectorAll('#strip .cell.mw').length > 6, undefined, { timeout: 60_000 })
-  await shot(dash, 'proxy-dashboard.png')
-  await download
+  const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
   // The player, playing.
   const player = await newPage(browser)
@@ -49,22 +43,33 @@ try {
   await shot(player, 'proxy-player.png')
   await player.close()
 
-  // The console: the pool, then the hot content mirrored and trimmed.
+  // The console before any load.
   const ui = await newPage(browser)
   await loginConsole(ui, net.manager, (await readFile(net.adminTokenFile, 'utf8')).trim())
   await ui.waitForFunction(() => document.querySelectorAll('#nodes tr.node').length === 6, undefined, { timeout: 30_000 })
-  await shot(ui, 'console-pool.png')
-  await ui.goto(`${net.manager}/ui?content=${hot}#contents`)
+
+  // Load: viewers keep one content hot, and one more reads a long download slowly (still running when pictured).
   const load = hotLoad(net.proxy, hot)
+  const dash = await newPage(browser)
+  await dash.goto(net.proxy)
   try {
+    await sleep(6000)
+    const body = (await fetch(`${net.proxy}/c/${big}`)).body!.getReader()
+    await body.read()
+    await dash.waitForFunction(() => document.querySelectorAll('#strip .cell.mf, #strip .cell.mH').length > 4 && document.querySelectorAll('#strip .cell.mw').length > 4, undefined, { timeout: 60_000 })
+    await sleep(1500)
+    await shot(dash, 'proxy-dashboard.png')
+    void body.cancel()
+    await shot(ui, 'console-pool.png')
+    await ui.goto(`${net.manager}/ui?content=${hot}#contents`)
     await ui.waitForSelector('#marks li.mark[data-reason=mirror]', { timeout: 120_000 })
-    await new Promise(resolve => setTimeout(resolve, 4000))
+    await sleep(4000)
     await shot(ui, 'console-mirror.png')
   } finally {
     console.log(await load.stop())
   }
   await ui.waitForSelector('#marks li.mark[data-reason=trim]', { timeout: 120_000 })
-  await new Promise(resolve => setTimeout(resolve, 3000))
+  await sleep(3000)
   await shot(ui, 'console-mirror-trim.png')
   await ui.goto(`${net.manager}/ui#health`)
   await eventually('health shown', async () => await ui.locator('#health-cards .card').count() > 0)

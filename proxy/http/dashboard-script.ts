@@ -31,10 +31,10 @@ function speedChart (box, speed, names) {
   if (chart) chart.destroy()
   box.innerHTML = ''
   chartKey = key
-  const bands = lanes.map((l, i) => ({ label: sourceLabel(l.source, names), stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + 'cc', width: 1, value: (u, v, si, di) => di == null ? '' : formatRate(lanes[i].rates[di]) })).reverse()
+  const bands = lanes.map((l, i) => ({ label: sourceLabel(l.source, names), stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] + 'cc', width: 1, points: { show: false }, value: (u, v, si, di) => di == null ? '' : formatRate(lanes[i].rates[di]) })).reverse()
   chart = new uPlot({
     width: Math.max(320, box.clientWidth || 640), height: 220,
-    series: [{}, { label: 'total', stroke: '#222', width: 2, value: (u, v) => v == null ? '' : formatRate(v) }, ...bands],
+    series: [{}, { label: 'total', stroke: '#222', width: 2, points: { show: false }, value: (u, v) => v == null ? '' : formatRate(v) }, ...bands],
     axes: [{}, { size: 80, values: (u, vals) => vals.map(formatRate) }],
     scales: { y: { range: (u, min, max) => [0, Math.max(max, 1024) * 1.1] } },
     cursor: { drag: { x: false, y: false } }
@@ -71,8 +71,9 @@ function row (d) {
 function render (s) {
   const names = new Map(s.sources.map((x) => [x.source, x.name]))
   speedChart($('speed'), s.speed, names)
-  const all = [...s.downloads.active, ...s.downloads.recent]
-  strip($('strip'), s.downloads.active[s.downloads.active.length - 1] || s.downloads.recent[0])
+  const all = [...s.downloads.active, ...s.downloads.recent.slice(0, 8)]
+  // The longest-running download: short ones come and go too fast to read.
+  strip($('strip'), s.downloads.active[0] || s.downloads.recent[0])
   $('downloads').innerHTML = all.map(row).join('') || '<tr><td colspan="6" class="muted">none yet</td></tr>'
   $('sources').innerHTML = s.sources.map((x) => '<tr><td><code>' + esc(x.name) + '</code> <span class="muted">' + esc(x.address) + '</span></td><td>' + badge(x) + '</td><td>' +
     x.rttMs.toFixed(1) + ' ms</td><td>' + formatRate(x.bytesPerSecond) + '</td><td>' + x.inFlight + '</td><td>' + formatBytes(x.bytes) + '</td></tr>').join('') || '<tr><td colspan="6" class="muted">none yet</td></tr>'
