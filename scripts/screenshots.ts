@@ -62,8 +62,9 @@ try {
     void body.cancel()
     await shot(ui, 'console-pool.png')
     await ui.goto(`${net.manager}/ui?content=${hot}#contents`)
-    await ui.waitForSelector('#marks li.mark[data-reason=mirror]', { timeout: 120_000 })
-    await sleep(4000)
+    // The controller answers the load with mirror copies, or with migrate copies when it sheds an egress-high holder first.
+    await ui.waitForSelector('#marks li.mark[data-kind=copies-added]', { timeout: 180_000 })
+    await sleep(6000)
     await shot(ui, 'console-mirror.png')
   } finally {
     console.log(await load.stop())

@@ -79,13 +79,17 @@ function drawMarks (u) {
   const ctx = u.ctx
   ctx.save()
   ctx.font = (11 * devicePixelRatio) + 'px system-ui'
+  const labelled = {}
   for (const m of u.marks || []) {
     const x = u.valToPos(m.at / 1000, 'x', true)
     if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue
+    // Moves of one round land together: one label per reason and place, one line each.
+    const crowded = labelled[m.reason] != null && x - labelled[m.reason] < 60 * devicePixelRatio
+    if (!crowded) labelled[m.reason] = x
     ctx.strokeStyle = ctx.fillStyle = colorOf(m.reason)
     ctx.lineWidth = devicePixelRatio
     ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke()
-    ctx.fillText(m.reason, x + 3, u.bbox.top + 12 * devicePixelRatio)
+    if (!crowded) ctx.fillText(m.reason, x + 3, u.bbox.top + 12 * devicePixelRatio)
   }
   ctx.restore()
 }
