@@ -57,8 +57,8 @@ export function pageHeaders (html: string, extra: Record<string, string> = {}): 
     'content-length': Buffer.byteLength(html),
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
-    // same-origin, not no-referrer: with no-referrer a browser posts forms with `Origin: null`, and the console's check of it would refuse its own login.
-    'referrer-policy': 'same-origin',
+    // A player's URL may carry a key or a capability: it goes nowhere, not even to the page's own requests.
+    'referrer-policy': 'no-referrer',
     'x-frame-options': 'DENY',
     'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; form-action 'self'",
     ...extra

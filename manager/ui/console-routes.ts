@@ -60,7 +60,9 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
   }
 
   const send = (req: IncomingMessage, res: ServerResponse, status: number, html: string, extra: Record<string, string> = {}): void => {
-    res.writeHead(status, pageHeaders(html, extra))
+    // same-origin, not no-referrer: under no-referrer a browser posts forms with `Origin: null`, which sameOrigin() refuses.
+    // No console URL carries a secret.
+    res.writeHead(status, pageHeaders(html, { 'referrer-policy': 'same-origin', ...extra }))
     res.end(req.method === 'HEAD' ? undefined : html)
   }
 
