@@ -36,6 +36,9 @@ import { PoolSnapshotter } from './replication/pool-snapshot.ts'
 import { Publisher } from './publish/publish.ts'
 import { RepairBlockedMonitor } from './replication/repair-blocked.ts'
 import { ReplicationController } from './replication/replication-controller.ts'
+import { createConsole } from './ui/console-routes.ts'
+import { HistorySampler } from './ui/history-sampler.ts'
+import { SessionStore } from './ui/session-store.ts'
 import { ReportVerifier } from './replication/report-verifier.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication/replication-policy.ts'
 import { MANAGER_DEFAULTS } from './defaults.ts'
@@ -248,6 +251,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const snapshots = new PoolSnapshotter({ catalog, demand, moves: runner })
     // Reads each round's snapshot beside the policy: repair the pool cannot do is reported, not just deferred.
     const repairBlocked = new RepairBlockedMonitor({ events: catalog, registry: metricsRegistry, logger: log.child({ part: 'repair-blocked' }) })
+    const history = new HistorySampler()
     const controller = new ReplicationController({
       snapshot: (now, uncapped) => {
         const snapshot = snapshots.take(now, uncapped)
@@ -262,6 +266,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
       recover: () => catalog.suspectPendingCopiesOfVisible(),
       metrics: replicationMetrics,
+      onRound: (at, snapshot, report, budget) => { history.record(at, snapshot, report, budget) },
       logger: log.child({ part: 'replication' })
     }, { intervalMs: reconcileMs, moveShare, policy })
 
@@ -287,6 +292,16 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       nodeList: async () => await nodeList.current(),
       logger: log.child({ part: 'api' })
     }
+    const consoleUi = createConsole({
+      catalog,
+      nodeHealth: (n, h) => nodeAdmin.health(n, h),
+      replication: apiComponents.replication,
+      history,
+      tokens,
+      sessions: new SessionStore(),
+      logger: log.child({ part: 'console' })
+    })
+    apiComponents.ui = consoleUi.handle
     const server = createApiServer({
       handler: createApiHandler(apiComponents),
       plainHandler: createApiHandler(apiComponents, { blobsOnly: true }),
@@ -298,7 +313,10 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // Nodes fetch staged blobs and manifests over plain HTTP (the same port answers both with TLS).
     httpBase = announce.http ?? httpBaseOf(announceHost, address.port)
     apiBase = server.scheme === 'https' ? httpBase.replace(/^http:/, 'https:') : httpBase
-    closeOnStop('http', async () => { await server.close() })
+    closeOnStop('http', async () => {
+      consoleUi.close()
+      await server.close()
+    })
     multiaddrs = host.getMultiaddrs().map(a => a.toString())
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)

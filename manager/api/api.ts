@@ -51,6 +51,8 @@ export interface ApiComponents {
   reports: Pick<ReportVerifier, 'submit'>
   /** the signed node list (kind `node-list`) for GET /api/pool/nodes */
   nodeList: () => Promise<string>
+  /** the web console under /ui (manager/ui/), with its own session login; absent: no console */
+  ui?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
   logger: Logger
 }
 
@@ -312,6 +314,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     } catch (err) {
       throw new BadInputError('malformed request URL', { cause: err })
     }
+    if (c.ui != null && options.blobsOnly !== true && /^\/ui(\/|$)/.test(url.pathname)) return await c.ui(req, res, url)
     for (const r of routes) {
       const m = r.pattern.exec(url.pathname)
       if (m == null) continue

@@ -28,6 +28,8 @@ export interface ReplicationControllerComponents {
   /** turns copies a crash left pending into suspect ones, once, before the first round */
   recover?: () => number
   metrics?: ReplicationMetrics
+  /** told of every round's snapshot and decisions (the console's history) */
+  onRound?: (at: number, snapshot: PoolSnapshot, report: PolicyReport, budget: number) => void
   logger: Logger
   /** ms since the epoch (default Date.now) */
   now?: () => number
@@ -136,6 +138,7 @@ export class ReplicationController {
       budget
     }
     this.last = summary
+    this.c.onRound?.(now, snapshot, report, budget)
     const m = this.c.metrics
     if (m != null) {
       m.rounds.inc({ outcome: 'ok' })

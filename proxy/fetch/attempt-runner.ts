@@ -111,7 +111,7 @@ export class AttemptRunner {
         host.cacheMissed(a.index)
         buffer.unreserve(a)
       } else {
-        this.c.ledger.cacheHit(blob.length)
+        this.c.ledger.cacheHit(blob.length, a.index)
         host.deliver(a, blob)
       }
       host.pump()

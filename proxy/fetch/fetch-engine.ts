@@ -5,7 +5,7 @@ import type { Logger } from '../../core/log.ts'
 import type { ContentMetadata, Manifest } from '../../core/manifest.ts'
 import type { BlobCache, CacheStats } from '../state/chunk-cache.ts'
 import type { BlobFetcher } from './chunk-fetcher.ts'
-import { ContentReader, type ContentReaderInit, type Progress } from './content-reader.ts'
+import { ContentReader, type ContentReaderComponents, type ContentReaderInit, type Progress } from './content-reader.ts'
 import type { BadCopyReport, BadCopyReporter } from '../resolve/manager-client.ts'
 import { MemoryBudget, type BudgetStats } from './memory-budget.ts'
 import type { FetchMetrics } from '../metrics.ts'
@@ -22,6 +22,8 @@ export interface OpenOptions {
   /** aborts resolving and, later, reading */
   signal?: AbortSignal
   onProgress?: (progress: Progress) => void
+  /** each chunk's state as it changes, for the dashboard's chunk strip */
+  onChunkState?: ContentReaderComponents['onChunkState']
   /** first chunk to read (default 0); a Range request starts at the chunk holding its offset */
   startChunk?: number
   /** chunk to stop before (default: the end) */
@@ -184,6 +186,7 @@ export class DefaultFetchEngine implements FetchEngine {
         return fresh.sources
       },
       onHedge: metrics == null ? undefined : (event) => { metrics.hedges.inc({ event }) },
+      onChunkState: options.onChunkState,
       reportBadCopy: this.c.reporter == null ? undefined : (r) => { this.report(r) },
       onChunk: (o) => {
         // A holder that refused or served a bad copy may be gone or moved: the next open looks again rather than reuse this view.

@@ -30,13 +30,15 @@ export class ReadLedger {
   requestStarted (a: Attempt): void {
     this.c.scoreboard.begin(a.source, a.bytes)
     this.requested++
+    this.c.onChunkState?.(a.index, a.kind === 'hedge' ? 'hedged' : 'requested')
   }
 
   requestEnded (a: Attempt): void {
     this.c.scoreboard.end(a.source, a.bytes)
   }
 
-  cacheHit (bytes: number): void {
+  cacheHit (bytes: number, index: number): void {
+    this.c.onChunkState?.(index, 'cached')
     this.cacheHits++
     this.cached += bytes
     this.received[CACHE_SOURCE] = (this.received[CACHE_SOURCE] ?? 0) + bytes
@@ -59,6 +61,7 @@ export class ReadLedger {
     this.c.scoreboard.recordSuccess(a.source, { bytes: blob.bytes.length, ttfbMs: blob.ttfbMs, totalMs: blob.totalMs, concurrent })
     this.received[a.source] = (this.received[a.source] ?? 0) + blob.bytes.length
     this.c.onChunk?.({ source: a.source, result: 'ok', bytes: blob.bytes.length, seconds: (now - a.started) / 1000 })
+    this.c.onChunkState?.(a.index, 'fetched')
   }
 
   lost (a: Attempt): void {
@@ -70,6 +73,7 @@ export class ReadLedger {
     const kind: FailureKind = err instanceof HashMismatchError ? 'hash' : err instanceof TimeoutError ? 'timeout' : 'error'
     this.c.scoreboard.recordFailure(a.source, kind)
     this.c.onChunk?.({ source: a.source, result: kind, bytes: 0, seconds: (this.now() - a.started) / 1000 })
+    this.c.onChunkState?.(a.index, kind === 'hash' ? 'bad-copy' : 'failed')
     const other = rivalRunning ? 'its duplicate is still running' : 'trying another source'
     this.c.logger.warn({ content: this.content, chunk: a.index, cid, source: a.source, url, kind, err: err instanceof CdnError ? err.message : err }, `chunk fetch failed; ${other}`)
     if (kind === 'hash') this.c.reportBadCopy?.({ content: this.content, chunk: cid, node: a.source, reason: describeError(err) })

@@ -43,6 +43,9 @@ export interface ChunkOutcome {
 /** started: a slow request was duplicated on another source; won/lost: whether that duplicate answered first. */
 export type HedgeEvent = 'started' | 'won' | 'lost'
 
+/** What happened to one chunk, for the dashboard's chunk strip: requested, duplicated (hedged), served by a source, read from the cache, or answered with a bad copy / a failure. */
+export type ChunkState = 'requested' | 'hedged' | 'fetched' | 'cached' | 'bad-copy' | 'failed'
+
 export interface ContentReaderComponents {
   fetcher: BlobFetcher
   scoreboard: Scoreboard
@@ -63,6 +66,8 @@ export interface ContentReaderComponents {
   /** called after every chunk request, for metrics */
   onChunk?: (outcome: ChunkOutcome) => void
   onHedge?: (event: HedgeEvent) => void
+  /** called as each chunk's state changes (index in the content), for the dashboard */
+  onChunkState?: (index: number, state: ChunkState) => void
   /** called once when the read ends: read to the end, stopped by the consumer (no error) or failed */
   onFinish?: (err?: unknown) => void
   now?: () => number

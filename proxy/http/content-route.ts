@@ -100,13 +100,14 @@ function writeHead (res: ServerResponse, head: ContentHead, span: Span): void {
 async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head: ContentHead, chunkSize: number, span: Span, access: Access, signal: AbortSignal): Promise<void> {
   const startChunk = Math.floor(span.start / chunkSize)
   const endChunk = Math.floor(span.end / chunkSize) + 1
-  const view = c.tracker.start(head.id, head.metadata.name, [span.start, span.end])
+  const view = c.tracker.start(head.id, head.metadata.name, [span.start, span.end], [startChunk, endChunk])
   const opened = await c.engine.open(head.id, {
     ...access,
     signal,
     startChunk,
     endChunk,
-    onProgress: (p) => { c.tracker.progress(view, Math.min(p.done, span.end - span.start + 1), p.sources) }
+    onProgress: (p) => { c.tracker.progress(view, Math.min(p.done, span.end - span.start + 1), p.sources) },
+    onChunkState: (index, state) => { c.tracker.chunk(view, index, state) }
   })
   const body = opened.body
   let skip = span.start - startChunk * chunkSize

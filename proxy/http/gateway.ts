@@ -5,7 +5,8 @@
  *   HTTP proxy (only that suffix: this is not an open proxy);
  * - `/proxy.pac`: routes exactly that suffix through us;
  * - `/` dashboard, `/play/<id>` player, `/api/dashboard[/events]` its data
- *   (JSON, and server-sent events for live updates);
+ *   (JSON, and server-sent events for live updates), `/assets/…` the chart
+ *   library they draw with;
  * - `/metrics`, `/health`.
  * Only requests addressed to the proxy's own names, or to `<id>.<suffix>`,
  * are answered, and the dashboard's data only to its own origin
@@ -21,13 +22,15 @@ import type { Logger } from '../../core/log.ts'
 import { serveMetrics } from '../../core/metrics.ts'
 import { parseCapability } from '../capability.ts'
 import { serveContent, type Access } from './content-route.ts'
-import { dashboardPage, playerPage } from './dashboard-page.ts'
+import { chartAssets, pageHeaders, sendAsset } from '../../core/web-assets.ts'
+import { dashboardPage, playerPage, type PlayerInfo } from './dashboard-page.ts'
+import { dashboardSnapshot } from './dashboard-snapshot.ts'
 import type { DownloadTracker } from './download-tracker.ts'
 import type { FetchEngine } from '../fetch/fetch-engine.ts'
 import type { GatewayMetrics } from '../metrics.ts'
 import { pacFile } from './pac-file.ts'
 import { addressedTo, foreignHostError, pacAddress, refuseCrossOrigin, type HostRules } from './request-guard.ts'
-import { sendHealth, sendHtml, sendPac } from './responses.ts'
+import { sendHealth, sendPac } from './responses.ts'
 
 export interface GatewayComponents {
   engine: FetchEngine
@@ -50,14 +53,16 @@ export interface GatewayInit {
   dashboardIntervalMs?: number
 }
 
-type Route = 'content' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'metrics' | 'health' | 'other'
+type Route = 'content' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'asset' | 'metrics' | 'health' | 'other'
 
 const CONTENT_PATH = /^\/c\/([^/]+)(?:\/[^/]*)?$/
 const PLAYER_PATH = /^\/play\/([^/]+)$/
+const ASSET_PATH = /^\/assets\/([^/]+)$/
 
 function routeOf (pathname: string): Route {
   if (CONTENT_PATH.test(pathname)) return 'content'
   if (PLAYER_PATH.test(pathname)) return 'player'
+  if (ASSET_PATH.test(pathname)) return 'asset'
   switch (pathname) {
     case '/': return 'dashboard'
     case '/proxy.pac': return 'pac'
@@ -91,7 +96,24 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
   const rules: HostRules = { listenHost: init.listenHost, announced: init.announced, suffix: (init.suffix ?? 'cdn').toLowerCase() }
   const interval = init.dashboardIntervalMs ?? 1000
 
-  const snapshot = (): unknown => ({ downloads: tracker.snapshot(), ...engine.snapshot() })
+  const snapshot = (): ReturnType<typeof dashboardSnapshot> => dashboardSnapshot(engine, tracker)
+  const assets = chartAssets()
+
+  const sendPage = (req: IncomingMessage, res: ServerResponse, html: string): void => {
+    res.writeHead(200, pageHeaders(html))
+    res.end(req.method === 'HEAD' ? undefined : html)
+  }
+
+  /** Name, size and type for the player, when the content resolves; the video's own request reports any failure in full. */
+  const playerInfo = async (id: string, access: Access): Promise<PlayerInfo> => {
+    try {
+      const stat = await engine.stat(id, { ...access, signal: AbortSignal.timeout(5000) })
+      return { name: stat.metadata.name, size: stat.size, type: stat.metadata.type }
+    } catch (err) {
+      logger.debug({ err: (err as Error).message, id }, 'player page: content not resolved')
+      return { problem: err instanceof CdnError ? err.message : 'could not be resolved' }
+    }
+  }
 
   function streamDashboard (req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
@@ -112,11 +134,15 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
       case 'player': {
         const id = parseId(PLAYER_PATH.exec(url.pathname)![1])
         // Checked before it goes into the page, whose media URL carries the same access the page was opened with.
-        accessOf(url)
-        sendHtml(res, playerPage(id, { k: url.searchParams.get('k') ?? undefined, cap: url.searchParams.get('cap') ?? undefined }))
+        const access = accessOf(url)
+        const info = await playerInfo(id, access)
+        sendPage(req, res, playerPage(id, { k: url.searchParams.get('k') ?? undefined, cap: url.searchParams.get('cap') ?? undefined }, info, snapshot()))
         return
       }
-      case 'dashboard': sendHtml(res, dashboardPage()); return
+      case 'dashboard': sendPage(req, res, dashboardPage(snapshot())); return
+      case 'asset':
+        if (!sendAsset(res, assets, ASSET_PATH.exec(url.pathname)![1], req.method === 'HEAD')) throw new NotFoundError(`no asset ${url.pathname}`)
+        return
       case 'dashboard-data':
         refuseCrossOrigin(req)
         sendJson(res, 200, snapshot())
