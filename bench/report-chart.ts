@@ -33,9 +33,33 @@ function bar (label: string, system: System, m: Measurement | undefined, key: st
   return n == null ? undefined : { label, system, value: n, ideal }
 }
 
+/** A bar from a figure one level down, e.g. `cpuMsPerMiB.proxy`. */
+function nestedBar (label: string, system: System, m: Measurement | undefined, key: string, sub: string, ideal?: number): Bar | undefined {
+  const inner = m?.[key] as Measurement | undefined
+  return inner == null || typeof inner !== 'object' ? undefined : bar(label, system, inner, sub, ideal)
+}
+
 function panel (title: string, unit: string, bars: Array<Bar | undefined>): Panel | undefined {
   const present = bars.filter((b): b is Bar => b != null)
   return present.length === 0 ? undefined : { title, unit, bars: present }
+}
+
+/** CPU per MiB of each role beside its floor (tick): the figure to steer by on a shared machine. */
+function cpuPanel (results: ResultsFile[]): Panel | undefined {
+  const origin = find(results, 'origin', { system: 'ours' })
+  const floors = origin?.floorMsPerMiB as { crypto?: number, fileServer?: number } | undefined
+  const pubs = [...(results.find(r => r.bench === 'publish')?.measurements ?? [])].sort((a, b) => Number(a.size) - Number(b.size))
+  return panel('CPU per MiB by role (tick: the same work done plainly in one process)', 'ms/MiB', [
+    nestedBar('proxy, 1 uncapped node (floor: SHA-256 + AES-GCM)', 'ours', origin, 'cpuMsPerMiB', 'proxy', floors?.crypto),
+    nestedBar('node, uncapped (floor: plain file server)', 'ours', origin, 'cpuMsPerMiB', 'node', floors?.fileServer),
+    ...[4, 8].map(n => {
+      const m = find(results, 'aggregate', { nodes: n })
+      const f = m?.floorMsPerMiB as { fileServer?: number } | undefined
+      return nestedBar(`nodes, ${n} × 25 MB/s (per MiB delivered)`, 'ours', m, 'cpuMsPerMiB', 'node', f?.fileServer)
+    }),
+    ...pubs.map(m => nestedBar(`manager, publishing ${formatBytes(Number(m.size))}`, 'ours', m, 'cpuMsPerMiB', 'manager')),
+    ...pubs.slice(0, 1).map(m => nestedBar(`nodes, storing ${formatBytes(Number(m.size))} × R=${String(m.replicas)}`, 'ours', m, 'cpuMsPerMiB', 'nodes'))
+  ])
 }
 
 /** The panels that the results hold data for, in reading order. */
@@ -72,6 +96,7 @@ export function buildPanels (results: ResultsFile[]): Panel[] {
       const ideal = tailClean == null ? undefined : tailClean * (figure(m, 'idealVsClean') ?? 1)
       return bar(label, 'ours', m, 'seconds', ideal)
     })),
+    cpuPanel(results),
     panel('Peak resident memory', 'MiB', [
       ...pubs.map(m => bar(`manager, publishing ${formatBytes(Number(m.size))} (R=${String(m.replicas)})`, 'ours', m, 'managerPeakRssMiB')),
       bar(`proxy, ${String(mem?.clients ?? 4)} clients × ${formatBytes(Number(mem?.size ?? 0))}`, 'ours', mem, 'proxyPeakRssMiB'),

@@ -83,6 +83,13 @@ test('the chart draws one bar per measured case, with the ideal marked, and esca
   const tail = panels.find(p => p.title.startsWith('Tail'))
   assert.is(tail?.bars[1].ideal, 3 * 1.29)
   assert.not.ok(panels.some(p => p.title.startsWith('Peak resident memory')), 'nothing measured, no panel')
+  assert.not.ok(panels.some(p => p.title.startsWith('CPU per MiB')), 'no CPU figures, no CPU panel')
+  const withCpu = buildPanels([...sample.filter(r => r.bench !== 'origin'), resultsOf('origin', [
+    { nodes: 1, mbps: summarize([300]), cpuMsPerMiB: { proxy: summarize([6, 7, 8]), node: summarize([3]) }, floorMsPerMiB: { crypto: 1.1, fileServer: 0.7 } }
+  ])])
+  const cpu = withCpu.find(p => p.title.startsWith('CPU per MiB'))
+  // Each role's cost stands beside its floor, drawn as the tick.
+  assert.equal(cpu?.bars.map(b => [b.value, b.min, b.max, b.ideal]), [[7, 6, 8, 1.1], [3, 3, 3, 0.7]])
   const svg = renderSvg(panels, 'a <b> & c')
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'))
   assert.ok(svg.trimEnd().endsWith('</svg>'))
