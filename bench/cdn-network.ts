@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TimeoutError, UpstreamError } from '../core/errors.ts'
 import { profileFlags, startChild, stopAll, type Child } from './child.ts'
+import { processCpuMs } from './cpu.ts'
 import { download } from './download.ts'
 import { makeRandomFile } from './files.ts'
 
@@ -38,6 +39,8 @@ export interface PublishOutcome {
   replicas: number
   /** wall seconds of `cdn publish`, process start to exit */
   seconds: number
+  /** CPU ms the `cdn publish` process used (sampled from /proc until it exits, so at most ~50 ms short) */
+  cliCpuMs: number
 }
 
 export class CdnNetwork {
@@ -157,10 +160,14 @@ export class CdnNetwork {
   /** `cdn publish FILE --replicas R --json`, as a publisher runs it. */
   async publish (file: string, replicas: number, signal?: AbortSignal): Promise<PublishOutcome> {
     const t0 = performance.now()
-    const out = await runCli(['publish', file, '--manager', this.managerUrl, '--replicas', String(replicas), '--json'], signal, { CDN_TOKEN: this.token })
+    let cliCpuMs = 0
+    let sampler: NodeJS.Timeout | undefined
+    const out = await runCli(['publish', file, '--manager', this.managerUrl, '--replicas', String(replicas), '--json'], signal, { CDN_TOKEN: this.token }, (pid) => {
+      sampler = setInterval(() => { processCpuMs(pid).then(ms => { if (ms != null) cliCpuMs = ms }, () => {}) }, 50)
+    }).finally(() => { clearInterval(sampler) })
     const seconds = (performance.now() - t0) / 1000
     const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}')
-    return { id: String(r.id), size: Number(r.size), chunks: Number(r.chunks), replicas: Number(r.replicas), seconds }
+    return { id: String(r.id), size: Number(r.size), chunks: Number(r.chunks), replicas: Number(r.replicas), seconds, cliCpuMs }
   }
 
   /** `cdn rm ID`: frees the nodes' disks between large publishes. */
@@ -182,9 +189,10 @@ export class CdnNetwork {
 }
 
 /** Runs `cdn …` to completion and returns its stdout, failing with its stderr. */
-export async function runCli (args: string[], signal?: AbortSignal, env: Record<string, string> = {}): Promise<string> {
+export async function runCli (args: string[], signal?: AbortSignal, env: Record<string, string> = {}, onSpawn?: (pid: number) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [...profileFlags('cli'), CDN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal, env: { ...process.env, CDN_LOG_LEVEL: 'warn', ...env } })
+    if (proc.pid != null) onSpawn?.(proc.pid)
     let stdout = ''
     let stderr = ''
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -38,8 +38,9 @@ export const publish: Benchmark = {
           const meter = new CpuMeter({ manager: [net.manager.pid], nodes: net.nodes.map(c => c.pid) })
           await meter.start()
           const published = await net.publish(file.path, REPLICAS, ctx.signal)
-          // The CLI is a child of its own that has exited by now; `client` here is only the benchmark process.
-          const { client: _, ...roles } = perMiB(await meter.stop(), size)
+          // `client` is only the benchmark process; the publishing CLI is measured apart, until it exits.
+          const { client: _, ...measured } = await meter.stop()
+          const roles = perMiB({ ...measured, cli: published.cliCpuMs }, size)
           cpu.push(roles)
           const peakBytes = await peak.stop()
           rates.push(size / 1e6 / published.seconds)
