@@ -40,16 +40,17 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     mib: { type: 'string', default: '256' },
     egress: { type: 'string', default: 'unlimited' },
+    slice: { type: 'string' },
     connections: { type: 'string', default: '4' },
     runs: { type: 'string', default: '3' },
     'no-floor': { type: 'boolean', default: false }
   }
 })
 
-if (values.serve) await serve(String(values.dir), parseRate(values.egress))
+if (values.serve) await serve(String(values.dir), parseRate(values.egress), values.slice == null ? undefined : Number(values.slice))
 else await measure()
 
-async function serve (dir: string, rate: number): Promise<void> {
+async function serve (dir: string, rate: number, sliceSize: number | undefined): Promise<void> {
   const log = createLogger('node')
   const store = await BlobStore.open({ dir, capacity: 1e12, logger: log })
   const index = new ContentIndex({ store, logger: log })
@@ -64,7 +65,7 @@ async function serve (dir: string, rate: number): Promise<void> {
     registry,
     health: () => ({}),
     logger: log.child({ part: 'data-plane' })
-  })
+  }, { sliceSize })
   const http = await plane.start()
   process.stdout.write(`${JSON.stringify({ ready: true, role: 'node-serve', pid: process.pid, http })}\n`)
   const stop = (): void => { plane.stop().then(() => { process.exit(0) }, () => { process.exit(1) }) }
@@ -79,7 +80,7 @@ async function measure (): Promise<void> {
   try {
     const blobDir = join(workDir, 'blobs')
     const ids = await makeBlobs(blobDir, mib)
-    const node = await startChild({ role: 'node-serve', args: [import.meta.filename, '--serve', '--dir', blobDir, '--egress', values.egress], logFile: join(workDir, 'node-serve.log') })
+    const node = await startChild({ role: 'node-serve', args: [import.meta.filename, '--serve', '--dir', blobDir, '--egress', values.egress, ...(values.slice == null ? [] : ['--slice', values.slice])], logFile: join(workDir, 'node-serve.log') })
     const cpu: number[] = []
     const rates: number[] = []
     try {
