@@ -10,7 +10,7 @@
  * on open.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { close as fsClose, open as fsOpen, read as fsRead } from 'node:fs'
+import { closeSync, open as fsOpen, read as fsRead } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
@@ -378,8 +378,9 @@ async function syncDir (dir: string): Promise<void> {
 
 /**
  * A plain descriptor rather than a FileHandle: the data plane opens one per
- * request, and a FileHandle's bookkeeping (an object watched by the
- * collector, a promise per close) showed in its profile.
+ * request, and each FileHandle operation is a promise and a hop through the
+ * thread pool. Closing a descriptor opened for reading does no disk I/O, so
+ * it is done in place, which spares one more hop per request.
  */
 class FdReader implements BlobReader {
   readonly size: number
@@ -407,7 +408,7 @@ class FdReader implements BlobReader {
   }
 
   async close (): Promise<void> {
-    await new Promise<void>((resolve, reject) => { fsClose(this.fd, (err) => { if (err == null) resolve(); else reject(err) }) })
+    closeSync(this.fd)
   }
 }
 
