@@ -222,6 +222,8 @@ export class DataPlane {
    * cut the connection.
    */
   private async streamBody (res: ServerResponse, reader: Pick<BlobReader, 'size' | 'readInto'>, contents: readonly string[], id: string): Promise<void> {
+    // Gone while the file was being opened: its 'close' has been and gone.
+    if (res.destroyed) return
     const stop = new AbortController()
     const onClose = (): void => { if (!res.writableFinished) stop.abort(new InterruptedError('client went away')) }
     res.on('close', onClose)
@@ -233,7 +235,6 @@ export class DataPlane {
     res.once('close', unwatch)
     let sent = 0
     try {
-      if (res.destroyed) throw new InterruptedError('client went away')
       await sendBlob(this.sender, res, reader, {
         slice: this.sliceSize,
         signal: stop.signal,
