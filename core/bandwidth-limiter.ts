@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
  */
 export class BandwidthLimiter {
   readonly rate: number
-  private readonly burst: number
+  /** bytes that may go at once after a quiet spell */
+  readonly burst: number
   private tokens: number
   private last: number
   private readonly now: () => number

@@ -10,6 +10,7 @@
  * on open.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, open as fsOpen, read as fsRead } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
@@ -45,6 +46,8 @@ export interface BlobReader {
   readonly size: number
   /** Reads up to `length` bytes at `position` into a fresh buffer; shorter only at the end of the file. */
   read: (position: number, length: number) => Promise<Buffer>
+  /** Fills `target` from `position`; the bytes read, fewer only at the end of the file. */
+  readInto: (target: Buffer, position: number) => Promise<number>
   close: () => Promise<void>
 }
 
@@ -310,34 +313,25 @@ export class BlobStore {
     }
   }
 
-  /** Opens a held blob for reading in pieces; NotFoundError when absent. */
+  /**
+   * Opens a held blob for reading in pieces; NotFoundError when absent. The
+   * size is the one recorded when the blob was stored (blobs never change
+   * under their id), so opening costs one system call, not two.
+   */
   async openReader (cid: CID): Promise<BlobReader> {
     const key = cid.toString()
-    if (!this.blobs.has(key)) throw new NotFoundError(`blob ${key} is not held here`)
-    let fh: FileHandle
+    const info = this.blobs.get(key)
+    if (info == null) throw new NotFoundError(`blob ${key} is not held here`)
+    let fd: number
     try {
-      fh = await open(this.pathOf(cid), 'r')
+      fd = await openFd(this.pathOf(cid))
     } catch (err: any) {
       if (err?.code !== 'ENOENT') throw err
       this.log.warn({ cid: key }, 'blob file vanished from disk; forgetting it')
       this.forget(key)
       throw new NotFoundError(`blob ${key} is not held here`, { cause: err })
     }
-    const size = (await fh.stat()).size
-    return {
-      size,
-      read: async (position, length) => {
-        const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - position)))
-        let filled = 0
-        while (filled < buf.length) {
-          const { bytesRead } = await fh.read(buf, filled, buf.length - filled, position + filled)
-          if (bytesRead === 0) break
-          filled += bytesRead
-        }
-        return filled === buf.length ? buf : buf.subarray(0, filled)
-      },
-      close: async () => { await fh.close() }
-    }
+    return new FdReader(fd, info.size)
   }
 
   /**
@@ -403,4 +397,48 @@ async function syncDir (dir: string): Promise<void> {
   } finally {
     await dh.close()
   }
+}
+
+/**
+ * A plain descriptor rather than a FileHandle: the data plane opens one per
+ * request, and each FileHandle operation is a promise and a hop through the
+ * thread pool. Closing a descriptor opened for reading does no disk I/O, so
+ * it is done in place, which spares one more hop per request.
+ */
+class FdReader implements BlobReader {
+  readonly size: number
+  private readonly fd: number
+
+  constructor (fd: number, size: number) {
+    this.fd = fd
+    this.size = size
+  }
+
+  async read (position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.size - position)))
+    const filled = await this.readInto(buf, position)
+    return filled === buf.length ? buf : buf.subarray(0, filled)
+  }
+
+  async readInto (target: Buffer, position: number): Promise<number> {
+    let filled = 0
+    while (filled < target.length) {
+      const n = await readFd(this.fd, target, filled, target.length - filled, position + filled)
+      if (n === 0) break
+      filled += n
+    }
+    return filled
+  }
+
+  async close (): Promise<void> {
+    closeSync(this.fd)
+  }
+}
+
+async function openFd (path: string): Promise<number> {
+  return await new Promise((resolve, reject) => { fsOpen(path, 'r', (err, fd) => { if (err == null) resolve(fd); else reject(err) }) })
+}
+
+async function readFd (fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return await new Promise((resolve, reject) => { fsRead(fd, buf, offset, length, position, (err, n) => { if (err == null) resolve(n); else reject(err) }) })
 }

@@ -1,9 +1,9 @@
 /**
  * The node's HTTP data plane (PROTOCOLS.md): chunk blobs, have-bitmaps,
- * health and metrics. Blobs are streamed from disk in pieces, each piece
- * paid for from the node's one egress token bucket before it is written, and
- * the response's backpressure is honoured, so memory per request stays at one
- * piece and a slow or vanished client costs nothing.
+ * health and metrics. Blob bodies go out through node/blob-sender.ts: read in
+ * whole chunks into reused buffers, paid for from the node's one egress token
+ * bucket, with the response's backpressure honoured, so memory per request
+ * stays at one buffer and a slow or vanished client costs nothing.
  *
  * Nobody can hold the server open: core/http-guard.ts bounds headers, idle
  * sockets (which also cuts a reader that stopped reading) and connections
@@ -14,18 +14,21 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { CID } from 'multiformats/cid'
-import type { Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
 import type { BandwidthLimiter } from '../core/bandwidth-limiter.ts'
-import { BadInputError, CdnError, describeError, InterruptedError, MethodNotAllowedError, NotFoundError, UnavailableError } from '../core/errors.ts'
+import { BadInputError, CdnError, describeError, InterruptedError, MethodNotAllowedError, NotFoundError } from '../core/errors.ts'
 import { guardServer, type HttpLimits } from '../core/http-guard.ts'
 import { sendError, sendJson } from '../core/http-reply.ts'
 import { parseBlobId, parseContentId } from '../core/ids.ts'
 import type { Logger } from '../core/log.ts'
 import { serveMetrics } from '../core/metrics.ts'
-import type { BlobStore } from './blob-store.ts'
+import { sendBlob, type BlobSendComponents } from './blob-sender.ts'
+import type { BlobReader, BlobStore } from './blob-store.ts'
+import { BufferPool } from './buffer-pool.ts'
 import type { ContentIndex } from './content-index.ts'
 import type { LoadMeter } from './load-meter.ts'
 import type { NodeMetrics } from './node-metrics.ts'
+import { ResponseDeadlines } from './response-deadlines.ts'
 
 export interface DataPlaneComponents {
   store: Pick<BlobStore, 'openReader' | 'has' | 'size'>
@@ -45,15 +48,23 @@ export interface DataPlaneInit {
   host?: string
   /** default 0 (ephemeral) */
   port?: number
-  /** bytes read from disk and written per step (default 64 KiB) */
-  pieceSize?: number
+  /**
+   * bytes paid for and written per step under an egress cap (default: the
+   * limiter's burst, what the bucket lets through at once anyway, so the cap
+   * is as smooth as before while a 25 MB/s node pays once per chunk)
+   */
+  sliceSize?: number
+  /** bytes read from disk at once; a chunk blob of the default size goes in one read (default 1 MiB + 64 KiB) */
+  readSize?: number
   /** ms a chunk response may take from its headers to its last byte before it is cut (default 60 s) */
   responseDeadlineMs?: number
   /** timeouts and connection caps (core/http-guard.ts defaults) */
   limits?: HttpLimits
 }
 
-const DEFAULT_PIECE = 64 * 1024
+const DEFAULT_READ = 1024 * 1024 + 64 * 1024
+/** read buffers kept for reuse; more are made while a burst of requests lasts */
+const POOLED_BUFFERS = 8
 const DEFAULT_RESPONSE_DEADLINE_MS = 60_000
 /**
  * Sent by nodes fetching a blob to execute a store order. Such transfers are
@@ -70,12 +81,14 @@ export class DataPlane {
   private readonly c: DataPlaneComponents
   private readonly host: string
   private readonly port: number
-  private readonly pieceSize: number
+  private readonly sliceSize: number
   private readonly responseDeadlineMs: number
   private readonly limits: HttpLimits
   private readonly log: Logger
+  private readonly sender: BlobSendComponents
+  private readonly deadlines: ResponseDeadlines
+  private readonly servedChunkBytes: Counter.Internal
   private server?: Server
-  private shutdown = new AbortController()
   private baseUrl?: string
 
   constructor (components: DataPlaneComponents, init: DataPlaneInit = {}) {
@@ -83,9 +96,12 @@ export class DataPlane {
     this.log = components.logger
     this.host = init.host ?? '127.0.0.1'
     this.port = init.port ?? 0
-    this.pieceSize = init.pieceSize ?? DEFAULT_PIECE
+    this.sliceSize = Math.max(1, Math.min(init.sliceSize ?? Infinity, components.limiter.burst))
     this.responseDeadlineMs = init.responseDeadlineMs ?? DEFAULT_RESPONSE_DEADLINE_MS
     this.limits = init.limits ?? {}
+    this.sender = { limiter: components.limiter, pool: new BufferPool({ size: init.readSize ?? DEFAULT_READ, keep: POOLED_BUFFERS }) }
+    this.deadlines = new ResponseDeadlines({ deadlineMs: this.responseDeadlineMs })
+    this.servedChunkBytes = components.metrics.bytesServed.labels({ route: 'chunk' })
   }
 
   /** Base URL, e.g. http://127.0.0.1:9103; only once started. */
@@ -97,7 +113,6 @@ export class DataPlane {
   /** Listens; returns the base URL. Starting twice is harmless. */
   async start (): Promise<string> {
     if (this.baseUrl != null) return this.baseUrl
-    this.shutdown = new AbortController()
     const server = createServer({ keepAlive: true }, (req, res) => { this.onRequest(req, res) })
     guardServer(server, this.limits)
     server.on('clientError', (err, socket) => {
@@ -121,10 +136,11 @@ export class DataPlane {
     if (server == null) return
     this.server = undefined
     this.baseUrl = undefined
-    this.shutdown.abort(new UnavailableError('data plane stopping'))
+    // Every response in progress ends with its connection, which aborts its transfer.
     const closed = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     server.closeAllConnections()
     await closed
+    this.deadlines.close()
   }
 
   private onRequest (req: IncomingMessage, res: ServerResponse): void {
@@ -178,82 +194,67 @@ export class DataPlane {
     const id = cid.toString()
     const etag = `"${id}"`
     if (!this.c.store.has(cid)) throw new NotFoundError(`blob ${id} is not held here`)
-    const contents = req.headers[COPY_HEADER] != null ? [] : this.c.index.contentsOf(id)
+    const contents = req.headers[COPY_HEADER] != null ? NO_CONTENTS : this.c.index.contentsOf(id)
     this.c.meter.request(contents)
     if (noneMatch(req.headers['if-none-match'], etag)) {
-      res.writeHead(304, { etag, 'cache-control': IMMUTABLE })
+      res.writeHead(304, ['etag', etag, 'cache-control', IMMUTABLE])
       res.end()
       return
     }
     // Opened before the headers go out, so a blob deleted meanwhile is still a clean 404.
     const reader = await this.c.store.openReader(cid)
-    const deadline = this.responseDeadline(res, id)
     try {
-      res.writeHead(200, {
-        'content-type': 'application/octet-stream',
-        'content-length': reader.size,
-        etag,
-        'cache-control': IMMUTABLE
-      })
+      res.writeHead(200, ['content-type', 'application/octet-stream', 'content-length', String(reader.size), 'etag', etag, 'cache-control', IMMUTABLE])
       if (req.method === 'HEAD') {
         res.end()
         return
       }
-      await this.streamBody(res, reader, contents, id, deadline)
+      await this.streamBody(res, reader, contents, id)
     } finally {
       await reader.close()
     }
   }
 
   /**
-   * A signal that fires when the response has run past its deadline, which
-   * then cuts it: bytes still in the socket's buffer after the last write
-   * count too, so a reader too slow to take them is cut as well.
+   * Streams the body under the response's deadline: bytes still in the
+   * socket's buffer after the last write count too, so a reader too slow to
+   * take them is cut as well. Headers are out by now, so a failure can only
+   * cut the connection.
    */
-  private responseDeadline (res: ServerResponse, id: string): AbortSignal {
-    const signal = AbortSignal.timeout(this.responseDeadlineMs)
-    const onDeadline = (): void => {
+  private async streamBody (res: ServerResponse, reader: Pick<BlobReader, 'size' | 'readInto'>, contents: readonly string[], id: string): Promise<void> {
+    // Gone while the file was being opened: its 'close' has been and gone.
+    if (res.destroyed) return
+    const stop = new AbortController()
+    const onClose = (): void => { if (!res.writableFinished) stop.abort(new InterruptedError('client went away')) }
+    res.on('close', onClose)
+    const unwatch = this.deadlines.watch(() => {
       if (res.writableFinished) return
       this.log.debug({ blob: id, deadlineMs: this.responseDeadlineMs }, 'chunk response past its deadline; cut')
       res.destroy()
-    }
-    signal.addEventListener('abort', onDeadline, { once: true })
-    res.once('close', () => { signal.removeEventListener('abort', onDeadline) })
-    return signal
-  }
-
-  private async streamBody (res: ServerResponse, reader: { size: number, read: (pos: number, len: number) => Promise<Buffer> }, contents: string[], id: string, deadline: AbortSignal): Promise<void> {
-    const gone = new AbortController()
-    const onClose = (): void => { if (!res.writableFinished) gone.abort(new InterruptedError('client went away')) }
-    res.on('close', onClose)
-    const signal = AbortSignal.any([gone.signal, this.shutdown.signal, deadline])
+    })
+    res.once('close', unwatch)
+    let sent = 0
     try {
-      let position = 0
-      // Uncapped, small pieces only cost syscalls and thread-pool hops: a 1 MiB chunk goes in one read.
-      const pieceSize = this.c.limiter.unlimited ? UNCAPPED_PIECE : this.pieceSize
-      while (position < reader.size) {
-        const n = Math.min(pieceSize, reader.size - position)
-        await this.c.limiter.take(n, signal)
-        const piece = await reader.read(position, n)
-        if (piece.length !== n) throw new Error(`blob ${id} shrank on disk while being served`)
-        position += n
-        this.c.meter.sent(contents, n)
-        this.c.metrics.bytesServed.inc({ route: 'chunk' }, n)
-        if (!res.write(piece)) await once(res, 'drain', { signal })
-      }
-      res.end()
+      await sendBlob(this.sender, res, reader, {
+        slice: this.sliceSize,
+        signal: stop.signal,
+        onSent: (n) => {
+          sent += n
+          this.c.meter.sent(contents, n)
+        }
+      })
     } catch (err) {
-      // Headers are out: the only honest signal left is cutting the connection.
-      if (signal.aborted) this.log.debug({ blob: id, reason: describeError(signal.reason) }, 'chunk transfer cut short')
+      if (stop.signal.aborted) this.log.debug({ blob: id, reason: describeError(stop.signal.reason) }, 'chunk transfer cut short')
       else this.log.warn({ blob: id, err: describeError(err) }, 'chunk transfer failed')
       res.destroy()
     } finally {
       res.off('close', onClose)
+      this.servedChunkBytes.inc(sent)
     }
   }
 }
 
-const UNCAPPED_PIECE = 4 * 1024 * 1024
+const NO_CONTENTS: readonly string[] = []
 
 function hasBody (req: IncomingMessage): boolean {
   const length = req.headers['content-length']
