@@ -77,8 +77,7 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
   if (opts.private === true) headers['x-cdn-private'] = '1'
   try {
-    // 1 MiB reads: the default 64 KiB pieces cost the CLI several times the CPU per MiB of the upload itself.
-    const body = createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(counter)
+    const body = createReadStream(file).pipe(counter)
     const res = await callManager({ manager: opts.manager, token: opts.token, ca: opts.ca, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
     const id = String(res.id)
     const priv = opts.private === true
