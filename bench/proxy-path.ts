@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util'
 import { manifestCid } from '../core/ids.ts'
 import { createLogger } from '../core/log.ts'
 import type { Manifest } from '../core/manifest.ts'
+import { BlobPool } from '../proxy/fetch/blob-pool.ts'
 import { ChunkFetcher } from '../proxy/fetch/chunk-fetcher.ts'
 import { DeadlineClock } from '../proxy/fetch/deadline.ts'
 import { DefaultFetchEngine } from '../proxy/fetch/fetch-engine.ts'
@@ -109,7 +110,8 @@ async function main (): Promise<void> {
     const { manifest, id } = manifestOf(servers[0].chunks)
     const logger = createLogger('proxy-path')
     const deadlines = new DeadlineClock()
-    fetcher = new ChunkFetcher({ deadlines, logger })
+    const pool = new BlobPool()
+    fetcher = new ChunkFetcher({ deadlines, logger, pool })
     const sources = servers.map((s, i) => ({ id: `node-${i}`, url: s.url, have: fullBitmap(manifest.chunks.length) }))
     const resolved: ResolvedContent = { id, cid: manifestCid(Buffer.from(JSON.stringify(manifest))), manifest, key, metadata: { name: 'bench.bin', type: 'application/octet-stream' }, sources, viaManager: false }
     const resolver: ContentResolver = { resolve: async () => resolved, invalidate: () => {} }
@@ -134,7 +136,7 @@ async function main (): Promise<void> {
       const seconds = (performance.now() - t0) / 1000
       const used = cpuMs() - before
       if (got !== mib * MiB) throw new Error(`got ${got} bytes, expected ${mib * MiB}`)
-      process.stdout.write(`${JSON.stringify({ run, mib, cache: values.cache, cpuMsPerMiB: Math.round(used / mib * 1000) / 1000, mbps: Math.round(mib * MiB / 1e6 / seconds) })}\n`)
+      process.stdout.write(`${JSON.stringify({ run, mib, cache: values.cache, cpuMsPerMiB: Math.round(used / mib * 1000) / 1000, mbps: Math.round(mib * MiB / 1e6 / seconds), pool: pool.stats() })}\n`)
       await new Promise<void>(resolve => { gateway!.close(() => { resolve() }) })
       gateway.closeAllConnections()
       gateway = undefined

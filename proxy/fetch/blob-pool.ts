@@ -16,7 +16,7 @@ export class PoolMisuseError extends CdnError {
 }
 
 export interface BlobPoolInit {
-  /** bytes of idle buffers kept for reuse (default 16 MiB); beyond it a returned buffer is left to the collector */
+  /** bytes of idle buffers kept for reuse (default 32 MiB, as much as the disk cache may have waiting to be written); beyond it a returned buffer is left to the collector */
   maxIdleBytes?: number
 }
 
@@ -42,7 +42,7 @@ export class BlobPool {
   private allocated = 0
 
   constructor (init: BlobPoolInit = {}) {
-    this.maxIdleBytes = init.maxIdleBytes ?? 16 * 1024 * 1024
+    this.maxIdleBytes = init.maxIdleBytes ?? 32 * 1024 * 1024
   }
 
   /** A buffer of exactly `size` bytes, its content undefined, lent until `give`. */
