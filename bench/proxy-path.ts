@@ -4,17 +4,18 @@
  * content, with no manager, DHT or resolver in the way (so it runs beside
  * other benchmarks without sharing a port).
  *
- *   node bench/proxy-path.ts [--mib 256] [--runs 3] [--cache]
+ *   node bench/proxy-path.ts [--mib 256] [--runs 3] [--cache] [--warm 0]
  *
  * A child process serves the encrypted blobs from memory (like a node with a
  * warm page cache); this process runs the real fetch engine, reader and
  * content route behind a node:http server; curl (or a child download) reads
- * the content. Only this process's CPU is counted. With `--cpu-prof` on this
+ * the content. Only this process's CPU is counted. `--warm N` then asks N
+ * times more for the (now cached) content and prints each first byte's ms. With `--cpu-prof` on this
  * process, `bench/profile-summary.ts` says where the time went.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
+import { createServer, get, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -96,8 +97,22 @@ async function curl (url: string): Promise<number> {
   })
 }
 
+/** ms from sending a GET to its first body byte; the rest is not read. */
+async function firstByteMs (url: string): Promise<number> {
+  const t0 = performance.now()
+  return await new Promise((resolve, reject) => {
+    get(url, (res) => {
+      res.once('data', () => {
+        resolve(performance.now() - t0)
+        res.destroy()
+      })
+      res.once('error', () => {})
+    }).once('error', reject)
+  })
+}
+
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { mib: { type: 'string', default: '256' }, runs: { type: 'string', default: '3' }, cache: { type: 'boolean', default: false } } })
+  const { values } = parseArgs({ options: { mib: { type: 'string', default: '256' }, runs: { type: 'string', default: '3' }, cache: { type: 'boolean', default: false }, warm: { type: 'string', default: '0' } } })
   const mib = Number(values.mib)
   const work = await mkdtemp(join(tmpdir(), 'proxy-path-'))
   const servers: BlobServer[] = []
@@ -137,6 +152,9 @@ async function main (): Promise<void> {
       const used = cpuMs() - before
       if (got !== mib * MiB) throw new Error(`got ${got} bytes, expected ${mib * MiB}`)
       process.stdout.write(`${JSON.stringify({ run, mib, cache: values.cache, cpuMsPerMiB: Math.round(used / mib * 1000) / 1000, mbps: Math.round(mib * MiB / 1e6 / seconds), pool: pool.stats() })}\n`)
+      const warm: number[] = []
+      for (let w = 0; w < Number(values.warm); w++) warm.push(await firstByteMs(`http://127.0.0.1:${port}/c/${id}`))
+      if (warm.length > 0) process.stdout.write(`${JSON.stringify({ run, warmFirstByteMs: warm.map(ms => Math.round(ms * 10) / 10) })}\n`)
       await new Promise<void>(resolve => { gateway!.close(() => { resolve() }) })
       gateway.closeAllConnections()
       gateway = undefined
