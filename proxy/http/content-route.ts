@@ -71,7 +71,7 @@ const OWN_MEMORY_MIN = 64 * 1024
  * of a full collection (measured: most of the proxy's cost per MiB after the
  * crypto itself). Only a piece that spans its whole ArrayBuffer is freed.
  */
-function freeWhenWritten (piece: Uint8Array): ((err?: Error | null) => void) | undefined {
+export function freeWhenWritten (piece: Uint8Array): ((err?: Error | null) => void) | undefined {
   const memory = piece.buffer
   if (!(memory instanceof ArrayBuffer) || piece.byteOffset !== 0 || memory.byteLength !== piece.byteLength || piece.byteLength < OWN_MEMORY_MIN) return undefined
   return (err) => {

@@ -23,6 +23,7 @@ import { Scoreboard } from '../../../../proxy/fetch/scoreboard.ts'
 import { ManagerClient } from '../../../../proxy/resolve/manager-client.ts'
 import { Resolver } from '../../../../proxy/resolve/resolver.ts'
 import { ChunkCache } from '../../../../proxy/state/chunk-cache.ts'
+import { freeWhenWritten } from '../../../../proxy/http/content-route.ts'
 import { collect, eventually, makeContent, makeSigner, startStandInManager, startStandInNode } from '../../proxy-standins.ts'
 
 const logger = silentLogger()
@@ -78,6 +79,20 @@ pool('a shared blob is freed once, when its last holder lets go', () => {
   cacheDone()
   assert.is(freed, 1)
   assert.throws(() => { shared.drop() }, (err: unknown) => err instanceof PoolMisuseError)
+})
+
+pool('a written chunk\'s memory is freed only when the piece owns all of it and the write succeeded', () => {
+  const small = Buffer.from('a few bytes from the shared slab')
+  assert.is(freeWhenWritten(small), undefined, 'slab memory is shared with other buffers')
+  const big = Buffer.from(new ArrayBuffer(1024 * 1024))
+  assert.is(freeWhenWritten(big.subarray(16)), undefined, 'a view into a larger buffer is not the owner')
+  const free = freeWhenWritten(big)
+  assert.ok(free !== undefined)
+  free(new Error('write failed'))
+  assert.not.ok(big.buffer.detached, 'a failed write may still hold the bytes')
+  free(null)
+  assert.ok(big.buffer.detached)
+  assert.is(big.length, 0)
 })
 
 pool.run()
