@@ -6,6 +6,7 @@
 import { TimeoutError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { BlobCache } from '../state/chunk-cache.ts'
+import { SharedBlob } from './blob-pool.ts'
 import type { BlobFetcher, FetchedBlob } from './chunk-fetcher.ts'
 import type { ChunkTable } from './chunk-table.ts'
 import type { Attempt, AttemptKind, Flights } from './flights.ts'
@@ -125,6 +126,7 @@ export class AttemptRunner {
     this.c.flights.settle(a)
     this.c.ledger.requestEnded(a)
     if (host.stopped() || a.state !== 'running') {
+      blob?.release?.()
       buffer.unreserve(a)
       if (a.state === 'lost') this.c.ledger.lost(a)
       if (!host.stopped()) host.pump()
@@ -148,9 +150,15 @@ export class AttemptRunner {
     const rivals = this.c.flights.release(a.index)
     for (const r of rivals) this.cancel(r, 'lost', new TimeoutError(`chunk ${a.index} was served first by another source`))
     this.c.ledger.served(a, blob, rivals, now, (this.c.flights.bySource.get(a.source) ?? 0) + 1)
-    // Ciphertext only: the cache never sees a key or a plaintext byte.
-    this.c.cache?.store(this.c.chunks.cid(a.index), blob.bytes)
-    this.c.host.deliver(a, blob.bytes)
+    // The receive buffer goes back to the pool once both the cache's write and the decryption are done with it.
+    const shared = new SharedBlob(blob.release ?? (() => {}))
+    try {
+      // Ciphertext only: the cache never sees a key or a plaintext byte.
+      this.c.cache?.store(this.c.chunks.cid(a.index), blob.bytes, shared.share())
+      this.c.host.deliver(a, blob.bytes)
+    } finally {
+      shared.drop()
+    }
   }
 
   private reject (a: Attempt, err: unknown): void {

@@ -13,6 +13,9 @@ import { DEFAULT_WINDOW, hedgeDeadline, hedgeTarget, planRequests, windowSize } 
 import type { ContentSource } from '../resolve/sources.ts'
 
 export { CACHE_SOURCE, READER_DEFAULTS }
+
+/** Disk cache reads in flight besides the playhead's. */
+const DISK_READS_AHEAD = 2
 export type { ChunkOutcome, ContentReaderComponents, ContentReaderInit, HedgeEvent, Progress, ReaderContent, ReaderStats } from './reader-types.ts'
 
 /**
@@ -245,6 +248,9 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       if (this.inCache(i)) {
         // Earlier chunks waiting for a source keep their claim on the slots; the disk needs none.
         if (i !== this.position && slots - wanted.length <= 0) continue
+        // A disk read takes a millisecond or two: a few at once keep up with any client, and the
+        // playhead's chunk is not verified and decrypted behind a whole window of others (the warm first byte).
+        if (i !== this.position && this.flights.diskReads >= DISK_READS_AHEAD) continue
         if (!this.reserve(this.chunks.blobBytes(i), i)) break
         this.runner.cacheRead(i)
         slots--

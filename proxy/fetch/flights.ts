@@ -32,6 +32,7 @@ export interface Attempt {
 export class Flights {
   private readonly byChunk = new Map<number, Attempt[]>()
   private readonly perSource = new Map<string, number>()
+  private disk = 0
 
   /** chunks with an attempt in flight */
   get size (): number {
@@ -43,6 +44,11 @@ export class Flights {
     let n = 0
     for (const list of this.byChunk.values()) n += list.length
     return n
+  }
+
+  /** reads of the disk cache in flight */
+  get diskReads (): number {
+    return this.disk
   }
 
   /** this read's requests in flight per source (disk reads not counted) */
@@ -75,7 +81,8 @@ export class Flights {
     const list = this.byChunk.get(a.index)
     if (list == null) this.byChunk.set(a.index, [a])
     else list.push(a)
-    if (a.kind !== 'cache') this.perSource.set(a.source, (this.perSource.get(a.source) ?? 0) + 1)
+    if (a.kind === 'cache') this.disk++
+    else this.perSource.set(a.source, (this.perSource.get(a.source) ?? 0) + 1)
   }
 
   /** An attempt settled: it no longer counts anywhere. */
@@ -86,7 +93,10 @@ export class Flights {
       if (at >= 0) list.splice(at, 1)
       if (list.length === 0) this.byChunk.delete(a.index)
     }
-    if (a.kind === 'cache') return
+    if (a.kind === 'cache') {
+      this.disk--
+      return
+    }
     const count = (this.perSource.get(a.source) ?? 1) - 1
     if (count > 0) this.perSource.set(a.source, count)
     else this.perSource.delete(a.source)

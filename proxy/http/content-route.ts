@@ -60,6 +60,26 @@ function choose (req: IncomingMessage, res: ServerResponse, head: ContentHead): 
   return range.kind === 'partial' ? { start: range.start, end: range.end, partial: true } : whole
 }
 
+/** Below this a piece may share its memory (Node's small-buffer slab): never freed by hand. */
+const OWN_MEMORY_MIN = 64 * 1024
+
+/**
+ * A decrypted chunk is a fresh megabyte that nobody but this response holds.
+ * Freeing it the moment the socket has written it lets the allocator hand the
+ * same memory to the next chunk, still mapped and in the CPU's cache; left to
+ * the garbage collector, every chunk costs new pages, their faults and a share
+ * of a full collection (measured: most of the proxy's cost per MiB after the
+ * crypto itself). Only a piece that spans its whole ArrayBuffer is freed.
+ */
+export function freeWhenWritten (piece: Uint8Array): ((err?: Error | null) => void) | undefined {
+  const memory = piece.buffer
+  if (!(memory instanceof ArrayBuffer) || piece.byteOffset !== 0 || memory.byteLength !== piece.byteLength || piece.byteLength < OWN_MEMORY_MIN) return undefined
+  return (err) => {
+    // A failed write may not be finished with the bytes: the collector frees those.
+    if (err == null && !memory.detached) memory.transfer(0)
+  }
+}
+
 /** What opens a content besides its id: a key link's key, or a capability the manager exchanges for it. */
 export interface Access {
   key?: Uint8Array
@@ -119,6 +139,7 @@ async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head:
     writeHead(res, head, span)
     while (piece.done !== true && left > 0) {
       let bytes = piece.value
+      const free = freeWhenWritten(piece.value)
       if (skip > 0) {
         const drop = Math.min(skip, bytes.length)
         bytes = bytes.subarray(drop)
@@ -127,7 +148,7 @@ async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head:
       if (bytes.length > left) bytes = bytes.subarray(0, left)
       left -= bytes.length
       c.metrics?.bytesServed.inc(bytes.length)
-      if (bytes.length > 0 && !res.write(bytes)) await once(res, 'drain', { signal })
+      if (bytes.length > 0 && !res.write(bytes, free)) await once(res, 'drain', { signal })
       if (left > 0) piece = await body.next()
     }
     // A read that ended short must not look like a whole body: only a cut connection tells the client.

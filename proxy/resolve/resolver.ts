@@ -77,6 +77,12 @@ export interface ResolverInit {
   cacheTtlMs?: number
   /** resolutions kept (default 256) */
   cacheSize?: number
+  /**
+   * ms a content resolved before, whose every chunk is in the disk cache, is
+   * answered from memory without asking anyone, even with the manager down
+   * (default 1 h; never for a capability, which the manager may revoke)
+   */
+  replayTtlMs?: number
   /** ms the DHT is asked for providers (default 2 s) */
   providerTimeoutMs?: number
   /** ms the DHT may still add providers once some source is known (default 300) */
@@ -104,6 +110,8 @@ export class Resolver implements ContentResolver {
   private readonly c: ResolverComponents
   private readonly o: Required<ResolverInit>
   private readonly cache: LRUCache<string, ResolvedContent>
+  /** what was resolved (manifest, key, metadata: immutable for an id), for replays from the disk cache */
+  private readonly known: LRUCache<string, ResolvedContent>
   private readonly pending = new Map<string, Promise<ResolvedContent>>()
   private readonly closing = new AbortController()
   private readonly now: () => number
@@ -113,6 +121,7 @@ export class Resolver implements ContentResolver {
     this.o = withDefaults<ResolverInit>({
       cacheTtlMs: 30_000,
       cacheSize: 256,
+      replayTtlMs: 3_600_000,
       providerTimeoutMs: 2000,
       providerGraceMs: 300,
       maxProviders: 20,
@@ -124,6 +133,7 @@ export class Resolver implements ContentResolver {
     this.now = components.now ?? (() => performance.now())
     // peek, not get: a hit does not count as use, only a fresh resolution does (the oldest resolved goes first).
     this.cache = new LRUCache({ max: Math.max(1, this.o.cacheSize), ttl: Math.max(1, this.o.cacheTtlMs), perf: { now: this.now } })
+    this.known = new LRUCache({ max: Math.max(1, this.o.cacheSize), ttl: Math.max(1, this.o.replayTtlMs), perf: { now: this.now } })
   }
 
   async resolve (id: string, options: ResolveOptions = {}): Promise<ResolvedContent> {
@@ -133,7 +143,7 @@ export class Resolver implements ContentResolver {
     let slot = canonical
     if (options.key != null) slot += `#k:${Buffer.from(options.key).toString('hex')}`
     if (options.capability != null) slot += `#c:${capabilityTag(options.capability)}`
-    const hit = this.cache.peek(slot)
+    const hit = this.cache.peek(slot) ?? this.replay(slot)
     if (hit != null) return hit
     let work = this.pending.get(slot)
     if (work == null) {
@@ -149,6 +159,7 @@ export class Resolver implements ContentResolver {
     return options.signal == null ? work : raceSignal(work, options.signal)
   }
 
+  /** Forgets the sources found for `id`; what it is (manifest, key) stays known for replays from the disk cache. */
   invalidate (id: string): void {
     for (const slot of [...this.cache.keys()]) {
       if (slot === id || slot.startsWith(`${id}#`)) this.cache.delete(slot)
@@ -159,11 +170,23 @@ export class Resolver implements ContentResolver {
   close (): void {
     this.closing.abort(new UnavailableError('proxy is shutting down'))
     this.cache.clear()
+    this.known.clear()
   }
 
   private store (slot: string, value: ResolvedContent): void {
     this.cache.delete(slot)
     if (this.o.cacheSize > 0 && this.o.cacheTtlMs > 0) this.cache.set(slot, value)
+    if (this.o.cacheSize > 0 && this.o.replayTtlMs > 0 && !isCapabilitySlot(slot)) this.known.set(slot, value)
+  }
+
+  /**
+   * A content resolved before whose every chunk is on disk: the manifest and
+   * key of an id never change, and no source is needed, so nobody is asked.
+   */
+  private replay (slot: string): ResolvedContent | undefined {
+    const known = this.known.get(slot)
+    if (known == null || this.cachedChunks(known.manifest) !== known.manifest.chunks.length) return undefined
+    return known.sources.length === 0 ? known : { ...known, sources: [] }
   }
 
   /** Shared by every waiter of one resolution, so it runs under the resolver's own deadline, not one caller's signal. */
@@ -319,6 +342,10 @@ export class Resolver implements ContentResolver {
     return answers.filter((s): s is ContentSource => s !== undefined)
   }
 
+}
+
+function isCapabilitySlot (slot: string): boolean {
+  return slot.includes('#c:')
 }
 
 function readMetadata (key: Uint8Array, manifest: Manifest): ContentMetadata {

@@ -22,8 +22,13 @@ export interface BlobCache {
   has (cid: CID): boolean
   /** the blob, verified against `cid`, or undefined */
   get (cid: CID): Promise<Uint8Array | undefined>
-  /** Starts keeping a blob the caller has verified against `cid`; returns at once, the write is the cache's business. */
-  store (cid: CID, bytes: Uint8Array): void
+  /**
+   * Starts keeping a blob the caller has verified against `cid`; returns at
+   * once, the write is the cache's business. `done` (when given) is called
+   * once the cache holds no reference to `bytes` any more: the caller may
+   * then reuse the buffer.
+   */
+  store (cid: CID, bytes: Uint8Array, done?: () => void): void
 }
 
 /**
@@ -87,7 +92,8 @@ export class ChunkCache implements BlobCache {
     const waiting = this.pending.get(key)
     if (waiting !== undefined) {
       this.hits++
-      return waiting
+      // A copy: the writer's buffer may go back to its owner's pool as soon as the write ends.
+      return Buffer.from(waiting)
     }
     const size = this.entries.get(key)
     if (size == null) {
@@ -143,15 +149,22 @@ export class ChunkCache implements BlobCache {
    * pile up blobs in memory, so beyond `maxPendingBytes` a blob is simply
    * not cached.
    */
-  store (cid: CID, bytes: Uint8Array): void {
-    if (this.closed || this.has(cid)) return
+  store (cid: CID, bytes: Uint8Array, done?: () => void): void {
+    if (this.closed || this.has(cid)) {
+      done?.()
+      return
+    }
     if (this.pendingBytes + bytes.length > this.maxPendingBytes) {
       this.log.debug({ cid: cid.toString() }, 'cache writes are behind; blob not cached')
+      done?.()
       return
     }
     const write = this.put(cid, bytes).catch((err: unknown) => {
       this.log.warn({ err, cid: cid.toString() }, 'could not write a blob to the cache')
-    }).finally(() => { this.writes.delete(write) })
+    }).finally(() => {
+      this.writes.delete(write)
+      done?.()
+    })
     this.writes.add(write)
   }
 

@@ -14,6 +14,7 @@ import { hasChunk } from '../../../../proxy/resolve/have-bitmap.ts'
 import { ManagerClient, type ManagerApi } from '../../../../proxy/resolve/manager-client.ts'
 import { Resolver, type ProviderFinder, type ResolverComponents, type ResolverInit } from '../../../../proxy/resolve/resolver.ts'
 import type { SourceAddress } from '../../../../proxy/resolve/sources.ts'
+import type { BlobCache } from '../../../../proxy/state/chunk-cache.ts'
 import {
   makeContent, makeSigner, startStandInManager, startStandInNode,
   type Signer, type StandInManager, type StandInNode, type TestContent
@@ -193,6 +194,58 @@ test('resolutions are cached and shared, and can be invalidated', async (ctx) =>
   assert.is(ctx.manager.resolves.get(ctx.content.id), 1, 'a recent resolution is reused')
   r.invalidate(ctx.content.id)
   await r.resolve(ctx.content.id)
+  assert.is(ctx.manager.resolves.get(ctx.content.id), 2)
+})
+
+/** A disk cache stand-in holding the blobs named in `held`. */
+function cacheOf (ctx: Ctx, held: Set<string>): BlobCache {
+  return {
+    has: (cid) => held.has(cid.toString()),
+    get: async (cid) => held.has(cid.toString()) ? (cid.toString() === ctx.content.id ? ctx.content.manifestBytes : ctx.content.blobs.get(cid.toString())) : undefined,
+    store: (_cid, _bytes, done) => { done?.() }
+  }
+}
+
+test('a content resolved before and cached whole is answered from memory with the manager and every node stopped', async (ctx) => {
+  ctx.nodes[0].hold(ctx.content)
+  ctx.manager.publish(ctx.content, [ctx.nodes[0]])
+  const held = new Set([ctx.content.id, ...ctx.content.chunkIds])
+  // Resolutions with their sources last 1 ms here: only the replay path can answer the second time.
+  const r = resolver(ctx, { cache: cacheOf(ctx, held) }, { cacheTtlMs: 1 })
+  const first = await r.resolve(ctx.content.id)
+  assert.is(ctx.manager.resolves.get(ctx.content.id), 1)
+  await ctx.manager.close()
+  for (const n of ctx.nodes) await n.close()
+  await new Promise(resolve => setTimeout(resolve, 20))
+  r.invalidate(ctx.content.id)
+  const again = await r.resolve(ctx.content.id)
+  assert.equal(again.manifest, first.manifest)
+  assert.ok(Buffer.from(again.key).equals(Buffer.from(ctx.content.key)))
+  assert.equal(again.sources, [], 'nobody was asked for sources')
+  assert.is(ctx.manager.resolves.get(ctx.content.id), 1, 'the manager was not asked again')
+})
+
+test('a content no longer cached whole is resolved afresh, not replayed', async (ctx) => {
+  ctx.nodes[0].hold(ctx.content)
+  ctx.manager.publish(ctx.content, [ctx.nodes[0]])
+  const held = new Set([ctx.content.id, ...ctx.content.chunkIds])
+  const r = resolver(ctx, { cache: cacheOf(ctx, held) }, { cacheTtlMs: 1 })
+  await r.resolve(ctx.content.id)
+  held.delete(ctx.content.chunkIds[3])
+  await new Promise(resolve => setTimeout(resolve, 20))
+  const again = await r.resolve(ctx.content.id)
+  assert.is(ctx.manager.resolves.get(ctx.content.id), 2)
+  assert.equal(again.sources.map(s => s.id), [ctx.nodes[0].id])
+})
+
+test('a capability is never replayed without the manager: it may have been revoked', async (ctx) => {
+  ctx.nodes[0].hold(ctx.content)
+  ctx.manager.publish(ctx.content, [ctx.nodes[0]], { capability: 'cap-1' })
+  const held = new Set([ctx.content.id, ...ctx.content.chunkIds])
+  const r = resolver(ctx, { cache: cacheOf(ctx, held) }, { cacheTtlMs: 1 })
+  await r.resolve(ctx.content.id, { capability: 'cap-1' })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  await r.resolve(ctx.content.id, { capability: 'cap-1' })
   assert.is(ctx.manager.resolves.get(ctx.content.id), 2)
 })
 
