@@ -83,6 +83,12 @@ export interface ResolverInit {
    * (default 1 h; never for a capability, which the manager may revoke)
    */
   replayTtlMs?: number
+  /**
+   * ms after which a replay also asks the manager, in the background, whether
+   * the content still exists (default 30 s): the replay itself never waits,
+   * and a content deleted there stops being replayed after one more request
+   */
+  replayCheckMs?: number
   /** ms the DHT is asked for providers (default 2 s) */
   providerTimeoutMs?: number
   /** ms the DHT may still add providers once some source is known (default 300) */
@@ -113,6 +119,8 @@ export class Resolver implements ContentResolver {
   /** what was resolved (manifest, key, metadata: immutable for an id), for replays from the disk cache */
   private readonly known: LRUCache<string, ResolvedContent>
   private readonly pending = new Map<string, Promise<ResolvedContent>>()
+  /** when the manager last vouched for a replayable content, by slot */
+  private readonly checkedAt = new Map<string, number>()
   private readonly closing = new AbortController()
   private readonly now: () => number
 
@@ -122,6 +130,7 @@ export class Resolver implements ContentResolver {
       cacheTtlMs: 30_000,
       cacheSize: 256,
       replayTtlMs: 3_600_000,
+      replayCheckMs: 30_000,
       providerTimeoutMs: 2000,
       providerGraceMs: 300,
       maxProviders: 20,
@@ -171,12 +180,16 @@ export class Resolver implements ContentResolver {
     this.closing.abort(new UnavailableError('proxy is shutting down'))
     this.cache.clear()
     this.known.clear()
+    this.checkedAt.clear()
   }
 
   private store (slot: string, value: ResolvedContent): void {
     this.cache.delete(slot)
     if (this.o.cacheSize > 0 && this.o.cacheTtlMs > 0) this.cache.set(slot, value)
-    if (this.o.cacheSize > 0 && this.o.replayTtlMs > 0 && !isCapabilitySlot(slot)) this.known.set(slot, value)
+    if (this.o.cacheSize > 0 && this.o.replayTtlMs > 0 && !isCapabilitySlot(slot)) {
+      this.known.set(slot, value)
+      if (value.viaManager) this.checkedAt.set(slot, this.now())
+    }
   }
 
   /**
@@ -186,7 +199,27 @@ export class Resolver implements ContentResolver {
   private replay (slot: string): ResolvedContent | undefined {
     const known = this.known.get(slot)
     if (known == null || this.cachedChunks(known.manifest) !== known.manifest.chunks.length) return undefined
+    this.recheck(slot, known.id)
     return known.sources.length === 0 ? known : { ...known, sources: [] }
+  }
+
+  /**
+   * Asks the manager, without making anyone wait, whether a replayed content
+   * still exists; a 404 (deleted, expired) ends its replays. Any other failure
+   * (the manager down, say) changes nothing: replays are what keep a cached
+   * content watchable then.
+   */
+  private recheck (slot: string, id: string): void {
+    const manager = this.c.manager
+    if (manager == null || this.now() - (this.checkedAt.get(slot) ?? -Infinity) < this.o.replayCheckMs) return
+    this.checkedAt.set(slot, this.now())
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.o.timeoutMs)])
+    manager.resolve(id, { signal }).then(() => {}, (err: unknown) => {
+      if (!(err instanceof NotFoundError)) return
+      this.known.delete(slot)
+      this.checkedAt.delete(slot)
+      this.c.logger.info({ content: id }, 'content gone at the manager: no longer replayed from the cache')
+    })
   }
 
   /** Shared by every waiter of one resolution, so it runs under the resolver's own deadline, not one caller's signal. */

@@ -194,6 +194,8 @@ export interface StandInManager {
    * refuses keys; `capability` is the one it accepts.
    */
   publish (content: TestContent, holders: StandInNode[] | Array<{ id: string, url: string }>, opts?: { private?: boolean, capability?: string }): void
+  /** Forgets a content, as a delete does: its resolves answer 404. */
+  remove (id: string): void
   close (): Promise<void>
 }
 
@@ -217,6 +219,9 @@ export async function startStandInManager (signer: Signer): Promise<StandInManag
       const list = holders.map(h => ({ id: h.id, url: h.url }))
       m.join(list)
       contents.set(content.id, { content, holders: list, private: opts?.private === true, capability: opts?.capability })
+    },
+    remove (id) {
+      contents.delete(id)
     },
     close: async () => { await shut(server) }
   }

@@ -225,6 +225,30 @@ test('a content resolved before and cached whole is answered from memory with th
   assert.is(ctx.manager.resolves.get(ctx.content.id), 1, 'the manager was not asked again')
 })
 
+test('a replay asks the manager in the background, and a content deleted there is replayed no more', async (ctx) => {
+  ctx.nodes[0].hold(ctx.content)
+  ctx.manager.publish(ctx.content, [ctx.nodes[0]])
+  const held = new Set([ctx.content.id, ...ctx.content.chunkIds])
+  const r = resolver(ctx, { cache: cacheOf(ctx, held) }, { cacheTtlMs: 1, replayCheckMs: 1 })
+  await r.resolve(ctx.content.id)
+  ctx.manager.remove(ctx.content.id)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  // Still answered at once from the cache; the check runs behind it.
+  const replayed = await r.resolve(ctx.content.id)
+  assert.equal(replayed.sources, [])
+  const deadline = Date.now() + 10_000
+  while (ctx.manager.resolves.get(ctx.content.id) !== 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+  assert.is(ctx.manager.resolves.get(ctx.content.id), 2, 'the manager was asked once more, in the background')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  let refused: unknown
+  try {
+    await r.resolve(ctx.content.id)
+  } catch (err) {
+    refused = err
+  }
+  assert.ok(refused instanceof NotFoundError, `a deleted content is refused, got ${String(refused)}`)
+})
+
 test('a content no longer cached whole is resolved afresh, not replayed', async (ctx) => {
   ctx.nodes[0].hold(ctx.content)
   ctx.manager.publish(ctx.content, [ctx.nodes[0]])
