@@ -127,7 +127,7 @@ function describe (g: Group): string {
 
 export interface RepairBlockedComponents {
   /** where `repair-blocked` and `repair-unblocked` events go */
-  events: { recordEvent: (e: { kind: 'repair-blocked' | 'repair-unblocked', detail?: Record<string, unknown> }) => void }
+  events: { recordEvent: (e: { kind: 'repair-blocked' | 'repair-unblocked', detail?: Record<string, unknown> }) => Promise<void> | void }
   registry: Registry
   logger: Logger
 }
@@ -145,17 +145,18 @@ export class RepairBlockedMonitor {
     for (const reason of ['too-few-nodes', 'disks-full', 'one-zone']) this.gauge.set({ reason }, 0)
   }
 
-  observe (input: BlockInput): RepairBlock[] {
+  async observe (input: BlockInput): Promise<RepairBlock[]> {
     const blocks = findRepairBlocks(input)
     const next = new Map(blocks.map(b => [blockKey(b), b]))
     for (const [key, b] of next) {
       if (this.last.has(key)) continue
       const { message, ...detail } = b
-      this.c.events.recordEvent({ kind: 'repair-blocked', detail: { ...detail, message } })
+      await this.c.events.recordEvent({ kind: 'repair-blocked', detail: { ...detail, message } })
       this.c.logger.warn({ ...detail }, `repair blocked: ${message}`)
     }
     if (this.last.size > 0 && next.size === 0) {
-      this.c.events.recordEvent({ kind: 'repair-unblocked', detail: {} })
+      await this.c.events.recordEvent({ kind: 'repair-unblocked', detail: {} })
+
       this.c.logger.info('repair is no longer blocked')
     }
     const perReason: Record<string, number> = { 'too-few-nodes': 0, 'disks-full': 0, 'one-zone': 0 }
