@@ -131,7 +131,7 @@ const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS
         FROM chunks ch
         JOIN contents c ON c.id = ch.content AND c.state = 'visible'
         LEFT JOIN counted_copies cc ON cc.cid = ch.cid
-        GROUP BY ch.content, ch.idx`
+        GROUP BY ch.content, ch.idx, c.replicas`
 
 function prepare (db: SqlEngine) {
   return {

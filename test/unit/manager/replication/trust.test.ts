@@ -90,7 +90,7 @@ test('twelve forged reports change nothing: the copy is fetched once, found inta
     assert.is(await pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
     assert.equal((await confirmedLive(pool.catalog, chunk)).sort(), [pool.peers[0], pool.peers[1]].sort())
     assert.is((await pool.catalog.listVisible())[0].copies.min, 2)
-    assert.equal(kinds(pool), Array(12).fill('bad-copy-rejected'))
+    assert.equal(await kinds(pool), Array(12).fill('bad-copy-rejected'))
     const first = (await pool.catalog.listEvents(100)).at(-1)!
     assert.equal(first.detail, { chunk, reason: 'hash mismatch', verdict: 'intact' })
   } finally {
@@ -131,7 +131,7 @@ test('a node that cannot be asked changes nothing; reports of copies the catalog
     await v.submit({ content: id, chunk, node: pool.peers[0], reason: 'x' }, '10.0.0.1')
     await v.idle()
     assert.is(await pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
-    assert.equal(kinds(pool), ['bad-copy-unverified'])
+    assert.equal(await kinds(pool), ['bad-copy-unverified'])
     // peer 2 holds no copy: nothing to fetch, nothing to mark
     assert.equal(await v.submit({ content: id, chunk, node: pool.peers[2], reason: 'x' }, '10.0.0.1'), { verifying: false, verdict: 'no-copy' })
     assert.is(plane.fetches, 1)
