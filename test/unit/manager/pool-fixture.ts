@@ -95,13 +95,16 @@ export interface TestPool {
   addContent: (holders: number[][], opts?: { replicas?: number, chunkSize?: number, expiresAt?: number, manifestHolders?: number[] }) => Promise<{ id: string, chunks: string[] }>
   /** reports every node's disk use to the catalog, as heartbeats would */
   heartbeat: (now?: number) => Promise<void>
+  /** opens the pool's catalog anew, as a restarted manager would */
+  reopen: () => Promise<SqlEngine>
   close: () => Promise<void>
 }
 
 export async function makePool (nodeCount: number, opts: { capacity?: number, zones?: string[], engine?: EngineName } = {}): Promise<TestPool> {
   const dir = await mkdtemp(join(tmpdir(), 'cdn-pool-'))
   const engine = opts.engine ?? (process.env.CDN_TEST_CATALOG === 'postgres' ? 'postgres' : 'sqlite')
-  const db = await openTracked(engine === 'sqlite' ? { sqlite: join(dir, 'catalog.db') } : await freshLocation('postgres'))
+  const where = engine === 'sqlite' ? { sqlite: join(dir, 'catalog.db') } : await freshLocation('postgres')
+  const db = await openTracked(where)
   const catalog = new Catalog(db)
   dbOf.set(catalog, db)
   const nodes = new FakeNodes()
@@ -152,6 +155,7 @@ export async function makePool (nodeCount: number, opts: { capacity?: number, zo
         await catalog.heartbeatNode(n.peerId, { http: n.http, capacity: n.capacity, used, egressCap: n.egressCap, egressRate: 0, blobs: nodes.disk(n.peerId).size }, now)
       }
     },
+    reopen: async () => await openTracked(where),
     async close () {
       await db.close()
       await rm(dir, { recursive: true, force: true })

@@ -10,7 +10,6 @@ import { manifestCid } from '../../../../core/ids.ts'
 import { silentLogger } from '../../../../core/log.ts'
 import type { Heartbeat } from '../../../../core/wire.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
-import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
 import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
@@ -114,7 +113,7 @@ test('after a restart, deletes a crash interrupted are sent again and finish', a
 
   // The restarted manager opens the same database.
   for (const p of peers) nodes.down.delete(p)
-  const db = new Db(`${pool.dir}/catalog.db`)
+  const db = await pool.reopen()
   const reopened = new Catalog(db)
   const resumed = new ContentDeleter({ catalog: reopened, lifecycle: new ContentLifecycle(reopened, new KeyCustody(db)), nodes, logger })
   assert.is(await resumed.resumePending(), 3)

@@ -61,8 +61,8 @@ async function reportedPool (plane: FakePlane): Promise<{ pool: TestPool, id: st
   // The fixture's chunk ids are random; give peer 0 a real blob under its id and point it at the fake plane.
   const blob = randomBytes(1024)
   const chunk = chunkCid(blob).toString()
-  pool.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
-  pool.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
+  await pool.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
+  await pool.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
   const n0 = (await pool.catalog.getNode(pool.peers[0]))!
   await pool.catalog.joinNode({ peerId: n0.peerId, http: plane.url, zone: null, capacity: n0.capacity, egressCap: null, addrs: [] }, Date.now())
   plane.blobs.set(chunk, blob)
