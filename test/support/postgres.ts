@@ -53,7 +53,8 @@ function postgresIds (): { uid: number, gid: number } {
 
 let counter = 0
 
-export async function startPostgres (): Promise<TestPostgres> {
+/** `durable`: keep fsync on (benchmarks comparing engines); tests run without it. */
+export async function startPostgres (opts: { durable?: boolean } = {}): Promise<TestPostgres> {
   const bin = postgresBinDir()
   if (bin == null) throw new Error('PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): apt-get install postgresql')
   const dir = await mkdtemp(join(tmpdir(), 'cdn-pg-'))
@@ -71,9 +72,9 @@ export async function startPostgres (): Promise<TestPostgres> {
   // A test process that dies early still takes its server down.
   process.once('exit', stopNow)
   try {
-    await serverCommand(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
+    await serverCommand(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', ...(opts.durable === true ? [] : ['--no-sync'])])
     // Socket only, in our own directory; fsync off: a test cluster need not survive a power cut.
-    const options = `-k ${dir} -c listen_addresses= -p 5432 -F -c max_connections=200`
+    const options = `-k ${dir} -c listen_addresses= -p 5432${opts.durable === true ? '' : ' -F'} -c max_connections=200`
     await serverCommand(join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '120', '-l', join(dir, 'server.log'), '-o', options, 'start'])
   } catch (err) {
     process.off('exit', stopNow)
