@@ -36,9 +36,6 @@ const MIGRATIONS: Migration[] = [
 /** The newest schema this code knows. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
 
-/** Any number works: managers sharing a PostgreSQL database take it so only one migrates at a time. */
-const MIGRATION_LOCK = 0x43444e31
-
 function pending (found: number): Migration[] {
   if (found > SCHEMA_VERSION) throw new SchemaTooNewError(found, SCHEMA_VERSION)
   return MIGRATIONS.filter(m => m.version > found)
@@ -62,10 +59,9 @@ export function migrateSqlite (db: DatabaseSync): void {
   }
 }
 
-/** Brings a PostgreSQL catalog to SCHEMA_VERSION; managers starting together wait for each other. */
+/** Brings a PostgreSQL catalog to SCHEMA_VERSION (the engine holds its migration lock meanwhile: postgres.ts). */
 export async function migratePostgres (db: SqlEngine): Promise<void> {
   await db.transaction(async () => {
-    await db.exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`)
     await db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)')
     const row = await db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined
     const found = row?.version ?? 0

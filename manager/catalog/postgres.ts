@@ -11,6 +11,8 @@ export const postgresDialect: Dialect = {
 /** Serialization failure and deadlock: the transaction is retried from the start. */
 const RETRYABLE = new Set(['40001', '40P01'])
 const MAX_ATTEMPTS = 12
+/** Any number works: the advisory lock managers sharing a database take to migrate it one at a time. */
+const MIGRATION_LOCK = 0x43444e31
 
 // COUNT and BIGINT columns come back as int8, SUM as numeric; the catalog's
 // figures (bytes, milliseconds, counts) all fit a double exactly.
@@ -47,16 +49,37 @@ export class PgEngine implements SqlEngine {
 
   /** Connects, checks the server answers and brings the schema to the version this code knows. */
   static async open (connectionString: string, opts: { max?: number } = {}): Promise<PgEngine> {
-    const pool = new pg.Pool({ connectionString, max: opts.max ?? 8, types, connectionTimeoutMillis: 10_000 })
+    // Two connections at least: opening holds one for the migration lock while the migration runs on another.
+    const pool = new pg.Pool({ connectionString, max: Math.max(2, opts.max ?? 8), types, connectionTimeoutMillis: 10_000 })
     // An idle connection that dies (server restart) must not crash the manager; the next query reconnects.
     pool.on('error', () => {})
     const engine = new PgEngine(pool)
     try {
-      await migratePostgres(engine)
+      await engine.migrate()
       return engine
     } catch (err) {
       await pool.end()
       throw err
+    }
+  }
+
+  /**
+   * Brings the schema up to date while holding an advisory lock on a
+   * connection of its own: managers starting together take turns, and each
+   * migration transaction starts (takes its snapshot) only once the lock is
+   * held, so it sees what the one before it committed.
+   */
+  private async migrate (): Promise<void> {
+    const lock = await this.pool.connect()
+    try {
+      await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+      try {
+        await migratePostgres(this)
+      } finally {
+        await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
+      }
+    } finally {
+      lock.release()
     }
   }
 

@@ -73,6 +73,14 @@ eachEngine(test, 'a new catalog is at the newest schema; one stamped newer than 
     e.message === `the catalog's schema is version ${SCHEMA_VERSION + 1}, newer than this manager knows (${SCHEMA_VERSION}): upgrade the manager`)
 })
 
+test('managers opening one new PostgreSQL database at once take turns: one creates the schema, the others find it', async () => {
+  const where = await freshLocation('postgres')
+  const dbs = await Promise.all([openEngine(where), openEngine(where), openEngine(where)])
+  for (const db of dbs) assert.is(await schemaVersion(db), SCHEMA_VERSION)
+  assert.equal(await dbs[0].prepare('SELECT count(*) AS n FROM schema_version').get(), { n: 1 })
+  for (const db of dbs) await db.close()
+})
+
 test('a SQLite catalog from before versioning (first-release tables) is upgraded in place and keeps its rows', async () => {
   const where = await freshLocation('sqlite')
   if (!('sqlite' in where)) throw new Error('unreachable')
