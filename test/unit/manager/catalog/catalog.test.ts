@@ -163,6 +163,23 @@ eachEngine(test, 'keys are released only for visible contents and are gone once 
   await raw.close()
 })
 
+eachEngine(test, 'a heartbeat\'s held list: contents to drop, and owed deletes it no longer holds are cleared', async (open) => {
+  const db = await open()
+  const catalog = new Catalog(db)
+  await joinNode(catalog)
+  await upload(catalog, 'u4')
+  const kept = manifestCid(Buffer.from('kept')).toString()
+  await catalog.makeVisible('u4', { contentId: kept, size: 0, chunkCount: 0, manifest: Buffer.from('kept') })
+  const gone = manifestCid(Buffer.from('gone')).toString()
+  assert.equal(await catalog.contentsToDrop([kept, gone, gone], Date.now()), [gone])
+  assert.equal(await catalog.contentsToDrop([], Date.now()), [])
+  await catalog.addPendingDelete(gone, node, [gone])
+  await catalog.addPendingDelete(kept, node, [kept])
+  assert.is(await catalog.clearPendingDeletesNotHeld(node, [gone]), 1)
+  assert.equal((await catalog.pendingDeletes()).map(p => p.content), [gone])
+  await db.close()
+})
+
 eachEngine(test, 'events come back newest first with their detail', async (open) => {
   const db = await open()
   const kinds: string[] = []

@@ -1,27 +1,21 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { UnauthorizedError } from '../../../../core/errors.ts'
 import { silentLogger } from '../../../../core/log.ts'
 import type { Heartbeat, JoinRequest } from '../../../../core/wire.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
-import { Db } from '../../../../manager/catalog/sqlite.ts'
+import type { SqlEngine } from '../../../../manager/catalog/engine.ts'
 import { NodeRegistry } from '../../../../manager/nodes/node-registry.ts'
 import { TokenStore } from '../../../../manager/catalog/tokens.ts'
-
-const dir = await mkdtemp(join(tmpdir(), 'cdn-registry-'))
-test.after(async () => { await rm(dir, { recursive: true, force: true }) })
+import { eachEngine } from '../../../support/catalog-engines.ts'
 
 const peers: string[] = []
 for (let i = 0; i < 2; i++) peers.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())
 
-let n = 0
-async function setup (): Promise<{ registry: NodeRegistry, catalog: Catalog, clock: { now: number }, close: () => Promise<void> }> {
-  const db = new Db(join(dir, `catalog-${n++}.db`))
+async function setup (open: () => Promise<SqlEngine>): Promise<{ registry: NodeRegistry, catalog: Catalog, clock: { now: number }, close: () => Promise<void> }> {
+  const db = await open()
   const catalog = new Catalog(db)
   const tokens = new TokenStore(db, () => {})
   await tokens.register('join', 'join-token')
@@ -36,8 +30,8 @@ function beat (used: number): Heartbeat {
   return { type: 'heartbeat', http: 'http://127.0.0.1:9001', capacity: 5e9, used, egressRate: 1234.5, blobs: 3, contents: {}, held: [] }
 }
 
-test('a node joins with a join token and is recorded alive, with an event', async () => {
-  const { registry, catalog, close } = await setup()
+eachEngine(test, 'a node joins with a join token and is recorded alive, with an event', async (open) => {
+  const { registry, catalog, close } = await setup(open)
   const reply = await registry.handle(join_, peers[0])
   assert.equal(reply, { type: 'joined', heartbeatMs: 1000 })
   const [node] = (await registry.list())
@@ -50,8 +44,8 @@ test('a node joins with a join token and is recorded alive, with an event', asyn
   await close()
 })
 
-test('a wrong join token, or a publisher token, is refused and nothing is recorded', async () => {
-  const { registry, catalog, close } = await setup()
+eachEngine(test, 'a wrong join token, or a publisher token, is refused and nothing is recorded', async (open) => {
+  const { registry, catalog, close } = await setup(open)
   for (const token of ['nope', 'publisher-token', '']) {
     try {
       await registry.handle({ ...join_, token }, peers[0])
@@ -65,15 +59,15 @@ test('a wrong join token, or a publisher token, is refused and nothing is record
   await close()
 })
 
-test('a heartbeat from an unknown peer asks it to join again', async () => {
-  const { registry, close } = await setup()
+eachEngine(test, 'a heartbeat from an unknown peer asks it to join again', async (open) => {
+  const { registry, close } = await setup(open)
   assert.equal(await registry.handle(beat(0), peers[1]), { type: 'ack', known: false, drop: [] })
   assert.equal(await registry.list(), [])
   await close()
 })
 
-test('heartbeats update the figures; silence past the deadline kills; a heartbeat revives', async () => {
-  const { registry, catalog, clock, close } = await setup()
+eachEngine(test, 'heartbeats update the figures; silence past the deadline kills; a heartbeat revives', async (open) => {
+  const { registry, catalog, clock, close } = await setup(open)
   await registry.handle(join_, peers[0])
   await registry.handle(join_, peers[1])
   clock.now += 1000
@@ -99,8 +93,8 @@ test('heartbeats update the figures; silence past the deadline kills; a heartbea
   await close()
 })
 
-test('dead and draining nodes are offered to placement with their state', async () => {
-  const { registry, catalog, close } = await setup()
+eachEngine(test, 'dead and draining nodes are offered to placement with their state', async (open) => {
+  const { registry, catalog, close } = await setup(open)
   await registry.handle(join_, peers[0])
   await registry.handle(join_, peers[1])
   await catalog.setNodeState(peers[1], 'draining')
