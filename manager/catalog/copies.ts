@@ -126,12 +126,16 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
   }
 }
 
-/** Counted copies of each chunk of the visible contents (the heart of the replication invariant). */
-const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(cc.node) AS n
+/**
+ * Counted copies of each chunk of the visible contents (the heart of the
+ * replication invariant). A correlated count, not a LEFT JOIN on the view:
+ * SQLite would materialise the whole view and index it on every call, while
+ * this looks each chunk up through the copies' primary key (cid, node).
+ */
+const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas,
+          (SELECT COUNT(*) FROM counted_copies cc WHERE cc.cid = ch.cid) AS n
         FROM chunks ch
-        JOIN contents c ON c.id = ch.content AND c.state = 'visible'
-        LEFT JOIN counted_copies cc ON cc.cid = ch.cid
-        GROUP BY ch.content, ch.idx, c.replicas`
+        JOIN contents c ON c.id = ch.content AND c.state = 'visible'`
 
 function prepare (db: SqlEngine) {
   return {
