@@ -13,7 +13,8 @@
 import { existsSync } from 'node:fs'
 import { DatabaseSync } from 'node:sqlite'
 import pg from 'pg'
-import { MigrateRefusedError } from './errors.ts'
+import { describeError } from '../../core/errors.ts'
+import { CatalogUnavailableError, MigrateRefusedError } from './errors.ts'
 import type { Param } from './engine.ts'
 import { migrateSqlite } from './migrations.ts'
 import { PgEngine } from './postgres.ts'
@@ -58,7 +59,11 @@ function openSource (path: string): DatabaseSync {
 /** Refuses a target that holds any table: migrating into a used database could mix two pools. */
 async function checkEmpty (url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
-  await client.connect()
+  try {
+    await client.connect()
+  } catch (err) {
+    throw new CatalogUnavailableError(`cannot reach the target PostgreSQL database: ${describeError(err)}`, { cause: err })
+  }
   try {
     const r = await client.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = current_schema()")
     const n = (r.rows[0] as { n: number }).n

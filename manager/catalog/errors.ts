@@ -11,3 +11,8 @@ export class SchemaTooNewError extends CdnError {
 export class MigrateRefusedError extends CdnError {
   constructor (message: string) { super(message, 'ERR_MIGRATE_REFUSED', 409) }
 }
+
+/** The PostgreSQL catalog cannot be reached or refused the connection (the message never holds the connection string). */
+export class CatalogUnavailableError extends CdnError {
+  constructor (message: string, options?: ErrorOptions) { super(message, 'ERR_CATALOG_UNAVAILABLE', 503, options) }
+}

@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import pg from 'pg'
+import { CdnError, describeError } from '../../core/errors.ts'
+import { CatalogUnavailableError } from './errors.ts'
 import { numberedPlaceholders, type Dialect, type Param, type SqlEngine, type Statement } from './engine.ts'
 import { migratePostgres } from './migrations.ts'
 
@@ -59,7 +61,9 @@ export class PgEngine implements SqlEngine {
       return engine
     } catch (err) {
       await pool.end()
-      throw err
+      if (err instanceof CdnError) throw err
+      // pg's messages name the host and user, never the password.
+      throw new CatalogUnavailableError(`cannot open the PostgreSQL catalog: ${describeError(err)}`, { cause: err })
     }
   }
 
