@@ -81,9 +81,12 @@ function insertText (table: string, columns: readonly string[], rows: number): s
 export async function copyCatalogToPostgres (from: string, toUrl: string, progress: (line: string) => void): Promise<CopyReport> {
   const source = openSource(from)
   try {
-    // A pool made by an older manager is brought to this code's schema first (or refused if newer).
-    migrateSqlite(source)
+    if (source.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contents'").get() == null) {
+      throw new MigrateRefusedError(`${from} is not a manager's catalog (it has no contents table)`)
+    }
     await checkEmpty(toUrl)
+    // A pool made by an older manager is brought to this code's schema first, as a start would (or refused if newer).
+    migrateSqlite(source)
     const target = await PgEngine.open(toUrl, { max: 1 })
     try {
       const tables: Record<string, number> = {}
