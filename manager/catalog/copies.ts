@@ -128,14 +128,15 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
 
 /**
  * Counted copies of each chunk of the visible contents (the heart of the
- * replication invariant). A correlated count, not a LEFT JOIN on the view:
- * SQLite would materialise the whole view and index it on every call, while
- * this looks each chunk up through the copies' primary key (cid, node).
+ * replication invariant). The counts per blob are aggregated once and joined
+ * to the chunks: a LEFT JOIN on the view itself made SQLite materialise and
+ * index the whole view on every call, and a count per chunk (a correlated
+ * subquery) is a sub-plan per row on PostgreSQL; this shape is fast on both.
  */
-const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas,
-          (SELECT COUNT(*) FROM counted_copies cc WHERE cc.cid = ch.cid) AS n
+const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COALESCE(cc.n, 0) AS n
         FROM chunks ch
-        JOIN contents c ON c.id = ch.content AND c.state = 'visible'`
+        JOIN contents c ON c.id = ch.content AND c.state = 'visible'
+        LEFT JOIN (SELECT cid, COUNT(*) AS n FROM counted_copies GROUP BY cid) cc ON cc.cid = ch.cid`
 
 function prepare (db: SqlEngine) {
   return {
