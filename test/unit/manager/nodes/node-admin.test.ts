@@ -31,7 +31,7 @@ test('a drained node stays draining through death and return; draining twice is 
   await catalog.setNodeState(peers[1], 'dead')
   await a.drain(peers[1], 'op')
   assert.is((await catalog.getNode(peers[1]))!.state, 'dead', 'a dead node stays dead')
-  beat(peers[1])
+  await beat(peers[1])
   assert.is((await catalog.getNode(peers[1]))!.state, 'draining', 'and drains when it returns')
   await rejects(async () => await a.drain('12D3KooWNoSuchNodeNoSuchNodeNoSuchNodeNoSuchNodeNoS', 'op'), (e: unknown) => e instanceof NotFoundError)
   await pool.close()
@@ -66,7 +66,7 @@ test('a removed node cannot join again under its identity', async () => {
   const tokens = new TokenStore(db, () => {})
   await tokens.register('join', 'join-token')
   const registry = new NodeRegistry({ catalog, tokens, logger: silentLogger() }, { heartbeatMs: 1000, deadNodeMs: 3000 })
-  admin(pool).remove(peers[1], 'op')
+  await admin(pool).remove(peers[1], 'op')
   for (const message of [
     { type: 'join' as const, token: 'join-token', http: 'http://127.0.0.1:1', capacity: 1e9 },
     { type: 'heartbeat' as const, http: 'http://127.0.0.1:1', capacity: 1e9, used: 0, egressRate: 0, blobs: 0, contents: {}, held: [] }

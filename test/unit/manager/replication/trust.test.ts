@@ -274,7 +274,7 @@ test('the node list is signed by the pool identity, lists every node not removed
   assert.equal(first.body.nodes.map(n => n.peerId).sort(), [...pool.peers].sort(), 'dead nodes stay listed')
   assert.is(first.body.exp, clock + 3_600_000)
   assert.is(first.body.nodes.find(n => n.peerId === pool.peers[0])?.http, 'http://node-0.test')
-  admin(pool).remove(pool.peers[1], 'op')
+  await admin(pool).remove(pool.peers[1], 'op')
   const second = await verifyRecord<NodeListBody>(await signer.current(), { kind: 'node-list', trusted: [peerId], now: clock })
   assert.not.ok(second.body.nodes.some(n => n.peerId === pool.peers[1]), 'a removed node is gone at once')
   assert.ok(second.body.seq > first.body.seq)
