@@ -14,6 +14,8 @@ import { withConfigFile } from './config-options.ts'
 import { runDaemon } from './daemon-runner.ts'
 import { joinInstructions, showJoinCommand } from './join-commands.ts'
 import { configuredTokens, readOneToken } from './secrets.ts'
+import { DATABASE_URL_ENV, databaseUrl } from './database-url.ts'
+import { addMigrateCommand } from './migrate-command.ts'
 
 /** Where each daemon keeps its data unless told otherwise (the daemons themselves require a directory). */
 export const DATA_DIRS = { manager: '.cdn/manager', node: '.cdn/node', proxyCache: '.cdn/proxy/cache', proxyState: '.cdn/proxy' } as const
@@ -45,6 +47,7 @@ export function addManagerCommands (manager: Command): void {
   const managerStart = manager.command('start')
     .description('run a manager until SIGINT/SIGTERM; prints the command that joins a node to it')
     .option('--dir <dir>', 'data directory (catalog, identity, ports, join token, staging)', DATA_DIRS.manager)
+    .option('--database-url-file <file>', `keep the catalog in PostgreSQL: file holding its postgres:// connection string (default: $${DATABASE_URL_ENV}; neither: SQLite, catalog.db in --dir)`)
   addAddressOptions(managerStart, { http: String(d.httpPort), p2p: String(d.p2pPort) })
   withConfigFile(managerStart)
   managerStart
@@ -67,6 +70,7 @@ export function addManagerCommands (manager: Command): void {
       const logger = createLogger('manager')
       await runDaemon('manager', async () => await namingPortFlags(async () => await startManager({
         dataDir: o.dir,
+        databaseUrl: await databaseUrl(o.databaseUrlFile),
         ...addressConfig(o),
         defaultPorts: { http: d.httpPort, p2p: d.p2pPort },
         publisherTokens: await configuredTokens(o.publisherTokenFile, 'CDN_PUBLISHER_TOKENS'),
@@ -84,6 +88,8 @@ export function addManagerCommands (manager: Command): void {
         logger
       }), { http: '--http-port', p2p: '--p2p-port' }), m => ({ peerId: m.peerId, http: m.http, multiaddrs: m.multiaddrs }), o.json === true, logger, async () => await joinInstructions(o.dir))
     })
+
+  addMigrateCommand(manager)
 
   manager.command('join-command')
     .description('print the command that joins a new node to the manager of this data directory (the token stays in its file)')

@@ -23,7 +23,7 @@ import { createApiServer } from './api/api-server.ts'
 import { createApiHandler, type ApiComponents } from './api/api.ts'
 import { Capabilities } from './api/capabilities.ts'
 import { Chore } from '../core/chore.ts'
-import { openCatalog } from './catalog/open.ts'
+import { catalogLocation, openCatalog } from './catalog/open.ts'
 import { ContentDeleter } from './publish/delete.ts'
 import { DemandTracker } from './replication/demand-tracker.ts'
 import { ensureJoinToken, writeManagerAddress } from './nodes/join-command.ts'
@@ -47,6 +47,8 @@ import { TokenStore, type Role } from './catalog/tokens.ts'
 
 export interface ManagerConfig {
   dataDir: string
+  /** a PostgreSQL connection string for the catalog (it may hold a password: never log it); default: SQLite in dataDir */
+  databaseUrl?: string
   httpHost?: string            // address the HTTP API and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
   httpPort?: number            // default: the port this data directory used last, else defaultPorts.http, else any
   p2pPort?: number             // libp2p TCP port on httpHost; same defaults as httpPort
@@ -133,12 +135,14 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
 
     // ---- storage ---------------------------------------------------------
     const metricsRegistry = createMetricsRegistry('manager')
-    let countNodes: () => Record<string, number> = () => ({})
-    const metrics = createManagerMetrics(metricsRegistry, () => countNodes())
-    const { catalog, tokens, keys, lifecycle, close: closeDb } = openCatalog(join(config.dataDir, 'catalog.db'), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    let countNodes: () => Promise<Record<string, number>> = async () => ({})
+    const metrics = createManagerMetrics(metricsRegistry, async () => await countNodes())
+    const location = catalogLocation(config.dataDir, config.databaseUrl)
+    const { catalog, tokens, keys, lifecycle, close: closeDb } = await openCatalog(location, { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
-    registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
-    registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
+    log.info({ engine: 'sqlite' in location ? 'sqlite' : 'postgres', ...('sqlite' in location ? { path: location.sqlite } : {}) }, 'catalog opened')
+    await registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
+    await registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)
     const adminTokenFile = join(config.dataDir, ADMIN_TOKEN_FILE)
     await ensureAdminToken({ tokens, catalog, logger: log }, adminTokenFile)
     const staging = new Staging(join(config.dataDir, 'staging'), { memoryBytes: d.stagingMemoryBytes })
@@ -157,7 +161,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     closeOnStop('libp2p', async () => { await host.stop() })
     const peerId = host.peerId.toString()
     // Nodes dial in; after a restart, their last known addresses let orders reach them before they do.
-    for (const n of catalog.listNodes()) {
+    for (const n of await catalog.listNodes()) {
       if (n.addrs.length === 0) continue
       try {
         await host.peerStore.merge(peerIdFromString(n.peerId), { multiaddrs: n.addrs.map(a => multiaddr(a)) })
@@ -179,13 +183,11 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
         return peer.addresses.map(a => a.multiaddr.toString())
       }
     }, { heartbeatMs, deadNodeMs, uncappedEgress: policy.uncappedEgress })
-    countNodes = () => registry.countByState()
+    countNodes = async () => await registry.countByState()
     const onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
-      try {
-        registry.updateAddresses(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(a => a.toString()))
-      } catch (err) {
+      registry.updateAddresses(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(a => a.toString())).catch((err: unknown) => {
         log.warn({ err: describeError(err) }, 'could not record node addresses')
-      }
+      })
     }
     host.addEventListener('peer:identify', onIdentify)
     closeOnStop('identify listener', () => { host.removeEventListener('peer:identify', onIdentify) })
@@ -253,10 +255,10 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const repairBlocked = new RepairBlockedMonitor({ events: catalog, registry: metricsRegistry, logger: log.child({ part: 'repair-blocked' }) })
     const history = new HistorySampler()
     const controller = new ReplicationController({
-      snapshot: (now, uncapped) => {
-        const snapshot = snapshots.take(now, uncapped)
+      snapshot: async (now, uncapped) => {
+        const snapshot = await snapshots.take(now, uncapped)
         try {
-          repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
+          await repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
         } catch (err) {
           log.error({ err: describeError(err) }, 'could not tell whether repair is blocked')
         }
@@ -264,7 +266,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       },
       runner,
       expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
-      recover: () => catalog.suspectPendingCopiesOfVisible(),
+      recover: async () => await catalog.suspectPendingCopiesOfVisible(),
       metrics: replicationMetrics,
       onRound: (at, snapshot, report, budget) => { history.record(at, snapshot, report, budget) },
       logger: log.child({ part: 'replication' })
@@ -324,7 +326,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     await writeManagerAddress(config.dataDir, { peerId, multiaddrs, http: httpBase, reachableFromOtherHosts: !isLoopback(httpHost) })
 
     // ---- chores ----------------------------------------------------------
-    const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), () => { registry.sweep() }, log)
+    const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), async () => { await registry.sweep() }, log)
     liveness.start()
     closeOnStop('liveness', async () => { await liveness.close() })
     // Closed before libp2p and the database. Orders under way are cut; their copies stay pending
@@ -361,9 +363,10 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
 }
 
 /** Registers the operator's tokens; one revoked earlier stays revoked, and says so. */
-function registerConfigured (tokens: TokenStore, role: Role, list: string[], log: Logger): void {
+async function registerConfigured (tokens: TokenStore, role: Role, list: string[], log: Logger): Promise<void> {
   for (const t of list) {
-    const info = tokens.register(role, t)
+    const info = await tokens.register(role, t)
+
     if (info.revokedAt != null) log.warn({ token: info.id, role }, 'a configured token was revoked earlier and stays revoked; remove it from the configuration')
     else if (info.role !== role) log.warn({ token: info.id, role: info.role, configured: role }, 'a configured token is already registered with another role; it keeps that role')
   }

@@ -15,14 +15,14 @@ export interface ManagerMetrics {
 /**
  * @param nodesByState read at scrape time, so the gauge is never stale
  */
-export function createManagerMetrics (registry: Registry, nodesByState: () => Record<string, number>): ManagerMetrics {
+export function createManagerMetrics (registry: Registry, nodesByState: () => Promise<Record<string, number>>): ManagerMetrics {
   new Gauge({
     name: 'cdn_manager_nodes',
     help: 'Nodes in the pool by state',
     labelNames: ['state'],
     registers: [registry],
-    collect () {
-      const counts = nodesByState()
+    async collect () {
+      const counts = await nodesByState()
       for (const state of ['alive', 'dead', 'draining']) this.set({ state }, counts[state] ?? 0)
     }
   })

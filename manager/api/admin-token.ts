@@ -35,10 +35,11 @@ async function writeSecretFile (path: string, text: string): Promise<void> {
  * next start makes another), never a token nobody can read.
  */
 export async function ensureAdminToken (c: { tokens: TokenStore, catalog: Pick<Catalog, 'sync'>, logger: Logger }, path: string): Promise<void> {
-  if (c.tokens.hasAdmin()) return
+  if (await c.tokens.hasAdmin()) return
   const token = newToken()
   await writeSecretFile(path, `${token}\n`)
-  const info = c.tokens.register('admin', token, 'first admin')
-  c.catalog.sync()
+  const info = await c.tokens.register('admin', token, 'first admin')
+  await c.catalog.sync()
+
   c.logger.info({ path, id: info.id }, 'first start: an admin token was written to this file (readable by this user only)')
 }

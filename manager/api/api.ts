@@ -78,19 +78,19 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const log = c.logger
 
   /** Makes every commit so far durable before a client is told it happened (docs/PROTOCOLS.md, "Durability"). */
-  const durable = (): void => { c.catalog.sync() }
+  const durable = async (): Promise<void> => { await c.catalog.sync() }
 
   /** The caller's token when one is presented; a presented token that is wrong, expired or revoked is a 401 even where none is needed. */
-  const caller = (req: IncomingMessage): Principal | undefined => {
+  const caller = async (req: IncomingMessage): Promise<Principal | undefined> => {
     if (req.headers.authorization == null) return undefined
     return c.tokens.authorize(req.headers.authorization, ['admin', 'publisher', 'reader', 'join'])
   }
 
   /** A visible content the caller may delete or share: the token and its role first (401/403), then the content (404), then ownership (403). */
-  const managed = (req: IncomingMessage, rawId: string): { who: Principal, content: ContentRow } => {
-    const who = c.tokens.authorize(req.headers.authorization, MANAGE_ROLES)
+  const managed = async (req: IncomingMessage, rawId: string): Promise<{ who: Principal, content: ContentRow }> => {
+    const who = await c.tokens.authorize(req.headers.authorization, MANAGE_ROLES)
     const id = parseContentId(rawId).toString()
-    const content = c.catalog.getVisible(id)
+    const content = await c.catalog.getVisible(id)
     if (content == null) throw new NotFoundError(`no content ${id}`)
     if (!mayManage(content, who)) throw new ForbiddenError(`content ${id} belongs to another publisher`)
     return { who, content }
@@ -116,10 +116,10 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       return err
     })
     try {
-      const who = c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
+      const who = await c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
       const result = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
-      durable()
+      await durable()
       c.metrics.publishes.inc({ outcome: 'ok' })
       sendJson(res, 201, { ...result, private: h.private })
     } catch (err) {
@@ -134,8 +134,8 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   }
 
   const listContents: Handler = async (req, res) => {
-    const who = c.tokens.authorize(req.headers.authorization, LIST_ROLES)
-    sendJson(res, 200, { contents: c.catalog.listVisible().filter(x => mayList(x, who)).map(contentJson) })
+    const who = await c.tokens.authorize(req.headers.authorization, LIST_ROLES)
+    sendJson(res, 200, { contents: (await c.catalog.listVisible()).filter(x => mayList(x, who)).map(contentJson) })
   }
 
   /**
@@ -146,64 +146,64 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
    */
   const resolve: Handler = async (req, res, m) => {
     const id = parseContentId(m[1]).toString()
-    const who = caller(req)
+    const who = await caller(req)
     const capability = singleHeader(req.headers, 'x-cdn-capability')
     if (capability != null) await c.capabilities.check(capability, id)
-    const content = c.catalog.getVisible(id)
-    const key = content != null ? c.keys.release(id) : undefined
+    const content = await c.catalog.getVisible(id)
+    const key = content != null ? await c.keys.release(id) : undefined
     if (content?.manifest == null || key == null) throw new NotFoundError(`no content ${id}`)
     if (content.private && capability == null) {
       if (who == null) throw new UnauthorizedError(`content ${id} is private: present a capability (x-cdn-capability) or a token`)
       if (!mayReadPrivate(content, who)) throw new ForbiddenError(`content ${id} is private and this ${who.role} token may not read it`)
     }
-    const holders = c.catalog.holdersOf(id).map(n => ({ peerId: n.peerId, http: n.http, multiaddrs: n.addrs.map(a => withPeer(a, n.peerId)) }))
+    const holders = (await c.catalog.holdersOf(id)).map(n => ({ peerId: n.peerId, http: n.http, multiaddrs: n.addrs.map(a => withPeer(a, n.peerId)) }))
     sendJson(res, 200, { id, manifest: Buffer.from(content.manifest).toString('base64'), key: encodeKey(key), holders })
   }
 
   const remove: Handler = async (req, res, m) => {
-    const { who, content } = managed(req, m[1])
+    const { who, content } = await managed(req, m[1])
     await c.deleter.delete(content.id, who.id)
-    durable()
+    await durable()
     sendJson(res, 200, { id: content.id, deleted: true })
   }
 
   const share: Handler = async (req, res, m) => {
-    const { who, content } = managed(req, m[1])
+    const { who, content } = await managed(req, m[1])
     const body = await readObjectBody(req)
     const issued = await c.capabilities.issue(content.id, optionalSeconds(body.ttlSeconds, 'ttlSeconds'))
     const expiresAt = new Date(issued.expiresAt).toISOString()
-    c.catalog.recordEvent({ kind: 'content-shared', content: content.id, detail: { by: who.id, expiresAt } })
+    await c.catalog.recordEvent({ kind: 'content-shared', content: content.id, detail: { by: who.id, expiresAt } })
     sendJson(res, 201, { id: content.id, capability: issued.capability, expiresAt })
   }
 
   const createToken: Handler = async (req, res) => {
-    const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    const who = await c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     const body = await readObjectBody(req)
-    const { token, info: t } = c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') }, { by: who.id })
-    durable()
+    const { token, info: t } = await c.tokens.create({ role: checkRole(body.role), name: checkTokenName(body.name), ttlSeconds: optionalSeconds(body.ttlSeconds, 'ttlSeconds') }, { by: who.id })
+    await durable()
     log.info({ token: t.id, role: t.role, by: who.id }, 'token created')
     sendJson(res, 201, { id: t.id, token, role: t.role, name: t.name, expiresAt: t.expiresAt == null ? null : new Date(t.expiresAt).toISOString() })
   }
 
   const listTokens: Handler = async (req, res) => {
-    c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
-    sendJson(res, 200, { tokens: c.tokens.list().map(tokenJson) })
+    await c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    sendJson(res, 200, { tokens: (await c.tokens.list()).map(tokenJson) })
   }
 
   const revokeToken: Handler = async (req, res, m) => {
-    const who = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
+    const who = await c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)
     if (!TOKEN_ID.test(m[1])) throw new BadInputError('a token id is 12 hex characters')
-    c.tokens.revoke(m[1], { by: who.id })
-    durable()
+    await c.tokens.revoke(m[1], { by: who.id })
+    await durable()
     log.info({ token: m[1], by: who.id }, 'token revoked')
     sendJson(res, 200, { id: m[1], revoked: true })
   }
 
   const nodes: Handler = async (req, res) => {
-    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
-    const holdings = c.catalog.holdingsByNode()
+    await c.tokens.authorize(req.headers.authorization, LIST_ROLES)
+    const holdings = await c.catalog.holdingsByNode()
     sendJson(res, 200, {
-      nodes: c.catalog.listNodes().map(n => {
+      nodes: (await c.catalog.listNodes()).map(n => {
         const h = holdings.get(n.peerId)
         return nodeJson(n, h, c.nodeAdmin.health(n, h))
       })
@@ -211,45 +211,46 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   }
 
   const drainNode: Handler = async (req, res, m) => {
-    const by = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES).id
+    const by = (await c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)).id
     const peerId = checkPeerId(m[1], 'node')
-    const n = c.nodeAdmin.drain(peerId, by)
-    durable()
-    const h = c.catalog.holdingsByNode().get(peerId)
+    const n = await c.nodeAdmin.drain(peerId, by)
+    await durable()
+    const h = (await c.catalog.holdingsByNode()).get(peerId)
     sendJson(res, 202, { node: nodeJson(n, h, c.nodeAdmin.health(n, h)) })
   }
 
   const removeNode: Handler = async (req, res, m) => {
-    const by = c.tokens.authorize(req.headers.authorization, ADMIN_ROLES).id
+    const by = (await c.tokens.authorize(req.headers.authorization, ADMIN_ROLES)).id
     const peerId = checkPeerId(m[1], 'node')
-    const removed = c.nodeAdmin.remove(peerId, by)
-    durable()
+    const removed = await c.nodeAdmin.remove(peerId, by)
+    await durable()
     sendJson(res, 200, removed)
   }
 
   const replicationHealth: Handler = async (req, res) => {
-    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
+    await c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const r = c.replication()
-    sendJson(res, 200, { ...c.catalog.replicationSummary(r.minCopies), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
+    sendJson(res, 200, { ...(await c.catalog.replicationSummary(r.minCopies)), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
   }
 
   /** Manifests of visible contents, for nodes receiving their first copy of a content (same headers as a node's /chunk). */
   const manifest: Handler = async (req, res, m) => {
     const id = parseContentId(m[1]).toString()
-    const bytes = c.catalog.getVisible(id)?.manifest
+    const bytes = (await c.catalog.getVisible(id))?.manifest
     if (bytes == null) throw new NotFoundError(`no content ${id}`)
     sendBlob(req, res, id, bytes)
   }
 
   const events: Handler = async (req, res, _m, url) => {
-    c.tokens.authorize(req.headers.authorization, LIST_ROLES)
+    await c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const raw = url.searchParams.get('limit')
     let limit = DEFAULT_EVENTS
     if (raw != null) {
       if (!DIGITS.test(raw) || Number(raw) < 1 || Number(raw) > MAX_EVENTS) throw new BadInputError(`limit must be an integer from 1 to ${MAX_EVENTS}`)
       limit = Number(raw)
     }
-    sendJson(res, 200, { events: c.catalog.listEvents(limit) })
+    sendJson(res, 200, { events: await c.catalog.listEvents(limit) })
+
   }
 
   /** A proxy saw a bad copy: nothing changes until the copy is fetched from that node and its hash checked. */
@@ -264,7 +265,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       throw new BadInputError(`reason must be a string of at most ${MAX_REASON_CHARS} characters`)
     }
     const reason = typeof r.reason === 'string' ? r.reason : ''
-    const intake = c.reports.submit({ content, chunk, node, reason }, req.socket.remoteAddress ?? 'unknown')
+    const intake = await c.reports.submit({ content, chunk, node, reason }, req.socket.remoteAddress ?? 'unknown')
     log.info({ content, chunk, node, reason, ...intake }, 'bad copy reported')
     sendJson(res, 202, { accepted: true, ...intake })
   }

@@ -12,7 +12,6 @@ import { CopyStore } from './copies.ts'
 import { DeleteStore } from './deletes.ts'
 import { EventStore } from './events.ts'
 import { NodeStore } from './nodes.ts'
-import { createSchema } from './schema.ts'
 import { NotFoundError } from '../../core/errors.ts'
 import type { ChunkAtRisk, ContentRow, CopySummary, EventKind, EventRow, NewEvent, NodeRow } from './types.ts'
 
@@ -35,7 +34,6 @@ export class Catalog {
 
   constructor (db: SqlEngine, init: CatalogInit = {}) {
     this.engine = db
-    createSchema(db)
     this.events = new EventStore(db, init.onEvent)
     expose(this, new ContentStore(db, this.events))
     expose(this, new CopyStore(db, this.events))
@@ -44,46 +42,46 @@ export class Catalog {
   }
 
   /** Runs `fn` in one transaction across stores: all of its writes land, or none. */
-  transaction<T> (fn: () => T): T {
+  async transaction<T> (fn: () => Promise<T>): Promise<T> {
     return this.engine.transaction(fn)
   }
 
   /** Makes what is committed durable, before a client is told (a publish's 201, a delete's 200). */
-  sync (): void {
-    this.engine.sync()
+  async sync (): Promise<void> {
+    await this.engine.sync()
   }
 
   /** Visible contents, newest first, with their counted copies. */
-  listVisible (): Array<ContentRow & { copies: CopySummary }> {
-    return this.visibleWith(this.summaries())
+  async listVisible (): Promise<Array<ContentRow & { copies: CopySummary }>> {
+    return this.visibleWith(await this.summaries())
   }
 
-  recordEvent (e: NewEvent, at = new Date()): void {
-    this.events.record(e, at)
+  async recordEvent (e: NewEvent, at = new Date()): Promise<void> {
+    await this.events.record(e, at)
   }
 
   /**
    * A store order whose outcome is unknown: the copies it may have made, of
    * contents still visible, turn suspect in the transaction that records `event`.
    */
-  suspectOrderedCopies (node: string, copies: ReadonlyArray<{ content: string, cid: string }>, event: NewEvent): void {
-    this.transaction(() => {
-      for (const c of copies) if (this.getVisible(c.content) != null) this.addCopy(c.content, c.cid, node, 'suspect')
-      this.recordEvent(event)
+  async suspectOrderedCopies (node: string, copies: ReadonlyArray<{ content: string, cid: string }>, event: NewEvent): Promise<void> {
+    await this.transaction(async () => {
+      for (const c of copies) if (await this.getVisible(c.content) != null) await this.addCopy(c.content, c.cid, node, 'suspect')
+      await this.recordEvent(event)
     })
   }
 
   /** Sets a node to drain and records it (once: draining again changes nothing); the node as it is now. */
-  startDrain (peerId: string, by: string): NodeRow {
-    return this.transaction(() => {
-      const before = this.getNode(peerId)
+  async startDrain (peerId: string, by: string): Promise<NodeRow> {
+    return this.transaction(async () => {
+      const before = await this.getNode(peerId)
       if (before == null) throw new NotFoundError(`no node ${peerId} in the pool`)
       if (!before.drain) {
-        this.setDrain(peerId)
-        const holdings = this.holdingsByNode().get(peerId)
-        this.recordEvent({ kind: 'node-draining', node: peerId, detail: { by, copies: holdings?.copies ?? 0, contents: holdings?.contents ?? 0, state: before.state } })
+        await this.setDrain(peerId)
+        const holdings = (await this.holdingsByNode()).get(peerId)
+        await this.recordEvent({ kind: 'node-draining', node: peerId, detail: { by, copies: holdings?.copies ?? 0, contents: holdings?.contents ?? 0, state: before.state } })
       }
-      return this.getNode(peerId)!
+      return (await this.getNode(peerId))!
     })
   }
 
@@ -92,21 +90,21 @@ export class Catalog {
    * fall below `minCopies` counted copies without it: then nothing changes
    * and those chunks are returned.
    */
-  removeNodeUnlessNeeded (peerId: string, minCopies: number, by: string, now: number): ChunkAtRisk[] {
-    return this.transaction(() => {
-      const node = this.getNode(peerId)
+  async removeNodeUnlessNeeded (peerId: string, minCopies: number, by: string, now: number): Promise<ChunkAtRisk[]> {
+    return this.transaction(async () => {
+      const node = await this.getNode(peerId)
       if (node == null) throw new NotFoundError(`no node ${peerId} in the pool`)
-      const atRisk = this.chunksAtRiskWithout(peerId, minCopies)
+      const atRisk = await this.chunksAtRiskWithout(peerId, minCopies)
       if (atRisk.length > 0) return atRisk
-      const holdings = this.holdingsByNode().get(peerId)
-      this.removeNode(peerId, now)
-      this.recordEvent({ kind: 'node-removed', node: peerId, detail: { by, state: node.state, copies: holdings?.copies ?? 0 } })
+      const holdings = (await this.holdingsByNode()).get(peerId)
+      await this.removeNode(peerId, now)
+      await this.recordEvent({ kind: 'node-removed', node: peerId, detail: { by, state: node.state, copies: holdings?.copies ?? 0 } })
       return []
     })
   }
 
   /** Newest first. */
-  listEvents (limit: number): EventRow[] {
+  async listEvents (limit: number): Promise<EventRow[]> {
     return this.events.latest(limit)
   }
 }

@@ -26,12 +26,12 @@ export class ContentLifecycle {
   }
 
   /** Makes a finished upload visible under `visible.contentId` with its key; `detail` goes into the `content-published` event. */
-  publish (uploadId: string, visible: Visible, key: Uint8Array, detail: Record<string, unknown>): void {
+  async publish (uploadId: string, visible: Visible, key: Uint8Array, detail: Record<string, unknown>): Promise<void> {
     const { catalog } = this
-    catalog.transaction(() => {
-      catalog.makeVisible(uploadId, visible)
-      this.keys.put(visible.contentId, key)
-      catalog.recordEvent({ kind: 'content-published', content: visible.contentId, detail })
+    await catalog.transaction(async () => {
+      await catalog.makeVisible(uploadId, visible)
+      await this.keys.put(visible.contentId, key)
+      await catalog.recordEvent({ kind: 'content-published', content: visible.contentId, detail })
     })
   }
 
@@ -39,25 +39,25 @@ export class ContentLifecycle {
    * Deletes a visible content and returns what each holder still owes; the
    * caller sends the orders and clears each note as its order lands.
    */
-  delete (contentId: string, reason: DeleteReason, by: string, now: number): OwedDelete[] {
+  async delete (contentId: string, reason: DeleteReason, by: string, now: number): Promise<OwedDelete[]> {
     const { catalog } = this
-    return catalog.transaction(() => {
-      if (catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
+    return catalog.transaction(async () => {
+      if (await catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
       const byNode = new Map<string, string[]>()
-      for (const copy of catalog.copiesOf(contentId)) {
+      for (const copy of await catalog.copiesOf(contentId)) {
         const list = byNode.get(copy.node) ?? []
         list.push(copy.cid)
         byNode.set(copy.node, list)
       }
-      catalog.dropContent(contentId)
-      this.keys.destroy(contentId)
-      catalog.addTombstone(contentId, reason === 'content-expired' ? 'expired' : 'deleted', now)
+      await catalog.dropContent(contentId)
+      await this.keys.destroy(contentId)
+      await catalog.addTombstone(contentId, reason === 'content-expired' ? 'expired' : 'deleted', now)
       const owed: OwedDelete[] = []
       for (const [node, blobs] of byNode) {
-        catalog.addPendingDelete(contentId, node, blobs)
+        await catalog.addPendingDelete(contentId, node, blobs)
         owed.push({ content: contentId, node, blobs })
       }
-      catalog.recordEvent({ kind: reason, content: contentId, detail: { by, nodes: byNode.size } })
+      await catalog.recordEvent({ kind: reason, content: contentId, detail: { by, nodes: byNode.size } })
       return owed
     })
   }

@@ -24,75 +24,77 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
     super(db, events, prepare(db))
   }
 
-  createUpload (u: NewUpload): void {
-    this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher)
-    // Set before any byte is stored, so a private content is never visible without its flag.
-    if (u.owner != null || u.private === true) this.s.setAccess.run(u.owner ?? null, u.private === true ? 1 : 0, u.uploadId)
+  async createUpload (u: NewUpload): Promise<void> {
+    await this.db.transaction(async () => {
+      await this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher)
+      // Set before any byte is stored, so a private content is never visible without its flag.
+      if (u.owner != null || u.private === true) await this.s.setAccess.run(u.owner ?? null, u.private === true ? 1 : 0, u.uploadId)
+    })
   }
 
-  addChunk (content: string, index: number, cid: string, size: number): void {
-    this.s.insertChunk.run(content, index, cid, size)
+  async addChunk (content: string, index: number, cid: string, size: number): Promise<void> {
+    await this.s.insertChunk.run(content, index, cid, size)
   }
 
   /**
    * Renames a finished upload to its content id and makes it visible. Call
    * inside the transaction that also stores the key and records the event.
    */
-  makeVisible (uploadId: string, v: Visible): void {
-    const r = this.s.makeVisible.run(v.contentId, v.size, v.chunkCount, v.manifest, v.expiresAt ?? null, uploadId)
+  async makeVisible (uploadId: string, v: Visible): Promise<void> {
+    const r = await this.s.makeVisible.run(v.contentId, v.size, v.chunkCount, v.manifest, v.expiresAt ?? null, uploadId)
     if (Number(r.changes) !== 1) throw new Error(`upload ${uploadId} is not pending`)
   }
 
   /** Removes a content (pending or visible) with its chunks and copies rows. */
-  dropContent (id: string): boolean {
-    return Number(this.s.deleteContent.run(id).changes) > 0
+  async dropContent (id: string): Promise<boolean> {
+    return (await this.s.deleteContent.run(id)).changes > 0
   }
 
   /** Drops a failed upload's rows and records why, in one transaction. */
-  dropFailedUpload (uploadId: string, detail: Record<string, unknown>): void {
-    this.db.transaction(() => {
-      this.dropContent(uploadId)
-      this.events.record({ kind: 'publish-failed', detail: { upload: uploadId, ...detail } })
+  async dropFailedUpload (uploadId: string, detail: Record<string, unknown>): Promise<void> {
+    await this.db.transaction(async () => {
+      await this.dropContent(uploadId)
+      await this.events.record({ kind: 'publish-failed', detail: { upload: uploadId, ...detail } })
     })
   }
 
-  pendingUploads (): string[] {
-    return as<{ id: string }>(this.s.pendingUploads.all()).map(r => r.id)
+  async pendingUploads (): Promise<string[]> {
+    return as<{ id: string }>(await this.s.pendingUploads.all()).map(r => r.id)
   }
 
-  getContent (id: string): ContentRow | undefined {
-    const r = one<ContentColumns>(this.s.getContent.get(id))
+  async getContent (id: string): Promise<ContentRow | undefined> {
+    const r = one<ContentColumns>(await this.s.getContent.get(id))
     return r == null ? undefined : contentRow(r)
   }
 
-  getVisible (id: string): ContentRow | undefined {
-    const c = this.getContent(id)
+  async getVisible (id: string): Promise<ContentRow | undefined> {
+    const c = await this.getContent(id)
     return c?.state === 'visible' ? c : undefined
   }
 
   /** Visible contents, newest first, each with its copy summary from `copies` (absent: none). */
-  visibleWith (copies: Map<string, CopySummary>): Array<ContentRow & { copies: CopySummary }> {
-    return as<ContentColumns>(this.s.listVisible.all()).map(r => {
+  async visibleWith (copies: Map<string, CopySummary>): Promise<Array<ContentRow & { copies: CopySummary }>> {
+    return as<ContentColumns>(await this.s.listVisible.all()).map(r => {
       const c = contentRow(r)
       return { ...c, copies: copies.get(c.id) ?? { min: 0, max: 0, nodes: [] } }
     })
   }
 
   /** True when `cid` is one of the chunks of `content`. */
-  hasChunk (content: string, cid: string): boolean {
-    return this.s.hasChunk.get(content, cid) != null
+  async hasChunk (content: string, cid: string): Promise<boolean> {
+    return (await this.s.hasChunk.get(content, cid)) != null
   }
 
   /** Bytes of a blob of a content: one of its chunks, or its manifest (cid = content id); 0 when unknown. */
-  blobSize (content: string, cid: string): number {
-    const r = one<{ size: number | null }>(cid === content ? this.s.manifestSize.get(content) : this.s.chunkSize.get(content, cid))
+  async blobSize (content: string, cid: string): Promise<number> {
+    const r = one<{ size: number | null }>(await (cid === content ? this.s.manifestSize.get(content) : this.s.chunkSize.get(content, cid)))
     return r?.size ?? 0
   }
 
   /** Every visible content with what replication needs of it, oldest first. */
-  replicaContents (): ReplicaContent[] {
+  async replicaContents (): Promise<ReplicaContent[]> {
     type Columns = { id: string, replicas: number, expires_at: number | null, manifest_size: number | null, chunk_count: number }
-    return as<Columns>(this.s.replicaContents.all()).map(r => ({
+    return as<Columns>(await this.s.replicaContents.all()).map(r => ({
       id: r.id,
       replicas: r.replicas,
       expiresAt: r.expires_at ?? null,
@@ -107,14 +109,14 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
    * unless a publish is in flight for them (its manifest copies are recorded
    * under a pending upload before any node gets them).
    */
-  contentsToDrop (held: readonly string[], now: number): string[] {
+  async contentsToDrop (held: readonly string[], now: number): Promise<string[]> {
     if (held.length === 0) return []
-    return as<{ id: string }>(this.s.contentsToDrop.all(JSON.stringify(held), now)).map(r => r.id)
+    return as<{ id: string }>(await this.s.contentsToDrop.all(JSON.stringify(held), now)).map(r => r.id)
   }
 
   /** True when an upload in progress has recorded copies of `id` (its manifest is on its way to nodes). */
-  isPublishInFlight (id: string): boolean {
-    return this.s.publishInFlight.get(id) != null
+  async isPublishInFlight (id: string): Promise<boolean> {
+    return (await this.s.publishInFlight.get(id)) != null
   }
 }
 
@@ -135,9 +137,9 @@ function prepare (db: SqlEngine) {
     manifestSize: db.prepare('SELECT length(manifest) AS size FROM contents WHERE id = ?'),
     replicaContents: db.prepare(`SELECT id, replicas, expires_at, length(manifest) AS manifest_size, chunk_count FROM contents
       WHERE state = 'visible' ORDER BY created_at, id`),
-    contentsToDrop: db.prepare(`SELECT DISTINCT h.value AS id FROM json_each(?1) h
+    contentsToDrop: db.prepare(`SELECT DISTINCT h.value AS id FROM ${db.dialect.jsonValues('h')}
       WHERE NOT EXISTS (SELECT 1 FROM contents c WHERE c.id = h.value AND c.state = 'visible'
-          AND (c.expires_at IS NULL OR c.expires_at > ?2))
+          AND (c.expires_at IS NULL OR c.expires_at > ?))
         AND NOT EXISTS (SELECT 1 FROM copies cp JOIN contents u ON u.id = cp.content AND u.state = 'pending'
           WHERE cp.cid = h.value)`),
     publishInFlight: db.prepare(`SELECT 1 FROM copies cp JOIN contents u ON u.id = cp.content AND u.state = 'pending'

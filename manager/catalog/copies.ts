@@ -15,57 +15,57 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
   }
 
   /** Records that a copy was ordered; it counts only once confirmed. */
-  addCopy (content: string, cid: string, node: string, state: CopyState = 'pending'): void {
-    this.s.upsertCopy.run(content, cid, node, state)
+  async addCopy (content: string, cid: string, node: string, state: CopyState = 'pending'): Promise<void> {
+    await this.s.upsertCopy.run(content, cid, node, state)
   }
 
-  confirmCopy (cid: string, node: string): void {
-    this.s.setCopyState.run('confirmed', cid, node)
+  async confirmCopy (cid: string, node: string): Promise<void> {
+    await this.s.setCopyState.run('confirmed', cid, node)
   }
 
-  removeCopy (cid: string, node: string): void {
-    this.s.deleteCopy.run(cid, node)
+  async removeCopy (cid: string, node: string): Promise<void> {
+    await this.s.deleteCopy.run(cid, node)
   }
 
   /** Marks a confirmed copy suspect; false when there was no such copy. */
-  markSuspect (cid: string, node: string): boolean {
-    return Number(this.s.markSuspect.run(cid, node).changes) > 0
+  async markSuspect (cid: string, node: string): Promise<boolean> {
+    return Number((await this.s.markSuspect.run(cid, node)).changes) > 0
   }
 
   /** A verified bad-copy report: the copy turns suspect (when `proven`) in the transaction that records `event`. */
-  judgeCopy (cid: string, node: string, proven: boolean, event: (marked: boolean) => NewEvent): boolean {
-    return this.db.transaction(() => {
-      const marked = proven && this.markSuspect(cid, node)
-      this.events.record(event(marked))
+  async judgeCopy (cid: string, node: string, proven: boolean, event: (marked: boolean) => NewEvent): Promise<boolean> {
+    return this.db.transaction(async () => {
+      const marked = proven && (await this.markSuspect(cid, node))
+      await this.events.record(event(marked))
       return marked
     })
   }
 
   /** Every copy row of a content: its chunks and its manifest, in every state. */
-  copiesOf (content: string): CopyRow[] {
-    return as<CopyRow>(this.s.copiesOf.all(content)).map(r => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
+  async copiesOf (content: string): Promise<CopyRow[]> {
+    return as<CopyRow>(await this.s.copiesOf.all(content)).map(r => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
   }
 
   /** State of the copy of `cid` on `node`, if the catalog has one. */
-  copyState (cid: string, node: string): CopyState | undefined {
-    return one<{ state: CopyState }>(this.s.copyState.get(cid, node))?.state
+  async copyState (cid: string, node: string): Promise<CopyState | undefined> {
+    return one<{ state: CopyState }>(await this.s.copyState.get(cid, node))?.state
   }
 
   /** Confirmed copies of `cid` on nodes that are not dead, other than `except`: what would remain if that copy went. */
-  healthyCopiesExcept (cid: string, except: string): number {
-    return Number(one<{ n: number }>(this.s.healthyExcept.get(cid, except))!.n)
+  async healthyCopiesExcept (cid: string, except: string): Promise<number> {
+    return Number(one<{ n: number }>(await this.s.healthyExcept.get(cid, except))!.n)
   }
 
   /** True when `node` has a copy row (any state) of a chunk of `content`, the manifest not counted. */
-  nodeHoldsChunksOf (content: string, node: string): boolean {
-    return this.s.holdsChunksOf.get(content, content, node) != null
+  async nodeHoldsChunksOf (content: string, node: string): Promise<boolean> {
+    return (await this.s.holdsChunksOf.get(content, content, node)) != null
   }
 
   /** Per visible content: fewest and most counted copies of a chunk, and the nodes holding counted copies. */
-  summaries (): Map<string, CopySummary> {
+  async summaries (): Promise<Map<string, CopySummary>> {
     const out = new Map<string, CopySummary>()
-    for (const r of as<{ content: string, min: number, max: number }>(this.s.copyCounts.all())) out.set(r.content, { min: r.min, max: r.max, nodes: [] })
-    for (const r of as<{ content: string, node: string }>(this.s.visibleHolders.all())) {
+    for (const r of as<{ content: string, min: number, max: number }>(await this.s.copyCounts.all())) out.set(r.content, { min: r.min, max: r.max, nodes: [] })
+    for (const r of as<{ content: string, node: string }>(await this.s.visibleHolders.all())) {
       let summary = out.get(r.content)
       if (summary == null) out.set(r.content, summary = { min: 0, max: 0, nodes: [] })
       summary.nodes.push(r.node)
@@ -79,28 +79,28 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
    * the copy rows of their manifests (cid = content id). Ordered by content,
    * chunk index and node, so what is built from it is deterministic.
    */
-  replicaCopies (): BlobCopyRow[] {
-    const chunks = as<BlobCopyColumns>(this.s.replicaChunkCopies.all())
-    const manifests = as<BlobCopyColumns>(this.s.replicaManifestCopies.all())
+  async replicaCopies (): Promise<BlobCopyRow[]> {
+    const chunks = as<BlobCopyColumns>(await this.s.replicaChunkCopies.all())
+    const manifests = as<BlobCopyColumns>(await this.s.replicaManifestCopies.all())
     return [...chunks, ...manifests].map(blobCopyRow)
   }
 
   /** Copies of controller orders that never answered (a crash): nobody knows if they exist, so they become suspect. */
-  suspectPendingCopiesOfVisible (): number {
-    return Number(this.s.suspectPendingVisible.run().changes)
+  async suspectPendingCopiesOfVisible (): Promise<number> {
+    return Number((await this.s.suspectPendingVisible.run()).changes)
   }
 
   /** Copy rows and contents per node (any copy state, visible or not). */
-  holdingsByNode (): Map<string, NodeHoldings> {
+  async holdingsByNode (): Promise<Map<string, NodeHoldings>> {
     const out = new Map<string, NodeHoldings>()
-    for (const r of as<NodeHoldings & { node: string }>(this.s.holdings.all())) out.set(r.node, { copies: r.copies, contents: r.contents })
+    for (const r of as<NodeHoldings & { node: string }>(await this.s.holdings.all())) out.set(r.node, { copies: r.copies, contents: r.contents })
     return out
   }
 
   /** The invariant as a number: copies of the chunks of visible contents that count. */
-  replicationSummary (minCopies: number): ReplicationSummary {
+  async replicationSummary (minCopies: number): Promise<ReplicationSummary> {
     type Columns = { contents: number | null, chunks: number | null, lowest: number | null, below_min: number | null, below_base: number | null }
-    const r = one<Columns>(this.s.replicationSummary.get(minCopies))!
+    const r = one<Columns>(await this.s.replicationSummary.get(minCopies))!
     return {
       contents: r.contents ?? 0,
       chunks: r.chunks ?? 0,
@@ -116,22 +116,27 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
    * fewer than `minCopies` copies that count exist elsewhere. A copy is spare
    * only when enough counted copies remain without it.
    */
-  chunksAtRiskWithout (node: string, minCopies: number): ChunkAtRisk[] {
-    return as<ChunkAtRisk>(this.s.atRisk.all(node, minCopies)).map(r => ({ content: r.content, cid: r.cid, others: r.others }))
+  async chunksAtRiskWithout (node: string, minCopies: number): Promise<ChunkAtRisk[]> {
+    return as<ChunkAtRisk>(await this.s.atRisk.all(node, minCopies)).map(r => ({ content: r.content, cid: r.cid, others: r.others }))
   }
 
   /** Nodes that are not dead and hold a confirmed copy of any blob of the content. */
-  holdersOf (content: string): NodeRow[] {
-    return as<NodeColumns>(this.s.holdersOf.all(content)).map(nodeRow)
+  async holdersOf (content: string): Promise<NodeRow[]> {
+    return as<NodeColumns>(await this.s.holdersOf.all(content)).map(nodeRow)
   }
 }
 
-/** Counted copies of each chunk of the visible contents (the heart of the replication invariant). */
-const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COUNT(cc.node) AS n
+/**
+ * Counted copies of each chunk of the visible contents (the heart of the
+ * replication invariant). The counts per blob are aggregated once and joined
+ * to the chunks: a LEFT JOIN on the view itself made SQLite materialise and
+ * index the whole view on every call, and a count per chunk (a correlated
+ * subquery) is a sub-plan per row on PostgreSQL; this shape is fast on both.
+ */
+const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COALESCE(cc.n, 0) AS n
         FROM chunks ch
         JOIN contents c ON c.id = ch.content AND c.state = 'visible'
-        LEFT JOIN counted_copies cc ON cc.cid = ch.cid
-        GROUP BY ch.content, ch.idx`
+        LEFT JOIN (SELECT cid, COUNT(*) AS n FROM counted_copies GROUP BY cid) cc ON cc.cid = ch.cid`
 
 function prepare (db: SqlEngine) {
   return {
@@ -144,7 +149,7 @@ function prepare (db: SqlEngine) {
     copyState: db.prepare('SELECT state FROM copies WHERE cid = ? AND node = ?'),
     healthyExcept: db.prepare('SELECT COUNT(*) AS n FROM counted_copies WHERE cid = ? AND node != ?'),
     holdsChunksOf: db.prepare('SELECT 1 FROM copies WHERE content = ? AND cid != ? AND node = ? LIMIT 1'),
-    copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (${CHUNK_COUNTS}) GROUP BY content`),
+    copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (${CHUNK_COUNTS}) counts GROUP BY content`),
     visibleHolders: db.prepare(`SELECT DISTINCT cc.content AS content, cc.node AS node
       FROM counted_copies cc
       JOIN contents c ON c.id = cc.content AND c.state = 'visible'
@@ -166,13 +171,13 @@ function prepare (db: SqlEngine) {
     holdings: db.prepare('SELECT node, COUNT(*) AS copies, COUNT(DISTINCT content) AS contents FROM copies GROUP BY node'),
     replicationSummary: db.prepare(`SELECT COUNT(DISTINCT content) AS contents, COUNT(*) AS chunks, MIN(n) AS lowest,
         SUM(CASE WHEN n < ? THEN 1 ELSE 0 END) AS below_min, SUM(CASE WHEN n < replicas THEN 1 ELSE 0 END) AS below_base
-      FROM (${CHUNK_COUNTS})`),
+      FROM (${CHUNK_COUNTS}) counts`),
     atRisk: db.prepare(`SELECT * FROM (
         SELECT cp.content AS content, cp.cid AS cid,
           (SELECT COUNT(*) FROM counted_copies o WHERE o.cid = cp.cid AND o.node != cp.node) AS others
         FROM copies cp
         JOIN contents c ON c.id = cp.content AND c.state = 'visible'
         WHERE cp.node = ? AND cp.state IN ('confirmed', 'suspect')
-      ) WHERE others < ? ORDER BY others, content, cid`)
+      ) at_risk WHERE others < ? ORDER BY others, content, cid`)
   }
 }

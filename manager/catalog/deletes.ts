@@ -15,31 +15,31 @@ export class DeleteStore {
   }
 
   /** Records that a content was deleted (publisher or expiry); kept for good. */
-  addTombstone (id: string, reason: string, now: number): void {
-    this.s.insertTombstone.run(id, now, reason)
+  async addTombstone (id: string, reason: string, now: number): Promise<void> {
+    await this.s.insertTombstone.run(id, now, reason)
   }
 
-  isTombstoned (id: string): boolean {
-    return this.s.isTombstoned.get(id) != null
+  async isTombstoned (id: string): Promise<boolean> {
+    return (await this.s.isTombstoned.get(id)) != null
   }
 
   /** Notes blobs a delete still has to remove on a node (replacing an earlier note for the pair). */
-  addPendingDelete (content: string, node: string, blobs: string[]): void {
-    this.s.upsertPendingDelete.run(content, node, JSON.stringify(blobs))
+  async addPendingDelete (content: string, node: string, blobs: string[]): Promise<void> {
+    await this.s.upsertPendingDelete.run(content, node, JSON.stringify(blobs))
   }
 
-  clearPendingDelete (content: string, node: string): void {
-    this.s.deletePendingDelete.run(content, node)
+  async clearPendingDelete (content: string, node: string): Promise<void> {
+    await this.s.deletePendingDelete.run(content, node)
   }
 
   /** Every delete still owed to a node, oldest content first. */
-  pendingDeletes (): PendingDelete[] {
-    return as<PendingDeleteColumns>(this.s.pendingDeletes.all()).map(pendingDeleteRow)
+  async pendingDeletes (): Promise<PendingDelete[]> {
+    return as<PendingDeleteColumns>(await this.s.pendingDeletes.all()).map(pendingDeleteRow)
   }
 
   /** Forgets the deletes owed to `node` for contents it no longer holds (its heartbeat's complete `held` list). */
-  clearPendingDeletesNotHeld (node: string, held: readonly string[]): number {
-    return Number(this.s.clearPendingNotHeld.run(node, JSON.stringify(held)).changes)
+  async clearPendingDeletesNotHeld (node: string, held: readonly string[]): Promise<number> {
+    return Number((await this.s.clearPendingNotHeld.run(node, JSON.stringify(held))).changes)
   }
 }
 
@@ -52,6 +52,6 @@ function prepare (db: SqlEngine) {
     deletePendingDelete: db.prepare('DELETE FROM pending_deletes WHERE content = ? AND node = ?'),
     pendingDeletes: db.prepare(`SELECT pd.content AS content, pd.node AS node, pd.blobs AS blobs FROM pending_deletes pd
       LEFT JOIN tombstones t ON t.id = pd.content ORDER BY t.deleted_at, pd.content, pd.node`),
-    clearPendingNotHeld: db.prepare('DELETE FROM pending_deletes WHERE node = ? AND content NOT IN (SELECT value FROM json_each(?))')
+    clearPendingNotHeld: db.prepare(`DELETE FROM pending_deletes WHERE node = ? AND content NOT IN (SELECT j.value FROM ${db.dialect.jsonValues('j')})`)
   }
 }

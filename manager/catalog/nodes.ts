@@ -18,95 +18,95 @@ export class NodeStore extends Store<ReturnType<typeof prepare>> {
     super(db, events, prepare(db))
   }
 
-  getNode (peerId: string): NodeRow | undefined {
-    const r = one<NodeColumns>(this.s.getNode.get(peerId))
+  async getNode (peerId: string): Promise<NodeRow | undefined> {
+    const r = one<NodeColumns>(await this.s.getNode.get(peerId))
     return r == null ? undefined : nodeRow(r)
   }
 
-  listNodes (): NodeRow[] {
-    return as<NodeColumns>(this.s.listNodes.all()).map(nodeRow)
+  async listNodes (): Promise<NodeRow[]> {
+    return as<NodeColumns>(await this.s.listNodes.all()).map(nodeRow)
   }
 
   /**
    * Records a join. A draining node stays draining (the operator asked it to
    * leave); any other state becomes alive. Returns the row as it was before.
    */
-  joinNode (j: NodeJoin, now: number): NodeRow | undefined {
-    return this.db.transaction(() => {
-      const before = this.getNode(j.peerId)
-      this.s.upsertJoin.run(j.peerId, j.http, j.zone, int(j.capacity), j.egressCap, now, now, JSON.stringify(j.addrs))
+  async joinNode (j: NodeJoin, now: number): Promise<NodeRow | undefined> {
+    return this.db.transaction(async () => {
+      const before = await this.getNode(j.peerId)
+      await this.s.upsertJoin.run(j.peerId, j.http, j.zone, int(j.capacity), j.egressCap, now, now, JSON.stringify(j.addrs))
       return before
     })
   }
 
   /** A join and its `node-joined` event, in one transaction; returns the row as it was before. */
-  recordJoin (j: NodeJoin, now: number, detail: Record<string, unknown>): NodeRow | undefined {
-    return this.db.transaction(() => {
-      const before = this.joinNode(j, now)
-      this.events.record({ kind: 'node-joined', node: j.peerId, detail: { ...detail, rejoin: before != null } })
+  async recordJoin (j: NodeJoin, now: number, detail: Record<string, unknown>): Promise<NodeRow | undefined> {
+    return this.db.transaction(async () => {
+      const before = await this.joinNode(j, now)
+      await this.events.record({ kind: 'node-joined', node: j.peerId, detail: { ...detail, rejoin: before != null } })
       return before
     })
   }
 
   /** Updates a known node's figures and last-seen time; a dead node is alive again. Returns the row as it was before, undefined when unknown. */
-  heartbeatNode (peerId: string, f: NodeFigures, now: number): NodeRow | undefined {
-    return this.db.transaction(() => {
-      const before = this.getNode(peerId)
+  async heartbeatNode (peerId: string, f: NodeFigures, now: number): Promise<NodeRow | undefined> {
+    return this.db.transaction(async () => {
+      const before = await this.getNode(peerId)
       if (before == null) return undefined
       const addrs = f.addrs != null && f.addrs.length > 0 ? JSON.stringify(f.addrs) : JSON.stringify(before.addrs)
-      this.s.heartbeat.run(f.http, int(f.capacity), int(f.used), f.egressCap, f.egressRate, int(f.blobs), now, addrs, peerId)
+      await this.s.heartbeat.run(f.http, int(f.capacity), int(f.used), f.egressCap, f.egressRate, int(f.blobs), now, addrs, peerId)
       return before
     })
   }
 
   /** A heartbeat, with a `node-alive` event when it brings a dead node back, in one transaction. */
-  recordHeartbeat (peerId: string, f: NodeFigures, now: number): NodeRow | undefined {
-    return this.db.transaction(() => {
-      const before = this.heartbeatNode(peerId, f, now)
-      if (before?.state === 'dead') this.events.record({ kind: 'node-alive', node: peerId, detail: { silentMs: now - before.lastSeen } })
+  async recordHeartbeat (peerId: string, f: NodeFigures, now: number): Promise<NodeRow | undefined> {
+    return this.db.transaction(async () => {
+      const before = await this.heartbeatNode(peerId, f, now)
+      if (before?.state === 'dead') await this.events.record({ kind: 'node-alive', node: peerId, detail: { silentMs: now - before.lastSeen } })
       return before
     })
   }
 
   /** Replaces a known node's libp2p addresses; false when the node is unknown. */
-  setNodeAddrs (peerId: string, addrs: string[]): boolean {
-    return Number(this.s.setNodeAddrs.run(JSON.stringify(addrs), peerId).changes) > 0
+  async setNodeAddrs (peerId: string, addrs: string[]): Promise<boolean> {
+    return Number((await this.s.setNodeAddrs.run(JSON.stringify(addrs), peerId)).changes) > 0
   }
 
-  setNodeState (peerId: string, state: NodeState): void {
-    this.s.setNodeState.run(state, peerId)
+  async setNodeState (peerId: string, state: NodeState): Promise<void> {
+    await this.s.setNodeState.run(state, peerId)
   }
 
   /** Marks a node as asked to drain; a live node turns draining at once, a dead one when it comes back. */
-  setDrain (peerId: string): boolean {
-    return Number(this.s.setDrain.run(peerId).changes) > 0
+  async setDrain (peerId: string): Promise<boolean> {
+    return Number((await this.s.setDrain.run(peerId)).changes) > 0
   }
 
   /** Forgets a node with its copy rows and remembers that it was removed, so it cannot join again under this identity. */
-  removeNode (peerId: string, now: number): boolean {
-    return this.db.transaction(() => {
-      const gone = Number(this.s.deleteNode.run(peerId).changes) > 0
-      if (gone) this.s.insertRemoved.run(peerId, now)
+  async removeNode (peerId: string, now: number): Promise<boolean> {
+    return this.db.transaction(async () => {
+      const gone = Number((await this.s.deleteNode.run(peerId)).changes) > 0
+      if (gone) await this.s.insertRemoved.run(peerId, now)
       return gone
     })
   }
 
-  isRemoved (peerId: string): boolean {
-    return this.s.isRemoved.get(peerId) != null
+  async isRemoved (peerId: string): Promise<boolean> {
+    return (await this.s.isRemoved.get(peerId)) != null
   }
 
   /** Nodes not already dead whose last heartbeat is older than `cutoff` (ms since the epoch). */
-  silentSince (cutoff: number): NodeRow[] {
-    return as<NodeColumns>(this.s.silentSince.all(cutoff)).map(nodeRow)
+  async silentSince (cutoff: number): Promise<NodeRow[]> {
+    return as<NodeColumns>(await this.s.silentSince.all(cutoff)).map(nodeRow)
   }
 
   /** Declares dead, each with its `node-dead` event, every node silent since `cutoff`; returns them as they were. */
-  markSilentDead (cutoff: number, now: number): NodeRow[] {
-    return this.db.transaction(() => {
-      const silent = this.silentSince(cutoff)
+  async markSilentDead (cutoff: number, now: number): Promise<NodeRow[]> {
+    return this.db.transaction(async () => {
+      const silent = await this.silentSince(cutoff)
       for (const n of silent) {
-        this.setNodeState(n.peerId, 'dead')
-        this.events.record({ kind: 'node-dead', node: n.peerId, detail: { silentMs: now - n.lastSeen, was: n.state } })
+        await this.setNodeState(n.peerId, 'dead')
+        await this.events.record({ kind: 'node-dead', node: n.peerId, detail: { silentMs: now - n.lastSeen, was: n.state } })
       }
       return silent
     })

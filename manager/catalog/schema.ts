@@ -1,9 +1,14 @@
 /**
- * The catalog's tables, created idempotently on every open (SQLite dialect).
+ * The catalog's tables at schema version 1 (migrations.ts), in each engine's
+ * dialect: SQLite's as it always was (created idempotently, so a catalog
+ * from before versioning upgrades in place), PostgreSQL's the same tables
+ * with its types (BIGINT for SQLite's 64-bit INTEGER, BYTEA for BLOB, an
+ * identity column for AUTOINCREMENT) and the "C" collation, so text sorts
+ * byte-wise as in SQLite.
  */
-import type { SqlEngine } from './engine.ts'
+import type { DatabaseSync } from 'node:sqlite'
 
-const SCHEMA = `
+const SQLITE_TABLES = `
 CREATE TABLE IF NOT EXISTS contents (
   id TEXT PRIMARY KEY,
   state TEXT NOT NULL CHECK (state IN ('pending', 'visible')),
@@ -79,7 +84,7 @@ CREATE TABLE IF NOT EXISTS events (
  *   confirmed (not pending, not suspect) and on a node that is not dead.
  *   Every query that counts copies goes through it.
  */
-const CONVERGENCE_SCHEMA = `
+const SQLITE_CONVERGENCE = `
 CREATE TABLE IF NOT EXISTS tombstones (
   id TEXT PRIMARY KEY,
   deleted_at INTEGER NOT NULL,
@@ -100,6 +105,28 @@ CREATE VIEW IF NOT EXISTS counted_copies AS
   WHERE cp.state = 'confirmed';
 `
 
+const SQLITE_KEYS_AND_TOKENS = `
+CREATE TABLE IF NOT EXISTS content_keys (
+  content TEXT PRIMARY KEY,
+  key BLOB NOT NULL,
+  stored_at TEXT NOT NULL
+) STRICT;
+`
+
+const SQLITE_TOKENS = `
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY,
+  hash BLOB NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'publisher', 'reader', 'join')),
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+) STRICT;
+`
+
+export const SQLITE_V1 = SQLITE_TABLES + SQLITE_CONVERGENCE + SQLITE_KEYS_AND_TOKENS
+
 /**
  * Columns added after the first release: a catalog created before them gets
  * them on open, so an existing manager keeps its data across the upgrade.
@@ -111,17 +138,134 @@ const ADDED_COLUMNS: Array<{ table: string, column: string, ddl: string }> = [
   { table: 'contents', column: 'owner', ddl: 'ALTER TABLE contents ADD COLUMN owner TEXT' }
 ]
 
-function addMissingColumns (db: SqlEngine): void {
+/** What a SQLite catalog from before versioning may lack: columns added since the first release, the second tokens table. */
+export function upgradeSqliteBaseline (db: DatabaseSync): void {
   for (const { table, column, ddl } of ADDED_COLUMNS) {
     const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>
     if (!columns.some(c => c.name === column)) db.exec(ddl)
   }
+  upgradeFirstTokensTable(db)
+  db.exec(SQLITE_TOKENS)
 }
 
-
-/** Creates what is missing: tables, the counted-copies rule, columns added since the first release. */
-export function createSchema (db: SqlEngine): void {
-  db.exec(SCHEMA)
-  db.exec(CONVERGENCE_SCHEMA)
-  addMissingColumns(db)
+/**
+ * The first tokens table had `hash` (primary key), `kind` ('publisher' |
+ * 'join') and `label`. Its rows are carried over with their role and label,
+ * a fresh id (the shape tokens.ts gives new ones) and the upgrade time as
+ * creation time; contents they published (recorded under the label
+ * `publisher-<first 8 hex of the hash>`) get them as owner.
+ */
+function upgradeFirstTokensTable (db: DatabaseSync): void {
+  const columns = db.prepare('PRAGMA table_info(tokens)').all() as Array<{ name: string }>
+  if (columns.length === 0 || columns.some(c => c.name === 'role')) return
+  db.exec('ALTER TABLE tokens RENAME TO tokens_v1')
+  db.exec(SQLITE_TOKENS)
+  db.prepare(`INSERT INTO tokens (id, hash, role, name, created_at)
+    SELECT lower(hex(randomblob(6))), hash, kind, label, ? FROM tokens_v1`).run(Date.now())
+  db.exec(`UPDATE contents SET owner = (SELECT t.id FROM tokens t WHERE t.role = 'publisher'
+    AND contents.publisher = 'publisher-' || lower(hex(substr(t.hash, 1, 4)))) WHERE owner IS NULL`)
+  db.exec('DROP TABLE tokens_v1')
 }
+
+export const POSTGRES_V1 = `
+CREATE TABLE contents (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'visible')),
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  size BIGINT NOT NULL DEFAULT 0,
+  chunk_size BIGINT NOT NULL,
+  chunk_count BIGINT NOT NULL DEFAULT 0,
+  replicas INTEGER NOT NULL,
+  created_at TEXT COLLATE "C" NOT NULL,
+  publisher TEXT NOT NULL,
+  manifest BYTEA,
+  expires_at BIGINT,
+  private INTEGER NOT NULL DEFAULT 0,
+  owner TEXT COLLATE "C"
+);
+
+CREATE TABLE chunks (
+  content TEXT COLLATE "C" NOT NULL REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  idx BIGINT NOT NULL,
+  cid TEXT COLLATE "C" NOT NULL,
+  size BIGINT NOT NULL,
+  PRIMARY KEY (content, idx)
+);
+CREATE INDEX chunks_by_cid ON chunks (cid);
+
+CREATE TABLE nodes (
+  peer_id TEXT COLLATE "C" PRIMARY KEY,
+  http TEXT NOT NULL,
+  zone TEXT COLLATE "C",
+  capacity BIGINT NOT NULL,
+  used BIGINT NOT NULL DEFAULT 0,
+  egress_cap DOUBLE PRECISION,
+  egress_rate DOUBLE PRECISION NOT NULL DEFAULT 0,
+  blobs BIGINT NOT NULL DEFAULT 0,
+  state TEXT NOT NULL CHECK (state IN ('alive', 'dead', 'draining')),
+  last_seen BIGINT NOT NULL,
+  joined_at BIGINT NOT NULL,
+  addrs TEXT NOT NULL DEFAULT '[]',
+  drain INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE copies (
+  content TEXT COLLATE "C" NOT NULL REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  cid TEXT COLLATE "C" NOT NULL,
+  node TEXT COLLATE "C" NOT NULL REFERENCES nodes (peer_id) ON DELETE CASCADE,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'suspect')),
+  PRIMARY KEY (cid, node)
+);
+CREATE INDEX copies_by_content ON copies (content);
+CREATE INDEX copies_by_node ON copies (node);
+
+CREATE TABLE removed_nodes (
+  peer_id TEXT COLLATE "C" PRIMARY KEY,
+  removed_at BIGINT NOT NULL
+);
+
+CREATE TABLE events (
+  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  content TEXT,
+  node TEXT,
+  detail TEXT
+);
+
+CREATE TABLE tombstones (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  deleted_at BIGINT NOT NULL,
+  reason TEXT NOT NULL
+);
+
+CREATE TABLE pending_deletes (
+  content TEXT COLLATE "C" NOT NULL,
+  node TEXT COLLATE "C" NOT NULL REFERENCES nodes (peer_id) ON DELETE CASCADE,
+  blobs TEXT NOT NULL,
+  PRIMARY KEY (content, node)
+);
+CREATE INDEX pending_deletes_by_node ON pending_deletes (node);
+
+CREATE VIEW counted_copies AS
+  SELECT cp.content AS content, cp.cid AS cid, cp.node AS node
+  FROM copies cp JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+  WHERE cp.state = 'confirmed';
+
+CREATE TABLE content_keys (
+  content TEXT COLLATE "C" PRIMARY KEY,
+  key BYTEA NOT NULL,
+  stored_at TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  hash BYTEA NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'publisher', 'reader', 'join')),
+  name TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  revoked_at BIGINT
+);
+`

@@ -47,19 +47,7 @@ export interface Principal {
   name: string
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tokens (
-  id TEXT PRIMARY KEY,
-  hash BLOB NOT NULL UNIQUE,
-  role TEXT NOT NULL CHECK (role IN ('admin', 'publisher', 'reader', 'join')),
-  name TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  expires_at INTEGER,
-  revoked_at INTEGER
-) STRICT;
-`
-
-/** A random public id; SQLite's `lower(hex(randomblob(6)))` makes the same shape for upgraded rows. */
+/** A random public id; schema.ts makes the same shape for rows of the first tokens table. */
 function newId (): string {
   return randomBytes(6).toString('hex')
 }
@@ -102,40 +90,15 @@ function usable (token: unknown): token is string {
   return typeof token === 'string' && token.length > 0 && token.length <= MAX_TOKEN_CHARS
 }
 
-/**
- * The first tokens table had `hash` (primary key), `kind` ('publisher' |
- * 'join') and `label`. Its rows are carried over with their role and label,
- * a fresh id and the upgrade time as creation time; contents they published
- * (recorded under the label `publisher-<first 8 hex of the hash>`) get them as owner.
- */
-function upgradeFirstTable (db: SqlEngine): void {
-  const columns = db.prepare('PRAGMA table_info(tokens)').all() as Array<{ name: string }>
-  if (columns.length === 0 || columns.some(c => c.name === 'role')) return
-  db.transaction(() => {
-    db.exec('ALTER TABLE tokens RENAME TO tokens_v1')
-    db.exec(SCHEMA)
-    db.prepare(`INSERT INTO tokens (id, hash, role, name, created_at)
-      SELECT lower(hex(randomblob(6))), hash, kind, label, ? FROM tokens_v1`).run(Date.now())
-    const contents = db.prepare('PRAGMA table_info(contents)').all() as Array<{ name: string }>
-    if (contents.some(c => c.name === 'owner')) {
-      db.exec(`UPDATE contents SET owner = (SELECT t.id FROM tokens t WHERE t.role = 'publisher'
-        AND contents.publisher = 'publisher-' || lower(hex(substr(t.hash, 1, 4)))) WHERE owner IS NULL`)
-    }
-    db.exec('DROP TABLE tokens_v1')
-  })
-}
-
 export class TokenStore {
   private readonly s
   private readonly db: SqlEngine
-  private readonly record: (e: NewEvent) => void
+  private readonly record: (e: NewEvent) => void | Promise<void>
 
   /** `record` writes an event row (the catalog's); token changes record theirs in their own transaction. */
-  constructor (db: SqlEngine, record: (e: NewEvent) => void) {
+  constructor (db: SqlEngine, record: (e: NewEvent) => void | Promise<void>) {
     this.db = db
     this.record = record
-    upgradeFirstTable(db)
-    db.exec(SCHEMA)
     this.s = {
       insert: db.prepare(`INSERT INTO tokens (id, hash, role, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (hash) DO NOTHING`),
@@ -153,16 +116,16 @@ export class TokenStore {
    * Registering the same token again changes nothing, not even a revocation:
    * a revoked token stays revoked. Returns the token as stored.
    */
-  register (role: Role, token: string, name?: string): TokenInfo {
+  async register (role: Role, token: string, name?: string): Promise<TokenInfo> {
     if (!usable(token)) throw new BadInputError(`a ${role} token must be 1 to ${MAX_TOKEN_CHARS} characters`)
     const hash = hashToken(token)
     // The default name is the label the first release gave such tokens, so old events still match it.
-    this.s.insert.run(newId(), hash, checkRole(role), name ?? `${role}-${hash.subarray(0, 4).toString('hex')}`, Date.now(), null)
-    return tokenInfo(this.s.byHash.get(hash))
+    await this.s.insert.run(newId(), hash, checkRole(role), name ?? `${role}-${hash.subarray(0, 4).toString('hex')}`, Date.now(), null)
+    return tokenInfo(await this.s.byHash.get(hash))
   }
 
   /** Makes a new random token; the only time it is ever seen in clear is this return value. */
-  create (req: { role: Role, name: string, ttlSeconds?: number }, change: TokenChange = { by: 'operator' }): { token: string, info: TokenInfo } {
+  async create (req: { role: Role, name: string, ttlSeconds?: number }, change: TokenChange = { by: 'operator' }): Promise<{ token: string, info: TokenInfo }> {
     const now = change.now ?? Date.now()
     const role = checkRole(req.role)
     const name = checkTokenName(req.name)
@@ -171,20 +134,20 @@ export class TokenStore {
     }
     const token = newToken()
     const id = newId()
-    const info = this.db.transaction(() => {
-      this.s.insert.run(id, hashToken(token), role, name, now, req.ttlSeconds != null ? now + req.ttlSeconds * 1000 : null)
-      this.record({ kind: 'token-created', detail: { id, role, by: change.by } })
-      return tokenInfo(this.s.byId.get(id))
+    const info = await this.db.transaction(async () => {
+      await this.s.insert.run(id, hashToken(token), role, name, now, req.ttlSeconds != null ? now + req.ttlSeconds * 1000 : null)
+      await this.record({ kind: 'token-created', detail: { id, role, by: change.by } })
+      return tokenInfo(await this.s.byId.get(id))
     })
     return { token, info }
   }
 
-  list (): TokenInfo[] {
-    return this.s.list.all().map(tokenInfo)
+  async list (): Promise<TokenInfo[]> {
+    return (await this.s.list.all()).map(tokenInfo)
   }
 
-  get (id: string): TokenInfo | undefined {
-    const r = this.s.byId.get(id)
+  async get (id: string): Promise<TokenInfo | undefined> {
+    const r = await this.s.byId.get(id)
     return r == null ? undefined : tokenInfo(r)
   }
 
@@ -193,26 +156,26 @@ export class TokenStore {
    * admin token that still works cannot be revoked: nobody could manage the
    * pool any more.
    */
-  revoke (id: string, change: TokenChange = { by: 'operator' }): TokenInfo {
+  async revoke (id: string, change: TokenChange = { by: 'operator' }): Promise<TokenInfo> {
     const now = change.now ?? Date.now()
-    return this.db.transaction(() => this.revokeNow(id, now, change.by))
+    return this.db.transaction(async () => this.revokeNow(id, now, change.by))
   }
 
-  private revokeNow (id: string, now: number, by: string): TokenInfo {
-    const t = this.get(id)
+  private async revokeNow (id: string, now: number, by: string): Promise<TokenInfo> {
+    const t = await this.get(id)
     if (t == null) throw new NotFoundError(`no token ${id}`)
     if (t.revokedAt != null) return t
-    if (t.role === 'admin' && (t.expiresAt == null || t.expiresAt > now) && Number((this.s.liveAdmins.get(now) as { n: number }).n) <= 1) {
+    if (t.role === 'admin' && (t.expiresAt == null || t.expiresAt > now) && Number((await this.s.liveAdmins.get(now) as { n: number }).n) <= 1) {
       throw new ConflictError('this is the last admin token that works: create another admin token before revoking it')
     }
-    this.s.revoke.run(now, id)
-    this.record({ kind: 'token-revoked', detail: { id, role: t.role, by } })
-    return this.get(id)!
+    await this.s.revoke.run(now, id)
+    await this.record({ kind: 'token-revoked', detail: { id, role: t.role, by } })
+    return (await this.get(id))!
   }
 
   /** True once any admin token was ever made (revoked or not): the first start makes one. */
-  hasAdmin (): boolean {
-    return this.s.anyAdmin.get() != null
+  async hasAdmin (): Promise<boolean> {
+    return (await this.s.anyAdmin.get()) != null
   }
 
   /**
@@ -220,9 +183,9 @@ export class TokenStore {
    * lookup is by the token's sha256 through an index: timing can tell an
    * attacker at most how a hash they cannot invert compares to stored ones.
    */
-  identify (token: unknown, now = Date.now()): Principal {
+  async identify (token: unknown, now = Date.now()): Promise<Principal> {
     if (!usable(token)) throw new UnauthorizedError('invalid token')
-    const r = this.s.byHash.get(hashToken(token))
+    const r = await this.s.byHash.get(hashToken(token))
     if (r == null) throw new UnauthorizedError('invalid token')
     const t = tokenInfo(r)
     if (t.revokedAt != null) throw new UnauthorizedError(`token ${t.id} was revoked`)
@@ -234,16 +197,16 @@ export class TokenStore {
    * Checks an `Authorization: Bearer` header and that its token has one of
    * `roles`: none or a bad one is 401, a good one of another role is 403.
    */
-  authorize (header: string | string[] | undefined, roles: readonly Role[], now = Date.now()): Principal {
-    const who = this.identify(parseBearer(header), now)
+  async authorize (header: string | string[] | undefined, roles: readonly Role[], now = Date.now()): Promise<Principal> {
+    const who = await this.identify(parseBearer(header), now)
     if (!roles.includes(who.role)) throw new ForbiddenError(`a ${who.role} token may not do this (needs ${roles.join(' or ')})`)
     return who
   }
 
   /** The id of a usable token of exactly this role, undefined otherwise. */
-  verify (role: Role, token: string, now = Date.now()): string | undefined {
+  async verify (role: Role, token: string, now = Date.now()): Promise<string | undefined> {
     try {
-      const who = this.identify(token, now)
+      const who = await this.identify(token, now)
       return who.role === role ? who.id : undefined
     } catch (err) {
       if (err instanceof UnauthorizedError) return undefined
@@ -252,14 +215,14 @@ export class TokenStore {
   }
 
   /** Checks a token of exactly this role (the control protocol's join) or throws UnauthorizedError; returns its id. */
-  authenticate (role: Role, token: string): string {
-    const id = this.verify(role, token)
+  async authenticate (role: Role, token: string): Promise<string> {
+    const id = await this.verify(role, token)
     if (id == null) throw new UnauthorizedError(`invalid ${role} token`)
     return id
   }
 
   /** Checks an HTTP `Authorization: Bearer` header for a token of exactly this role (401 otherwise). */
-  authenticateBearer (role: Role, header: string | string[] | undefined): string {
+  async authenticateBearer (role: Role, header: string | string[] | undefined): Promise<string> {
     return this.authenticate(role, parseBearer(header))
   }
 }

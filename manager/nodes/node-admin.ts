@@ -54,8 +54,8 @@ export class NodeAdmin {
   }
 
   /** Asks the pool to move everything off a node; harmless when it already drains. */
-  drain (peerId: string, by: string): NodeRow {
-    const node = this.c.catalog.startDrain(peerId, by)
+  async drain (peerId: string, by: string): Promise<NodeRow> {
+    const node = await this.c.catalog.startDrain(peerId, by)
     this.c.logger.info({ node: peerId, by, state: node.state }, 'node set to drain')
     return node
   }
@@ -65,8 +65,8 @@ export class NodeAdmin {
    * Refused while it holds a copy (confirmed or suspect) of a blob that has
    * fewer than the minimum counted copies elsewhere: drain it first.
    */
-  remove (peerId: string, by: string): { peerId: string, removed: true } {
-    const atRisk = this.c.catalog.removeNodeUnlessNeeded(peerId, this.init.minCopies, by, this.now())
+  async remove (peerId: string, by: string): Promise<{ peerId: string, removed: true }> {
+    const atRisk = await this.c.catalog.removeNodeUnlessNeeded(peerId, this.init.minCopies, by, this.now())
     if (atRisk.length > 0) throw new ConflictError(refusal(peerId, atRisk, this.init.minCopies))
     this.c.onRemoved?.(peerId)
     this.c.logger.info({ node: peerId, by }, 'node removed from the pool')

@@ -44,7 +44,7 @@ export class NodeListSigner {
 
   /** The encoded, signed list (core/signed-record.ts, kind `node-list`). */
   async current (): Promise<string> {
-    const nodes = this.c.catalog.listNodes().map(n => ({ peerId: n.peerId, http: n.http }))
+    const nodes = (await this.c.catalog.listNodes()).map(n => ({ peerId: n.peerId, http: n.http }))
     const fingerprint = JSON.stringify(nodes)
     const now = this.now()
     const c = this.cached

@@ -97,15 +97,15 @@ export class NodeRegistry {
 
   async join (req: JoinRequest, peerId: string): Promise<Joined> {
     // First, whatever its token: a removed identity (noise proved it is that peer) must leave, not retry.
-    if (this.c.catalog.isRemoved(peerId)) {
+    if (await this.c.catalog.isRemoved(peerId)) {
       this.log.warn({ node: peerId }, 'a removed node tried to join; refused')
-      this.c.catalog.recordEvent({ kind: 'node-join-refused', node: peerId, detail: { reason: 'removed', http: req.http } })
+      await this.c.catalog.recordEvent({ kind: 'node-join-refused', node: peerId, detail: { reason: 'removed', http: req.http } })
       refuseRemoved()
     }
     // Throws UnauthorizedError, which the RPC layer turns into an `error` reply.
-    this.c.tokens.authenticate('join', req.token)
+    await this.c.tokens.authenticate('join', req.token)
     const addrs = await this.addressesOf(peerId)
-    const before = this.c.catalog.recordJoin({
+    const before = await this.c.catalog.recordJoin({
       peerId,
       http: req.http,
       zone: req.zone != null && req.zone !== '' ? req.zone : null,
@@ -119,12 +119,12 @@ export class NodeRegistry {
 
   async heartbeat (hb: Heartbeat, peerId: string): Promise<Ack> {
     const { catalog } = this.c
-    if (catalog.isRemoved(peerId)) refuseRemoved()
+    if (await catalog.isRemoved(peerId)) refuseRemoved()
     const addrs = await this.addressesOf(peerId)
     const demand = cappedDemand(hb, this.uncappedEgress)
     const now = this.now()
-    const seen = catalog.transaction(() => {
-      const before = catalog.recordHeartbeat(peerId, {
+    const seen = await catalog.transaction(async () => {
+      const before = await catalog.recordHeartbeat(peerId, {
         http: hb.http,
         capacity: hb.capacity,
         used: hb.used,
@@ -135,10 +135,10 @@ export class NodeRegistry {
         addrs
       }, now)
       if (before == null) return undefined
-      const drop = catalog.contentsToDrop(hb.held, now)
+      const drop = await catalog.contentsToDrop(hb.held, now)
       // A complete list shows which owed deletes the node has finished (or never needed); those it
       // still holds stay owed until a heartbeat shows them gone.
-      if (hb.held.length < MAX_HELD) catalog.clearPendingDeletesNotHeld(peerId, hb.held)
+      if (hb.held.length < MAX_HELD) await catalog.clearPendingDeletesNotHeld(peerId, hb.held)
       return { before, drop }
     })
     if (seen == null) {
@@ -156,16 +156,16 @@ export class NodeRegistry {
    * which may be after its join was handled; they let orders reach the node
    * after a manager restart, before it dials in again.
    */
-  updateAddresses (peerId: string, addrs: string[]): void {
+  async updateAddresses (peerId: string, addrs: string[]): Promise<void> {
     if (addrs.length === 0) return
-    if (this.c.catalog.setNodeAddrs(peerId, addrs)) this.log.debug({ node: peerId, addrs }, 'node addresses updated')
+    if (await this.c.catalog.setNodeAddrs(peerId, addrs)) this.log.debug({ node: peerId, addrs }, 'node addresses updated')
   }
 
   /** Declares dead every node silent past the deadline; returns the peer ids that just died. */
-  sweep (): string[] {
+  async sweep (): Promise<string[]> {
     const now = this.now()
     const cutoff = now - this.deadNodeMs
-    const died = this.c.catalog.markSilentDead(cutoff, now).map(n => n.peerId)
+    const died = (await this.c.catalog.markSilentDead(cutoff, now)).map(n => n.peerId)
     for (const node of died) {
       this.log.warn({ node, deadNodeMs: this.deadNodeMs }, 'node missed its heartbeats; marked dead')
       this.c.onDead?.(node)
@@ -173,13 +173,13 @@ export class NodeRegistry {
     return died
   }
 
-  list (): NodeRow[] {
+  async list (): Promise<NodeRow[]> {
     return this.c.catalog.listNodes()
   }
 
   /** Every known node as a placement candidate (placement itself skips the ineligible ones). */
-  candidates (): PlacementCandidate[] {
-    return this.list().map(n => ({
+  async candidates (): Promise<PlacementCandidate[]> {
+    return (await this.list()).map(n => ({
       peerId: n.peerId,
       state: n.state,
       zone: n.zone,
@@ -189,9 +189,10 @@ export class NodeRegistry {
     }))
   }
 
-  countByState (): Record<string, number> {
+  async countByState (): Promise<Record<string, number>> {
     const out: Record<string, number> = {}
-    for (const n of this.list()) out[n.state] = (out[n.state] ?? 0) + 1
+    for (const n of await this.list())
+ out[n.state] = (out[n.state] ?? 0) + 1
     return out
   }
 

@@ -119,7 +119,7 @@ export class CopyDispatcher {
     this.throwIfStopped()
     const state: BlobState = { cid, id: cid.toString(), size, confirmed: new Set(), pending: new Set(), tried: new Set() }
     this.open.set(state.id, state)
-    this.placeMore(state)
+    await this.placeMore(state)
     await this.pump()
   }
 
@@ -155,7 +155,7 @@ export class CopyDispatcher {
   }
 
   /** Chooses nodes for the copies a blob still lacks and queues them. */
-  private placeMore (b: BlobState): void {
+  private async placeMore (b: BlobState): Promise<void> {
     const need = this.replicas - b.confirmed.size - b.pending.size
     if (need <= 0) return
     if (b.tried.size + need > this.replicas + this.extraAttempts) {
@@ -183,7 +183,10 @@ export class CopyDispatcher {
       b.tried.add(t.peerId)
       b.pending.add(t.peerId)
       t.planned = (t.planned ?? 0) + b.size
-      this.c.catalog.addCopy(this.content, b.id, t.peerId, 'pending')
+    }
+    // Each copy is recorded (pending) before its order can go out, so a crash leaves no copy unknown.
+    for (const t of targets) {
+      await this.c.catalog.addCopy(this.content, b.id, t.peerId, 'pending')
       this.orders.enqueue(t.peerId, b)
     }
   }
@@ -215,11 +218,11 @@ export class CopyDispatcher {
       contents: []
     }
     const outcome = await sendStore(this.c.nodes, node, order, { signal: this.signal, timeout: this.orderTimeoutMs })
-    if (outcome.ok) this.onStored(node, batch, outcome.results)
-    else this.onOrderFailed(node, batch, outcome.error)
+    if (outcome.ok) await this.onStored(node, batch, outcome.results)
+    else await this.onOrderFailed(node, batch, outcome.error)
   }
 
-  private onStored (node: string, batch: BlobState[], results: Map<string, StoreResult>): void {
+  private async onStored (node: string, batch: BlobState[], results: Map<string, StoreResult>): Promise<void> {
     const failed: BlobState[] = []
     for (const b of batch) {
       b.pending.delete(node)
@@ -227,21 +230,21 @@ export class CopyDispatcher {
       if (r?.ok === true) {
         b.confirmed.add(node)
         this.holderSet.add(node)
-        this.c.catalog.confirmCopy(b.id, node)
+        await this.c.catalog.confirmCopy(b.id, node)
         if (b.confirmed.size >= this.replicas && this.open.delete(b.id)) this.c.onComplete?.(b.id)
       } else {
         b.lastError = `${node}: ${r?.error ?? 'no result for this blob'}`
-        this.c.catalog.removeCopy(b.id, node)
+        await this.c.catalog.removeCopy(b.id, node)
         this.unplan(node, b.size)
         failed.push(b)
       }
     }
     if (failed.length === 0) return
     this.log.warn({ node, failed: failed.length, of: batch.length, err: failed[0].lastError }, 'node failed to store copies; placing them elsewhere')
-    for (const b of failed) if (this.failure == null && !this.signal.aborted) this.placeMore(b)
+    for (const b of failed) if (this.failure == null && !this.signal.aborted) await this.placeMore(b)
   }
 
-  private onOrderFailed (node: string, batch: BlobState[], err: unknown): void {
+  private async onOrderFailed (node: string, batch: BlobState[], err: unknown): Promise<void> {
     if (this.signal.aborted) return
     this.excluded.add(node)
     this.log.warn({ node, blobs: batch.length, err: describeError(err) }, 'store order failed; node gets no more copies of this upload')
@@ -249,10 +252,10 @@ export class CopyDispatcher {
       b.pending.delete(node)
       b.lastError = `${node}: ${describeError(err)}`
       // The node may have stored the blob before the order failed; if so, its GC reclaims it.
-      this.c.catalog.removeCopy(b.id, node)
+      await this.c.catalog.removeCopy(b.id, node)
       this.unplan(node, b.size)
     }
-    for (const b of batch) if (this.failure == null) this.placeMore(b)
+    for (const b of batch) if (this.failure == null) await this.placeMore(b)
   }
 
   private unplan (node: string, size: number): void {

@@ -77,7 +77,7 @@ export class ContentDeleter {
   }
 
   async delete (contentId: string, by: string, options: DeleteOptions = {}): Promise<DeleteOutcome> {
-    const owed = this.c.lifecycle.delete(contentId, options.event ?? 'content-deleted', by, this.now())
+    const owed = await this.c.lifecycle.delete(contentId, options.event ?? 'content-deleted', by, this.now())
 
     const landed = new Set<string>()
     const round = this.track(this.send(owed, landed, options.signal))
@@ -93,7 +93,7 @@ export class ContentDeleter {
    * were finished.
    */
   async resumePending (): Promise<number> {
-    const owed = this.c.catalog.pendingDeletes()
+    const owed = await this.c.catalog.pendingDeletes()
     if (owed.length === 0) return 0
     const contents = new Set(owed.map(o => o.content))
     this.log.info({ contents: contents.size, orders: owed.length }, 'resuming deletes a restart interrupted')
@@ -102,7 +102,7 @@ export class ContentDeleter {
     for (const content of contents) {
       const nodes = owed.filter(o => o.content === content)
       const done = nodes.filter(o => landed.has(o.node)).length
-      this.c.catalog.recordEvent({ kind: 'delete-resumed', content, detail: { nodes: nodes.length, done } })
+      await this.c.catalog.recordEvent({ kind: 'delete-resumed', content, detail: { nodes: nodes.length, done } })
     }
     return owed.filter(o => landed.has(o.node)).length
   }
@@ -135,7 +135,7 @@ export class ContentDeleter {
         return
       }
       if (this.shutdown.signal.aborted) return
-      this.c.catalog.clearPendingDelete(o.content, o.node)
+      await this.c.catalog.clearPendingDelete(o.content, o.node)
       landed.add(o.node)
     })
   }

@@ -47,7 +47,7 @@ export interface PublishComponents {
   staging: Staging
   nodes: NodeClient
   /** the pool now, as placement candidates */
-  candidates: () => PlacementCandidate[]
+  candidates: () => Promise<PlacementCandidate[]>
   /** the manager's identity: its key signs manifests */
   signer: { privateKey: PrivateKey, peerId: string }
   /** the URL nodes fetch a staged blob from */
@@ -167,7 +167,7 @@ export class Publisher {
       if (Math.ceil(req.length / chunkSize) > MAX_CHUNKS) throw new TooLargeError(`upload of ${req.length} bytes needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
     }
     if (this.c.shutdown.aborted) throw new UnavailableError('manager is shutting down')
-    const pool = this.c.candidates()
+    const pool = await this.c.candidates()
     this.checkRoom(pool, replicas, chunkSize, req.length)
 
     const uploadId = `upload-${randomUUID()}`
@@ -179,7 +179,7 @@ export class Publisher {
     const signal = AbortSignal.any([orderSignal, ...(req.signal != null ? [req.signal] : [])])
     const log = this.log.child({ upload: uploadId })
     const staged = new Set<string>()
-    this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private })
+    await this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private })
     log.info({ name: req.name, length: req.length, replicas, chunkSize, publisher: req.publisher }, 'upload started')
 
     const dispatcher = new CopyDispatcher({
@@ -209,7 +209,7 @@ export class Publisher {
         const { cid, size } = await this.stageChunk(key, index, bytes)
         const id = cid.toString()
         staged.add(id)
-        this.c.catalog.addChunk(uploadId, index, id, size)
+        await this.c.catalog.addChunk(uploadId, index, id, size)
         chunkIds.push(id)
         await dispatcher.add(cid, size)
         step = await chunks.next()
@@ -236,7 +236,7 @@ export class Publisher {
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
       const expiresAt = req.ttlSeconds != null ? Date.now() + req.ttlSeconds * 1000 : null
-      this.c.lifecycle.publish(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt }, key,
+      await this.c.lifecycle.publish(uploadId, { contentId, size, chunkCount: chunkIds.length, manifest: signed.bytes, expiresAt }, key,
         { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })
       this.c.onPublished?.(size)
       log.info({ content: contentId, size, chunks: chunkIds.length, nodes: holders.length }, 'content published')
@@ -284,18 +284,18 @@ export class Publisher {
     const id = signed.id.toString()
     let targets = [...chunkHolders]
     if (targets.length === 0) {
-      targets = placeBlob(signed.id, this.c.candidates(), replicas, signed.bytes.length).map(c => c.peerId)
+      targets = placeBlob(signed.id, await this.c.candidates(), replicas, signed.bytes.length).map(c => c.peerId)
     }
     await this.c.staging.put(id, signed.bytes)
     staged.add(id)
-    for (const node of targets) this.c.catalog.addCopy(uploadId, id, node, 'pending')
+    for (const node of targets) await this.c.catalog.addCopy(uploadId, id, node, 'pending')
     const order = { type: 'store' as const, blobs: [{ cid: id, sources: [this.c.stagingUrl(id)] }], contents: [id] }
     const results = await settledWithLimit(targets, this.ordersInFlight, async (node) => {
       const outcome = await sendStore(this.c.nodes, node, order, { signal, timeout: this.orderTimeoutMs })
       if (!outcome.ok) throw outcome.error
       const r = outcome.results.get(id)
       if (r?.ok !== true) throw new UpstreamError(`node ${node} did not store the manifest: ${r?.error ?? 'no result'}`)
-      this.c.catalog.confirmCopy(id, node)
+      await this.c.catalog.confirmCopy(id, node)
     })
     const failed = results.flatMap((r, i) => r.status === 'rejected' ? [{ node: targets[i], err: r.reason }] : [])
     if (failed.length > 0) {
@@ -337,7 +337,7 @@ export class Publisher {
     try {
       const byNode = new Map<string, string[]>()
       const contents = new Set<string>()
-      for (const copy of this.c.catalog.copiesOf(uploadId)) {
+      for (const copy of await this.c.catalog.copiesOf(uploadId)) {
         const list = byNode.get(copy.node) ?? []
         list.push(copy.cid)
         byNode.set(copy.node, list)
@@ -358,7 +358,7 @@ export class Publisher {
           log.warn({ node: orders[i].node, blobs: orders[i].blobs.length, err: describeError(r.reason) }, 'delete order for a failed upload did not go through; node GC will reclaim the blobs')
         }
       })
-      this.c.catalog.dropFailedUpload(uploadId, {
+      await this.c.catalog.dropFailedUpload(uploadId, {
         code: typeof reason === 'string' ? 'ERR_ABANDONED' : reason.code,
         reason: typeof reason === 'string' ? reason : reason.message,
         nodes: byNode.size,
@@ -372,7 +372,7 @@ export class Publisher {
   /** Cleans up uploads left pending by a crash or a stop (run once at start). */
   async cleanupAbandoned (): Promise<number> {
     const p = (async () => {
-      const pending = this.c.catalog.pendingUploads()
+      const pending = await this.c.catalog.pendingUploads()
       for (const uploadId of pending) {
         if (this.c.shutdown.aborted) break
         const log = this.log.child({ upload: uploadId })

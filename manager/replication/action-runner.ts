@@ -201,7 +201,7 @@ export class ActionRunner {
   private async runCopies (job: CopyJob, signal: AbortSignal): Promise<void> {
     const { catalog } = this.c
     const target = job.node
-    const nodes = new Map(catalog.listNodes().map(n => [n.peerId, n]))
+    const nodes = new Map((await catalog.listNodes()).map(n => [n.peerId, n]))
     const to = nodes.get(target)
     if (to == null || to.state !== 'alive') {
       for (const a of job.actions) this.c.metrics?.onAction('copy', a.reason, 'skipped')
@@ -213,37 +213,44 @@ export class ActionRunner {
     const sent: CopyAction[] = []
     const manifests = new Set<string>()
     const order: StoreOrder = { type: 'store', blobs: [], contents: [] }
-    catalog.transaction(() => {
+    const skipped: CopyAction[] = []
+    await catalog.transaction(async () => {
+      // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
+      sent.length = 0
+      skipped.length = 0
+      manifests.clear()
+      order.blobs = []
       for (const a of job.actions) {
-        const state = catalog.copyState(a.cid, target)
-        if (catalog.getVisible(a.content) == null || state === 'confirmed' || state === 'pending') {
-          this.c.metrics?.onAction('copy', a.reason, 'skipped')
+        const state = await catalog.copyState(a.cid, target)
+        if (await catalog.getVisible(a.content) == null || state === 'confirmed' || state === 'pending') {
+          skipped.push(a)
           continue
         }
         const sources = sourcesOf(a, nodes)
         if (sources.length === 0) {
-          this.c.metrics?.onAction('copy', a.reason, 'skipped')
+          skipped.push(a)
           continue
         }
-        catalog.addCopy(a.content, a.cid, target, 'pending')
+        await catalog.addCopy(a.content, a.cid, target, 'pending')
         order.blobs.push({ cid: a.cid, sources })
         sent.push(a)
-        const manifestState = catalog.copyState(a.content, target)
+        const manifestState = await catalog.copyState(a.content, target)
         if (a.cid === a.content) manifests.add(a.content)
         else if (manifestState !== 'confirmed' && manifestState !== 'pending' && !manifests.has(a.content)) {
-          catalog.addCopy(a.content, a.content, target, 'pending')
+          await catalog.addCopy(a.content, a.content, target, 'pending')
           order.blobs.push(manifestSource(a.content, this.c.manifestUrl(a.content)))
           manifests.add(a.content)
         }
       }
     })
+    for (const a of skipped) this.c.metrics?.onAction('copy', a.reason, 'skipped')
     if (sent.length === 0) return
     order.contents = [...manifests]
 
     // ---- send ---------------------------------------------------------------
     const outcome = await sendStore(this.c.nodes, target, order, { signal, timeout: this.orderTimeoutMs })
     if (!outcome.ok) {
-      this.copyOrderFailed(target, sent, manifests, outcome.error, signal)
+      await this.copyOrderFailed(target, sent, manifests, outcome.error, signal)
       return
     }
     const results = outcome.results
@@ -253,10 +260,14 @@ export class ActionRunner {
     const done: CopyAction[] = []
     const failed: Array<{ action: CopyAction, error: string }> = []
     let added = 0
-    catalog.transaction(() => {
+    await catalog.transaction(async () => {
+      vanished.clear()
+      done.length = 0
+      failed.length = 0
+      added = 0
       const indexed = new Map<string, boolean>()
       for (const content of manifests) {
-        if (catalog.getVisible(content) == null) {
+        if (await catalog.getVisible(content) == null) {
           vanished.add(content)
           continue
         }
@@ -264,17 +275,17 @@ export class ActionRunner {
         const ok = r?.ok === true
         indexed.set(content, ok)
         if (ok) {
-          catalog.confirmCopy(content, target)
-          added += catalog.blobSize(content, content)
+          await catalog.confirmCopy(content, target)
+          added += await catalog.blobSize(content, content)
         } else if (!sent.some(a => a.content === content && a.cid !== content && results.get(a.cid)?.ok === true)) {
-          catalog.removeCopy(content, target)
+          await catalog.removeCopy(content, target)
         } else {
           // Chunks arrived but the content was not indexed: the copies exist and cannot be served well.
-          catalog.addCopy(content, content, target, 'suspect')
+          await catalog.addCopy(content, content, target, 'suspect')
         }
       }
       for (const a of sent) {
-        if (vanished.has(a.content) || catalog.getVisible(a.content) == null) {
+        if (vanished.has(a.content) || await catalog.getVisible(a.content) == null) {
           vanished.add(a.content)
           continue
         }
@@ -285,18 +296,18 @@ export class ActionRunner {
         }
         const r = results.get(a.cid)
         if (r?.ok !== true) {
-          catalog.removeCopy(a.cid, target)
+          await catalog.removeCopy(a.cid, target)
           failed.push({ action: a, error: r?.error ?? 'no result' })
         } else if (indexed.get(a.content) === false) {
-          catalog.addCopy(a.content, a.cid, target, 'suspect')
+          await catalog.addCopy(a.content, a.cid, target, 'suspect')
           failed.push({ action: a, error: results.get(a.content)?.error ?? 'content not indexed' })
         } else {
-          catalog.confirmCopy(a.cid, target)
+          await catalog.confirmCopy(a.cid, target)
           added += a.size
           done.push(a)
         }
       }
-      this.recordCopyEvents(target, done, failed)
+      await this.recordCopyEvents(target, done, failed)
     })
     this.recordUsage(target, added)
     for (const a of done) {
@@ -309,7 +320,7 @@ export class ActionRunner {
     if (vanished.size > 0) await this.removeStrays(target, sent.filter(a => vanished.has(a.content)), vanished, signal)
   }
 
-  private copyOrderFailed (target: string, sent: CopyAction[], manifests: Set<string>, err: unknown, signal: AbortSignal): void {
+  private async copyOrderFailed (target: string, sent: CopyAction[], manifests: Set<string>, err: unknown, signal: AbortSignal): Promise<void> {
     const { catalog } = this.c
     for (const a of sent) this.c.metrics?.onAction('copy', a.reason, 'failed')
     if (signal.aborted) {
@@ -320,7 +331,7 @@ export class ActionRunner {
     // The node may have stored some blobs before the order failed: nobody knows, so they are suspect.
     const copies = [...sent, ...[...manifests].map(content => ({ content, cid: content }))]
     const reasons = [...new Set(sent.map(a => a.reason))]
-    catalog.suspectOrderedCopies(target, copies, { kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
+    await catalog.suspectOrderedCopies(target, copies, { kind: 'copy-failed', node: target, detail: { reasons, copies: sent.length, error: describeError(err).slice(0, 300) } })
     this.log.warn({ node: target, copies: sent.length, err: describeError(err) }, 'copy order failed; its copies are suspect until cleaned up')
   }
 
@@ -335,15 +346,16 @@ export class ActionRunner {
     }
   }
 
-  private recordCopyEvents (target: string, done: CopyAction[], failed: Array<{ action: CopyAction, error: string }>): void {
+  private async recordCopyEvents (target: string, done: CopyAction[], failed: Array<{ action: CopyAction, error: string }>): Promise<void> {
     for (const [key, list] of groupBy(done, a => `${a.content}\u0000${a.reason}`)) {
       const [content, reason] = key.split('\u0000')
       const from = [...new Set(list.flatMap(a => a.from.slice(0, 1)))]
-      this.c.catalog.recordEvent({ kind: 'copies-added', content, node: target, detail: { reason, chunks: list.length, bytes: list.reduce((s, a) => s + a.size, 0), from } })
+      await this.c.catalog.recordEvent({ kind: 'copies-added', content, node: target, detail: { reason, chunks: list.length, bytes: list.reduce((s, a) => s + a.size, 0), from } })
     }
     for (const [key, list] of groupBy(failed, f => `${f.action.content}\u0000${f.action.reason}`)) {
       const [content, reason] = key.split('\u0000')
-      this.c.catalog.recordEvent({ kind: 'copy-failed', content, node: target, detail: { reason, chunks: list.length, error: list[0].error.slice(0, 300) } })
+      await this.c.catalog.recordEvent({ kind: 'copy-failed'
+, content, node: target, detail: { reason, chunks: list.length, error: list[0].error.slice(0, 300) } })
     }
   }
 }

@@ -30,38 +30,43 @@ export async function runDeleteJob (ctx: DeleteJobContext, job: DeleteJob, signa
   const refused: Array<{ action: DeleteAction, others: number }> = []
   const blobs: string[] = []
   const contents = new Set<string>()
-  catalog.transaction(() => {
+  const skipped: DeleteAction[] = []
+  await catalog.transaction(async () => {
+    // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
+    for (const list of [removed, manifests, refused, blobs, skipped]) list.length = 0
+    contents.clear()
     for (const a of job.actions) {
-      const state = catalog.copyState(a.cid, node)
-      if (state == null || catalog.getVisible(a.content) == null) {
-        ctx.c.metrics?.onAction('delete', a.reason, 'skipped')
+      const state = await catalog.copyState(a.cid, node)
+      if (state == null || await catalog.getVisible(a.content) == null) {
+        skipped.push(a)
         continue
       }
       // Defence in depth: whatever the policy decided, never below the minimum.
-      const others = catalog.healthyCopiesExcept(a.cid, node)
+      const others = await catalog.healthyCopiesExcept(a.cid, node)
       if (others < ctx.minCopies) {
         refused.push({ action: a, others })
         continue
       }
-      catalog.removeCopy(a.cid, node)
+      await catalog.removeCopy(a.cid, node)
       blobs.push(a.cid)
-      removed.push({ action: a, state, size: catalog.blobSize(a.content, a.cid) })
+      removed.push({ action: a, state, size: await catalog.blobSize(a.content, a.cid) })
       if (a.cid === a.content) contents.add(a.content)
     }
     for (const content of new Set(removed.map(r => r.action.content))) {
-      if (contents.has(content) || catalog.nodeHoldsChunksOf(content, node)) continue
-      const state = catalog.copyState(content, node)
+      if (contents.has(content) || await catalog.nodeHoldsChunksOf(content, node)) continue
+      const state = await catalog.copyState(content, node)
       if (state == null) continue
       // Nothing of this content is left here: its manifest goes too, and the node stops providing it.
-      catalog.removeCopy(content, node)
+      await catalog.removeCopy(content, node)
       blobs.push(content)
       contents.add(content)
-      manifests.push({ content, state, size: catalog.blobSize(content, content) })
+      manifests.push({ content, state, size: await catalog.blobSize(content, content) })
     }
     for (const r of refused) {
-      catalog.recordEvent({ kind: 'delete-refused', content: r.action.content, node, detail: { reason: r.action.reason, chunk: r.action.cid, others: r.others, minCopies: ctx.minCopies } })
+      await catalog.recordEvent({ kind: 'delete-refused', content: r.action.content, node, detail: { reason: r.action.reason, chunk: r.action.cid, others: r.others, minCopies: ctx.minCopies } })
     }
   })
+  for (const a of skipped) ctx.c.metrics?.onAction('delete', a.reason, 'skipped')
   for (const r of refused) {
     ctx.c.metrics?.onAction('delete', r.action.reason, 'refused')
     ctx.log.warn({ node, chunk: r.action.cid, reason: r.action.reason, others: r.others, minCopies: ctx.minCopies }, 'delete refused: too few other confirmed copies')
@@ -73,19 +78,20 @@ export async function runDeleteJob (ctx: DeleteJobContext, job: DeleteJob, signa
   } catch (err) {
     for (const r of removed) ctx.c.metrics?.onAction('delete', r.action.reason, 'failed')
     // The blobs may still be there: they are kept as suspect copies, so the policy tries again once it is safe.
-    catalog.transaction(() => {
-      for (const r of removed) if (catalog.getVisible(r.action.content) != null) catalog.addCopy(r.action.content, r.action.cid, node, 'suspect')
-      for (const m of manifests) if (catalog.getVisible(m.content) != null) catalog.addCopy(m.content, m.content, node, 'suspect')
+    await catalog.transaction(async () => {
+      for (const r of removed) if (await catalog.getVisible(r.action.content) != null) await catalog.addCopy(r.action.content, r.action.cid, node, 'suspect')
+      for (const m of manifests) if (await catalog.getVisible(m.content) != null) await catalog.addCopy(m.content, m.content, node, 'suspect')
     })
     if (!signal.aborted) ctx.log.warn({ node, blobs: blobs.length, err: describeError(err) }, 'delete order failed; the copies stay recorded as suspect')
     return
   }
   ctx.recordUsage(node, -(removed.reduce((s, r) => s + r.size, 0) + manifests.reduce((s, m) => s + m.size, 0)))
   for (const r of removed) ctx.c.metrics?.onAction('delete', r.action.reason, 'ok')
-  catalog.transaction(() => {
+  await catalog.transaction(async () => {
     for (const [key, list] of groupBy(removed, r => `${r.action.content}\u0000${r.action.reason}`)) {
       const [content, reason] = key.split('\u0000')
-      catalog.recordEvent({ kind: 'copies-removed', content, node, detail: { reason, chunks: list.length, bytes: list.reduce((s, r) => s + r.size, 0), manifest: manifests.some(m => m.content === content) } })
+      await catalog.recordEvent(
+{ kind: 'copies-removed', content, node, detail: { reason, chunks: list.length, bytes: list.reduce((s, r) => s + r.size, 0), manifest: manifests.some(m => m.content === content) } })
     }
   })
   ctx.log.info({ node, blobs: blobs.length, contents: contents.size, reasons: [...new Set(removed.map(r => r.action.reason))] }, 'copies removed')

@@ -15,7 +15,7 @@ import { kadKeyOfPeer } from './placement.ts'
 import type { PolicyChunk, PolicyContent, PolicyNode } from './replication-policy.ts'
 
 export interface PoolSnapshotComponents {
-  catalog: Pick<Catalog, 'listNodes' | 'replicaContents' | 'replicaCopies'>
+  catalog: Pick<Catalog, 'listNodes' | 'replicaContents' | 'replicaCopies' | 'transaction'>
   demand: Pick<DemandTracker, 'byContent' | 'egressOf'>
   /** what our own moves change, until the nodes report it themselves */
   moves: {
@@ -45,11 +45,21 @@ export class PoolSnapshotter {
     this.c = components
   }
 
-  take (now: number, uncappedEgress: number): PoolSnapshot {
+  /**
+   * One transaction, so the three reads agree with each other; the moves'
+   * corrections are read inside it too: on SQLite no copy can be confirmed
+   * (and its move leave the busy set) between the reads and the corrections.
+   */
+  async take (now: number, uncappedEgress: number): Promise<PoolSnapshot> {
+    return this.c.catalog.transaction(async () => this.read(now, uncappedEgress))
+  }
+
+  private async read (now: number, uncappedEgress: number): Promise<PoolSnapshot> {
     const { catalog, demand, moves } = this.c
+    const [nodeRows, copyRows, contentRows] = [await catalog.listNodes(), await catalog.replicaCopies(), await catalog.replicaContents()]
     const nodes: PolicyNode[] = []
     let totalEgress = 0
-    for (const n of catalog.listNodes()) {
+    for (const n of nodeRows) {
       const egressCap = n.egressCap != null && n.egressCap > 0 ? n.egressCap : Infinity
       nodes.push({
         peerId: n.peerId,
@@ -68,7 +78,7 @@ export class PoolSnapshotter {
     const byContent = new Map<string, Map<string, PolicyChunk>>()
     const manifests = new Map<string, PolicyChunk>()
     let largestBlob = 0
-    for (const r of catalog.replicaCopies()) {
+    for (const r of copyRows) {
       const isManifest = r.cid === r.content
       let chunk: PolicyChunk | undefined
       if (isManifest) {
@@ -86,7 +96,7 @@ export class PoolSnapshotter {
 
     const contents: PolicyContent[] = []
     let chunkCount = 0
-    for (const c of catalog.replicaContents()) {
+    for (const c of contentRows) {
       let chunks = [...(byContent.get(c.id)?.values() ?? [])]
       // An empty content is only its manifest: the manifest is then what must keep its copies.
       // Otherwise manifests follow the chunks (every holder of a chunk keeps the manifest).

@@ -127,7 +127,7 @@ function describe (g: Group): string {
 
 export interface RepairBlockedComponents {
   /** where `repair-blocked` and `repair-unblocked` events go */
-  events: { recordEvent: (e: { kind: 'repair-blocked' | 'repair-unblocked', detail?: Record<string, unknown> }) => void }
+  events: { recordEvent: (e: { kind: 'repair-blocked' | 'repair-unblocked', detail?: Record<string, unknown> }) => Promise<void> | void }
   registry: Registry
   logger: Logger
 }
@@ -145,24 +145,26 @@ export class RepairBlockedMonitor {
     for (const reason of ['too-few-nodes', 'disks-full', 'one-zone']) this.gauge.set({ reason }, 0)
   }
 
-  observe (input: BlockInput): RepairBlock[] {
+  async observe (input: BlockInput): Promise<RepairBlock[]> {
     const blocks = findRepairBlocks(input)
     const next = new Map(blocks.map(b => [blockKey(b), b]))
-    for (const [key, b] of next) {
-      if (this.last.has(key)) continue
-      const { message, ...detail } = b
-      this.c.events.recordEvent({ kind: 'repair-blocked', detail: { ...detail, message } })
-      this.c.logger.warn({ ...detail }, `repair blocked: ${message}`)
-    }
-    if (this.last.size > 0 && next.size === 0) {
-      this.c.events.recordEvent({ kind: 'repair-unblocked', detail: {} })
-      this.c.logger.info('repair is no longer blocked')
-    }
+    const started = [...next].filter(([key]) => !this.last.has(key)).map(([, b]) => b)
+    const ended = this.last.size > 0 && next.size === 0
+    // The verdict is kept before the events are written, so a round that overlaps this one reports nothing twice.
     const perReason: Record<string, number> = { 'too-few-nodes': 0, 'disks-full': 0, 'one-zone': 0 }
     for (const b of blocks) perReason[b.reason] += b.chunks
     for (const [reason, n] of Object.entries(perReason)) this.gauge.set({ reason }, n)
     this.last = next
     this.current = blocks
+    for (const b of started) {
+      const { message, ...detail } = b
+      await this.c.events.recordEvent({ kind: 'repair-blocked', detail: { ...detail, message } })
+      this.c.logger.warn({ ...detail }, `repair blocked: ${message}`)
+    }
+    if (ended) {
+      await this.c.events.recordEvent({ kind: 'repair-unblocked', detail: {} })
+      this.c.logger.info('repair is no longer blocked')
+    }
     return blocks
   }
 }

@@ -18,7 +18,7 @@ import { DEFAULT_POLICY, reconcile, type CopyAction, type DeleteAction, type Pol
 
 export interface ReplicationControllerComponents {
   /** the pool now (nodes, contents, copies, demand) */
-  snapshot: (now: number, uncappedEgress: number) => PoolSnapshot
+  snapshot: (now: number, uncappedEgress: number) => Promise<PoolSnapshot>
   runner: {
     submit: (actions: Array<CopyAction | DeleteAction>) => void
     readonly pending: number
@@ -26,7 +26,7 @@ export interface ReplicationControllerComponents {
   /** deletes an expired content everywhere (the publisher's delete path) */
   expire: (contentId: string, signal: AbortSignal) => Promise<void>
   /** turns copies a crash left pending into suspect ones, once, before the first round */
-  recover?: () => number
+  recover?: () => Promise<number>
   metrics?: ReplicationMetrics
   /** told of every round's snapshot and decisions (the console's history) */
   onRound?: (at: number, snapshot: PoolSnapshot, report: PolicyReport, budget: number) => void
@@ -97,7 +97,7 @@ export class ReplicationController {
   async runOnce (signal: AbortSignal = this.shutdown.signal): Promise<RoundSummary> {
     if (!this.recovered) {
       this.recovered = true
-      const n = this.c.recover?.() ?? 0
+      const n = await this.c.recover?.() ?? 0
       if (n > 0) this.log.info({ copies: n }, 'copies of moves interrupted by a restart are suspect until checked')
     }
     const now = this.now()
@@ -105,7 +105,7 @@ export class ReplicationController {
     let snapshot: PoolSnapshot
     let budget: number
     try {
-      snapshot = this.c.snapshot(now, this.settings.uncappedEgress)
+      snapshot = await this.c.snapshot(now, this.settings.uncappedEgress)
       budget = this.budget.available(this.moveShare * snapshot.totalEgress, snapshot.largestBlob)
       report = reconcile({ nodes: snapshot.nodes, contents: snapshot.contents, settings: { ...this.settings, moveBudget: budget }, now })
     } catch (err) {

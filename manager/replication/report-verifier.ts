@@ -104,23 +104,23 @@ export class ReportVerifier {
    * against the catalog (404 unknown content, 400 a blob not of it), then
    * verified in the background unless it can be decided at once.
    */
-  submit (report: BadCopyReport, client: string): Intake {
+  async submit (report: BadCopyReport, client: string): Promise<Intake> {
     if (this.shutdown.signal.aborted) throw new RateLimitedError('the manager is stopping')
     if (!this.buckets.take(client)) {
       throw new RateLimitedError(`too many reports from ${client}; try again in ${this.buckets.retryAfter(client)} s`)
     }
     const { catalog } = this.c
-    if (catalog.getVisible(report.content) == null) throw new NotFoundError(`no content ${report.content}`)
-    if (report.chunk !== report.content && !catalog.hasChunk(report.content, report.chunk)) throw new BadInputError(`${report.chunk} is not a blob of ${report.content}`)
+    if (await catalog.getVisible(report.content) == null) throw new NotFoundError(`no content ${report.content}`)
+    if (report.chunk !== report.content && !(await catalog.hasChunk(report.content, report.chunk))) throw new BadInputError(`${report.chunk} is not a blob of ${report.content}`)
     const key = `${report.chunk}@${report.node}`
-    if (catalog.copyState(report.chunk, report.node) !== 'confirmed' || catalog.getNode(report.node) == null) {
-      this.record(report, 'no-copy', {})
+    if (await catalog.copyState(report.chunk, report.node) !== 'confirmed' || await catalog.getNode(report.node) == null) {
+      await this.record(report, 'no-copy', {})
       return { verifying: false, verdict: 'no-copy' }
     }
     if (this.running.has(key)) return { verifying: true }
     const seen = this.intact.get(key)
     if (seen != null && this.now() - seen < this.intactMemoryMs) {
-      this.record(report, 'intact', { recent: true })
+      await this.record(report, 'intact', { recent: true })
       return { verifying: false, verdict: 'intact' }
     }
     if (this.running.size >= this.maxPending) throw new RateLimitedError('the manager is verifying too many reports; try again later')
@@ -148,14 +148,14 @@ export class ReportVerifier {
 
   private async verifyNow (report: BadCopyReport): Promise<Verdict> {
     try {
-      const node = this.c.catalog.getNode(report.node)
+      const node = await this.c.catalog.getNode(report.node)
       if (node == null || this.shutdown.signal.aborted) return 'unverified'
       const { verdict, error } = await this.fetchAndCheck(report, node.http)
       if (this.shutdown.signal.aborted) return verdict
       if (verdict === 'intact') {
         this.remember(`${report.chunk}@${report.node}`)
       }
-      this.record(report, verdict, error != null ? { error } : {})
+      await this.record(report, verdict, error != null ? { error } : {})
       return verdict
     } catch (err) {
       // Only the catalog can throw here (e.g. closed while stopping): the report simply did not count.
@@ -166,7 +166,7 @@ export class ReportVerifier {
 
   private async fetchAndCheck (report: BadCopyReport, http: string): Promise<{ verdict: Verdict, error?: string }> {
     const cid = parseBlobId(report.chunk)
-    const expected = this.c.catalog.blobSize(report.content, report.chunk)
+    const expected = await this.c.catalog.blobSize(report.content, report.chunk)
     const url = `${http.replace(/\/+$/, '')}/chunk/${report.chunk}`
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.timeoutMs)])
     try {
@@ -178,7 +178,11 @@ export class ReportVerifier {
         if (bytes == null) return { verdict: 'corrupt', error: `more than the ${expected} bytes of the blob` }
         return { verdict: matchesCid(cid, bytes) ? 'intact' : 'corrupt' }
       } finally {
-        if (!res.body.destroyed) res.body.destroy()
+        if (!res.body.destroyed) {
+          // Destroying a body not read to its end makes undici emit our own abort as an error: it is expected, not a failure.
+          res.body.on('error', () => {})
+          res.body.destroy()
+        }
       }
     } catch (err) {
       return { verdict: 'unverified', error: describeError(err).slice(0, 300) }
@@ -186,12 +190,13 @@ export class ReportVerifier {
   }
 
   /** Writes the outcome: a proven bad copy turns suspect in the same transaction as its event. */
-  private record (report: BadCopyReport, verdict: Verdict, extra: Record<string, unknown>): void {
+  private async record (report: BadCopyReport, verdict: Verdict, extra: Record<string, unknown>): Promise<void> {
     const { catalog } = this.c
     const detail = { chunk: report.chunk, reason: report.reason, verdict, ...extra }
     const proven = verdict === 'corrupt' || verdict === 'missing'
     const kind = proven ? 'bad-copy-verified' : verdict === 'unverified' ? 'bad-copy-unverified' : 'bad-copy-rejected'
-    const marked = catalog.judgeCopy(report.chunk, report.node, proven, marked => ({ kind, content: report.content, node: report.node, detail: proven ? { ...detail, marked } : detail }))
+    const marked = await catalog.judgeCopy(
+report.chunk, report.node, proven, marked => ({ kind, content: report.content, node: report.node, detail: proven ? { ...detail, marked } : detail }))
     const fields = { content: report.content, chunk: report.chunk, node: report.node, verdict }
     if (proven) this.log.warn({ ...fields, marked }, 'bad copy verified; it no longer counts')
     else this.log.info(fields, verdict === 'unverified' ? 'bad-copy report could not be verified; nothing changes' : 'bad-copy report rejected')

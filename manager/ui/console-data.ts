@@ -40,30 +40,30 @@ const MARK_EVENTS = 1000
 const ROUNDS_SHOWN = 120
 const MARKED = new Set(['copies-added', 'copies-removed', 'copy-failed'])
 
-export function consoleState (c: ConsoleDataComponents, selected?: string, now = Date.now()): ConsoleState {
-  const holdings = c.catalog.holdingsByNode()
-  const nodes = c.catalog.listNodes().map(n => {
+export async function consoleState (c: ConsoleDataComponents, selected?: string, now = Date.now()): Promise<ConsoleState> {
+  const holdings = await c.catalog.holdingsByNode()
+  const nodes = (await c.catalog.listNodes()).map(n => {
     const h = holdings.get(n.peerId)
     return nodeJson(n, h, c.nodeHealth(n, h))
   })
-  const visible = c.catalog.listVisible()
+  const visible = await c.catalog.listVisible()
   const contents = visible.map(x => {
     const last = c.history.latest(x.id)
     return { ...contentJson(x), demand: last?.demand ?? 0, wanted: last?.wanted ?? x.replicas }
   })
   const r = c.replication()
   const health = {
-    ...c.catalog.replicationSummary(r.minCopies),
+    ...(await c.catalog.replicationSummary(r.minCopies)),
     minCopies: r.minCopies,
     pendingActions: r.pendingActions,
     lastRound: r.lastRound,
     repairBlocked: r.repairBlocked ?? [],
     rounds: c.history.rounds().slice(-ROUNDS_SHOWN)
   }
-  const events = c.catalog.listEvents(CONSOLE_EVENTS)
+  const events = await c.catalog.listEvents(CONSOLE_EVENTS)
   const state: ConsoleState = { at: now, nodes, contents, health, events }
   if (selected != null && visible.some(x => x.id === selected)) {
-    state.selected = { id: selected, series: c.history.series(selected), marks: marksOf(c.catalog.listEvents(MARK_EVENTS), selected) }
+    state.selected = { id: selected, series: c.history.series(selected), marks: marksOf(await c.catalog.listEvents(MARK_EVENTS), selected) }
   }
   return state
 }

@@ -42,10 +42,10 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
   const streams = new Set<{ res: ServerResponse, timer: NodeJS.Timeout }>()
 
   /** The request's live session, checked against its token each time: a revoked or expired token ends it. */
-  const sessionOf = (req: IncomingMessage): Session | undefined => {
+  const sessionOf = async (req: IncomingMessage): Promise<Session | undefined> => {
     const s = c.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE))
     if (s == null) return undefined
-    const t = c.tokens.get(s.tokenId)
+    const t = await c.tokens.get(s.tokenId)
     if (t == null || t.role !== 'admin' || t.revokedAt != null || (t.expiresAt != null && t.expiresAt <= Date.now())) {
       c.sessions.delete(s.id)
       return undefined
@@ -53,8 +53,8 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
     return s
   }
 
-  const requireSession = (req: IncomingMessage): Session => {
-    const s = sessionOf(req)
+  const requireSession = async (req: IncomingMessage): Promise<Session> => {
+    const s = await sessionOf(req)
     if (s == null) throw new UnauthorizedError('no console session: log in at /ui')
     return s
   }
@@ -81,7 +81,7 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
       return
     }
     try {
-      const who = c.tokens.identify(token)
+      const who = await c.tokens.identify(token)
       if (who.role !== 'admin') throw new ForbiddenError(`a ${who.role} token cannot open the console: it needs an admin token`)
       const s = c.sessions.create(who.id)
       c.logger.info({ token: who.id }, 'console login')
@@ -105,29 +105,39 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
   function stream (req: IncomingMessage, res: ServerResponse, url: URL): void {
     const selected = selectedOf(url)
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    const entry = {
-      res,
-      timer: setInterval(() => {
-        // A session that ended (logout, revoked token, expiry) stops its stream.
-        if (sessionOf(req) == null) {
-          end()
-          return
-        }
-        push()
-      }, interval)
+    let closed = false
+    let busy = false
+    const push = async (): Promise<void> => {
+      const state = await consoleState(c, selected)
+      if (!closed) res.write(`data: ${JSON.stringify(state)}\n\n`)
     }
-    const push = (): void => { res.write(`data: ${JSON.stringify(consoleState(c, selected))}\n\n`) }
+    /** One push at a time: a slow catalog read skips ticks rather than piling them up. */
+    const tick = (first: boolean): void => {
+      if (busy || closed) return
+      busy = true
+      void (async () => {
+        // A session that ended (logout, revoked token, expiry) stops its stream.
+        if (!first && await sessionOf(req) == null) end()
+        else await push()
+      })().catch((err: unknown) => {
+        c.logger.warn({ err: String(err) }, 'console stream stopped: reading the catalog failed')
+        end()
+      }).finally(() => { busy = false })
+    }
+    const entry = { res, timer: setInterval(() => { tick(false) }, interval) }
     const end = (): void => {
+      closed = true
       clearInterval(entry.timer)
       streams.delete(entry)
       res.end()
     }
     streams.add(entry)
     req.once('close', () => {
+      closed = true
       clearInterval(entry.timer)
       streams.delete(entry)
     })
-    push()
+    tick(true)
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -140,8 +150,8 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
     }
     if (path === '/ui' || path === '/ui/') {
       only('GET', 'HEAD')
-      if (sessionOf(req) == null) send(req, res, 200, loginPage())
-      else send(req, res, 200, consolePage(consoleState(c, selectedOf(url))))
+      if (await sessionOf(req) == null) send(req, res, 200, loginPage())
+      else send(req, res, 200, consolePage(await consoleState(c, selectedOf(url))))
       return
     }
     if (path === '/ui/login') {
@@ -162,13 +172,13 @@ export function createConsole (c: ConsoleComponents, init: ConsoleInit = {}): Co
     }
     if (path === '/ui/api/state') {
       only('GET')
-      requireSession(req)
-      sendJson(res, 200, consoleState(c, selectedOf(url)))
+      await requireSession(req)
+      sendJson(res, 200, await consoleState(c, selectedOf(url)))
       return
     }
     if (path === '/ui/api/stream') {
       only('GET')
-      requireSession(req)
+      await requireSession(req)
       stream(req, res, url)
       return
     }

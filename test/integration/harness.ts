@@ -30,19 +30,24 @@ export interface Network {
   dir: string
   nodes: NetworkNode[]
   proc: ChildProcess
-  stop (): Promise<void>
+  /** stops every process; the data directory goes too unless `keepDir` */
+  stop (opts?: { keepDir?: boolean }): Promise<void>
 }
 
 export async function tempDir (label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `cdn-${label}-`))
 }
 
-/** `cdn up --json` with ephemeral ports; resolves once the pool is ready. */
-export async function startNetwork (opts: { nodes?: number, extra?: string[] } = {}): Promise<Network> {
-  const dir = await tempDir('net')
+/**
+ * `cdn up --json` with ephemeral ports; resolves once the pool is ready.
+ * `dir` starts again on a network's data (stopped with keepDir); `env` is
+ * given to every process (e.g. CDN_DATABASE_URL for the manager's catalog).
+ */
+export async function startNetwork (opts: { nodes?: number, extra?: string[], dir?: string, env?: Record<string, string> } = {}): Promise<Network> {
+  const dir = opts.dir ?? await tempDir('net')
   // Tests kill children on purpose: `cdn up` must not bring them back.
   const args = [CDN, 'up', '--json', '--nodes', String(opts.nodes ?? 4), '--dir', dir, '--manager-port', '0', '--proxy-port', '0', '--no-restart', ...(opts.extra ?? [])]
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CDN_LOG_LEVEL: process.env.CDN_LOG_LEVEL ?? 'info' } })
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CDN_LOG_LEVEL: process.env.CDN_LOG_LEVEL ?? 'info', ...opts.env } })
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! })
     rl.once('line', resolve)
@@ -56,13 +61,13 @@ export async function startNetwork (opts: { nodes?: number, extra?: string[] } =
     tokenFile,
     adminTokenFile: join(dir, 'manager', 'admin.token'),
     proc,
-    async stop () {
+    async stop (o = {}) {
       if (proc.exitCode == null) {
         const exited = new Promise(resolve => proc.once('exit', resolve))
         proc.kill('SIGTERM')
         await exited
       }
-      await rm(dir, { recursive: true, force: true })
+      if (o.keepDir !== true) await rm(dir, { recursive: true, force: true })
     }
   }
 }

@@ -1,5 +1,6 @@
 /**
- * A pool for the manager's unit tests: a real catalog (sqlite in a temp dir)
+ * A pool for the manager's unit tests: a real catalog (SQLite in a temp dir,
+ * or PostgreSQL with CDN_TEST_CATALOG=postgres or `engine`)
  * and in-memory nodes that obey store and delete orders the way real ones do
  * (a blob is stored only if one of its sources has it; a manifest from the
  * manager always can be), so the replication controller can be driven round
@@ -15,7 +16,8 @@ import { UpstreamError } from '../../../core/errors.ts'
 import { chunkCid, manifestCid } from '../../../core/ids.ts'
 import type { DeleteOrder, Deleted, StoreOrder, Stored } from '../../../core/wire.ts'
 import { Catalog } from '../../../manager/catalog/catalog.ts'
-import { Db } from '../../../manager/catalog/sqlite.ts'
+import type { SqlEngine } from '../../../manager/catalog/engine.ts'
+import { freshLocation, openTracked, type EngineName } from '../../support/catalog-engines.ts'
 import type { NodeClient, OrderOptions } from '../../../manager/nodes/node-client.ts'
 
 export const MANAGER_URL = 'http://manager.test'
@@ -85,30 +87,34 @@ export class FakeNodes implements NodeClient {
 
 export interface TestPool {
   dir: string
-  db: Db
+  db: SqlEngine
   catalog: Catalog
   nodes: FakeNodes
   peers: string[]
   /** publishes a content whose chunk `i` is held (confirmed, on disk) by the peers at `holders[i]` (indexes into `peers`) */
-  addContent: (holders: number[][], opts?: { replicas?: number, chunkSize?: number, expiresAt?: number, manifestHolders?: number[] }) => { id: string, chunks: string[] }
+  addContent: (holders: number[][], opts?: { replicas?: number, chunkSize?: number, expiresAt?: number, manifestHolders?: number[] }) => Promise<{ id: string, chunks: string[] }>
   /** reports every node's disk use to the catalog, as heartbeats would */
-  heartbeat: (now?: number) => void
+  heartbeat: (now?: number) => Promise<void>
+  /** opens the pool's catalog anew, as a restarted manager would */
+  reopen: () => Promise<SqlEngine>
   close: () => Promise<void>
 }
 
-export async function makePool (nodeCount: number, opts: { capacity?: number, zones?: string[] } = {}): Promise<TestPool> {
+export async function makePool (nodeCount: number, opts: { capacity?: number, zones?: string[], engine?: EngineName } = {}): Promise<TestPool> {
   const dir = await mkdtemp(join(tmpdir(), 'cdn-pool-'))
-  const db = new Db(join(dir, 'catalog.db'))
+  const engine = opts.engine ?? (process.env.CDN_TEST_CATALOG === 'postgres' ? 'postgres' : 'sqlite')
+  const where = engine === 'sqlite' ? { sqlite: join(dir, 'catalog.db') } : await freshLocation('postgres')
+  const db = await openTracked(where)
   const catalog = new Catalog(db)
   dbOf.set(catalog, db)
   const nodes = new FakeNodes()
   const peers = await peerIds(nodeCount)
   const sizes = new Map<string, number>()
-  peers.forEach((peer, i) => {
+  for (const [i, peer] of peers.entries()) {
     const http = `http://node-${i}.test`
     nodes.addNode(peer, http)
-    catalog.joinNode({ peerId: peer, http, zone: opts.zones?.[i] ?? null, capacity: opts.capacity ?? 1e9, egressCap: null, addrs: [] }, Date.now())
-  })
+    await catalog.joinNode({ peerId: peer, http, zone: opts.zones?.[i] ?? null, capacity: opts.capacity ?? 1e9, egressCap: null, addrs: [] }, Date.now())
+  }
   let uploads = 0
   return {
     dir,
@@ -116,52 +122,53 @@ export async function makePool (nodeCount: number, opts: { capacity?: number, zo
     catalog,
     nodes,
     peers,
-    addContent (holders, o = {}) {
+    async addContent (holders, o = {}) {
       const uploadId = `upload-${uploads++}`
       const chunkSize = o.chunkSize ?? 1024
-      catalog.createUpload({ uploadId, name: uploadId, type: 'application/octet-stream', chunkSize, replicas: o.replicas ?? 3, createdAt: new Date().toISOString(), publisher: 'test' })
+      await catalog.createUpload({ uploadId, name: uploadId, type: 'application/octet-stream', chunkSize, replicas: o.replicas ?? 3, createdAt: new Date().toISOString(), publisher: 'test' })
       const chunks = holders.map(() => chunkCid(randomBytes(16)).toString())
       const manifest = Buffer.from(JSON.stringify({ chunks, salt: randomBytes(8).toString('hex') }))
       const id = manifestCid(manifest).toString()
       const holderSet = new Set<number>()
-      chunks.forEach((cid, i) => {
-        catalog.addChunk(uploadId, i, cid, chunkSize)
+      for (const [i, cid] of chunks.entries()) {
+        await catalog.addChunk(uploadId, i, cid, chunkSize)
         sizes.set(cid, chunkSize)
         for (const h of holders[i]) {
-          catalog.addCopy(uploadId, cid, peers[h], 'confirmed')
+          await catalog.addCopy(uploadId, cid, peers[h], 'confirmed')
           nodes.disk(peers[h]).add(cid)
           holderSet.add(h)
         }
-      })
+      }
       for (const h of o.manifestHolders ?? holderSet) {
-        catalog.addCopy(uploadId, id, peers[h], 'confirmed')
+        await catalog.addCopy(uploadId, id, peers[h], 'confirmed')
         nodes.disk(peers[h]).add(id)
         nodes.indexed.get(peers[h])!.add(id)
       }
       sizes.set(id, manifest.length)
-      catalog.makeVisible(uploadId, { contentId: id, size: chunks.length * chunkSize, chunkCount: chunks.length, manifest, expiresAt: o.expiresAt ?? null })
+      await catalog.makeVisible(uploadId, { contentId: id, size: chunks.length * chunkSize, chunkCount: chunks.length, manifest, expiresAt: o.expiresAt ?? null })
       return { id, chunks }
     },
-    heartbeat (now = Date.now()) {
-      for (const n of catalog.listNodes()) {
+    async heartbeat (now = Date.now()) {
+      for (const n of await catalog.listNodes()) {
         if (n.state === 'dead') continue
         const used = [...nodes.disk(n.peerId)].reduce((s, b) => s + (sizes.get(b) ?? 0), 0)
-        catalog.heartbeatNode(n.peerId, { http: n.http, capacity: n.capacity, used, egressCap: n.egressCap, egressRate: 0, blobs: nodes.disk(n.peerId).size }, now)
+        await catalog.heartbeatNode(n.peerId, { http: n.http, capacity: n.capacity, used, egressCap: n.egressCap, egressRate: 0, blobs: nodes.disk(n.peerId).size }, now)
       }
     },
+    reopen: async () => await openTracked(where),
     async close () {
-      db.close()
+      await db.close()
       await rm(dir, { recursive: true, force: true })
     }
   }
 }
 
 /** The database under each pool's catalog, for tests that look at rows directly. */
-const dbOf = new WeakMap<Catalog, Db>()
+const dbOf = new WeakMap<Catalog, SqlEngine>()
 
 /** Confirmed copies of `cid` on nodes that are not dead, per the catalog. */
-export function confirmedLive (catalog: Catalog, cid: string): string[] {
-  const live = new Set(catalog.listNodes().filter(n => n.state !== 'dead').map(n => n.peerId))
-  return (dbOf.get(catalog)!.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
+export async function confirmedLive (catalog: Catalog, cid: string): Promise<string[]> {
+  const live = new Set((await catalog.listNodes()).filter(n => n.state !== 'dead').map(n => n.peerId))
+  return (await dbOf.get(catalog)!.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
     .map(r => r.node).filter(n => live.has(n))
 }

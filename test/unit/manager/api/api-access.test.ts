@@ -28,7 +28,7 @@ import { makePool } from '../pool-fixture.ts'
 
 const pool = await makePool(3)
 const { catalog, db, peers } = pool
-const tokens = new TokenStore(db, e => { catalog.recordEvent(e) })
+const tokens = new TokenStore(db, async e => { await catalog.recordEvent(e) })
 const keys = new KeyCustody(db)
 const privateKey = await generateKeyPair('Ed25519')
 const peerId = peerIdFromPrivateKey(privateKey).toString()
@@ -38,32 +38,32 @@ const published: PublishRequest[] = []
 const registry = new Registry()
 
 const T = {
-  admin: tokens.create({ role: 'admin', name: 'root' }).token,
-  admin2: tokens.create({ role: 'admin', name: 'second' }).token,
-  pubA: tokens.create({ role: 'publisher', name: 'alice' }).token,
-  pubB: tokens.create({ role: 'publisher', name: 'bob' }).token,
-  reader: tokens.create({ role: 'reader', name: 'viewer' }).token,
-  join: tokens.create({ role: 'join', name: 'nodes' }).token,
-  revoked: tokens.create({ role: 'admin', name: 'gone' }).token,
-  expired: tokens.create({ role: 'admin', name: 'old', ttlSeconds: 1 }, { by: 'test', now: Date.now() - 10_000 }).token,
+  admin: (await tokens.create({ role: 'admin', name: 'root' })).token,
+  admin2: (await tokens.create({ role: 'admin', name: 'second' })).token,
+  pubA: (await tokens.create({ role: 'publisher', name: 'alice' })).token,
+  pubB: (await tokens.create({ role: 'publisher', name: 'bob' })).token,
+  reader: (await tokens.create({ role: 'reader', name: 'viewer' })).token,
+  join: (await tokens.create({ role: 'join', name: 'nodes' })).token,
+  revoked: (await tokens.create({ role: 'admin', name: 'gone' })).token,
+  expired: (await tokens.create({ role: 'admin', name: 'old', ttlSeconds: 1 }, { by: 'test', now: Date.now() - 10_000 })).token,
   wrong: 'cdn_not-a-token-of-this-pool'
 }
-tokens.revoke(tokens.identify(T.revoked).id)
-const idOf = (t: string): string => tokens.identify(t).id
+await tokens.revoke((await tokens.identify(T.revoked)).id)
+const idOf = async (t: string): Promise<string> => (await tokens.identify(t)).id
 
 /** A visible content owned by `owner`'s token, with a key in custody. */
-function content (owner: string, priv: boolean, holders = [[0, 1]]): string {
-  const { id } = pool.addContent(holders, { replicas: 2 })
-  db.prepare('UPDATE contents SET owner = ?, private = ? WHERE id = ?').run(idOf(owner), priv ? 1 : 0, id)
-  keys.put(id, newContentKey())
+async function content (owner: string, priv: boolean, holders = [[0, 1]]): Promise<string> {
+  const { id } = (await pool.addContent(holders, { replicas: 2 }))
+  await db.prepare('UPDATE contents SET owner = ?, private = ? WHERE id = ?').run(await idOf(owner), priv ? 1 : 0, id)
+  await keys.put(id, newContentKey())
   return id
 }
 const C = {
-  publicA: content(T.pubA, false),
-  privateA: content(T.pubA, true),
-  privateB: content(T.pubB, true),
-  doomedA: content(T.pubA, true),
-  doomedB: content(T.pubB, false)
+  publicA: await content(T.pubA, false),
+  privateA: await content(T.pubA, true),
+  privateB: await content(T.pubB, true),
+  doomedA: await content(T.pubA, true),
+  doomedB: await content(T.pubB, false)
 }
 const cap = async (id: string, ttl = 3600): Promise<string> => (await capabilities.issue(id, ttl)).capability
 const CAP = {
@@ -96,11 +96,11 @@ const handler = createApiHandler({
   } as any,
   deleter: new ContentDeleter({ catalog, lifecycle: new ContentLifecycle(catalog, keys), nodes: pool.nodes, logger: silentLogger() }),
   metricsRegistry: registry,
-  metrics: createManagerMetrics(registry, () => ({})),
+  metrics: createManagerMetrics(registry, async () => ({})),
   info: () => ({ peerId, multiaddrs: [], http: '' }),
   nodeAdmin: new NodeAdmin({ catalog, logger: silentLogger() }, { minCopies: 1, diskHighWater: 0.9, egressHighWater: 0.9, heartbeatMs: 1000 }),
   replication: () => ({ minCopies: 1, pendingActions: 0, lastRound: null }),
-  reports: { submit: () => ({ verifying: true }) },
+  reports: { submit: async () => ({ verifying: true }) },
   nodeList: async () => 'signed-list',
   logger: silentLogger()
 })
@@ -180,7 +180,7 @@ const READ_ONLY: Case[] = [
   ['create token, no name', 'POST', '/api/tokens', T.admin, 400, { 'content-type': 'application/json' }, '{"role":"reader"}'],
   ['create token, bad ttl', 'POST', '/api/tokens', T.admin, 400, { 'content-type': 'application/json' }, '{"role":"reader","name":"x","ttlSeconds":"1d"}'],
   ['create token, not JSON', 'POST', '/api/tokens', T.admin, 400, { 'content-type': 'application/json' }, '{"role":'],
-  ['revoke token, publisher', 'DELETE', `/api/tokens/${idOf(T.reader)}`, T.pubA, 403],
+  ['revoke token, publisher', 'DELETE', `/api/tokens/${await idOf(T.reader)}`, T.pubA, 403],
   ['revoke token, malformed id', 'DELETE', '/api/tokens/xyz', T.admin, 400],
   ['revoke token, unknown id', 'DELETE', '/api/tokens/000000000000', T.admin, 404],
   // share and delete: owner or admin
@@ -212,12 +212,12 @@ test('the authorization matrix: each route, each credential', async () => {
     if (r.status !== want) wrong.push(`${what}: ${method} ${path} answered ${r.status}, expected ${want} (${r.text.slice(0, 160)})`)
   }
   assert.equal(wrong, [])
-  assert.is(catalog.getVisible(C.privateA)?.id, C.privateA, 'no refused delete deleted anything')
+  assert.is((await catalog.getVisible(C.privateA))?.id, C.privateA, 'no refused delete deleted anything')
   assert.is(published.length, 0, 'no refused publish reached the publisher')
 })
 
 test('a refusal of a private content names neither its key, its name nor its holders', async () => {
-  const name = catalog.getVisible(C.privateA)!.name
+  const name = (await catalog.getVisible(C.privateA))!.name
   for (const [token, headers] of [[undefined, {}], [T.pubB, {}], [T.join, {}], [undefined, cap$(CAP.forged)], [undefined, cap$(CAP.privateB)]] as Array<[string | undefined, Record<string, string>]>) {
     const r = await call('GET', `/api/contents/${C.privateA}`, token, headers)
     assert.ok(r.status === 401 || r.status === 403, r.text)
@@ -247,7 +247,7 @@ test('listings show private and owner, and a publisher sees only its own private
     assert.ok(all.includes(C.privateA) && all.includes(C.privateB))
   }
   const entry = (await call('GET', '/api/contents', T.admin)).body.contents.find((c: any) => c.id === C.privateA)
-  assert.equal([entry.private, entry.owner], [true, idOf(T.pubA)])
+  assert.equal([entry.private, entry.owner], [true, await idOf(T.pubA)])
 })
 
 test('the owner and admins share: a capability that resolves the content', async () => {
@@ -266,16 +266,16 @@ test('publishing records the token as owner and the private flag', async () => {
   assert.is(r.status, 201, r.text)
   assert.is(r.body.private, true)
   const last = published.at(-1)!
-  assert.equal([last.owner, last.private, last.publisher], [idOf(T.pubA), true, idOf(T.pubA)])
+  assert.equal([last.owner, last.private, last.publisher], [await idOf(T.pubA), true, await idOf(T.pubA)])
   assert.is((await call('POST', '/api/publish', T.admin, {}, 'bytes')).status, 201, 'admins publish too')
   assert.is(published.at(-1)!.private, false)
 })
 
 test('deletes: another publisher 403, the owner and admins 200', async () => {
   assert.is((await call('DELETE', `/api/contents/${C.doomedA}`, T.pubB)).status, 403)
-  assert.ok(catalog.getVisible(C.doomedA))
+  assert.ok(await catalog.getVisible(C.doomedA))
   assert.is((await call('DELETE', `/api/contents/${C.doomedA}`, T.pubA)).status, 200)
-  assert.is(catalog.getVisible(C.doomedA), undefined)
+  assert.is(await catalog.getVisible(C.doomedA), undefined)
   assert.is((await call('DELETE', `/api/contents/${C.doomedB}`, T.admin)).status, 200)
   assert.is((await call('DELETE', `/api/contents/${C.doomedB}`, T.admin)).status, 404)
 })

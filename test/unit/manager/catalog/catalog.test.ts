@@ -13,6 +13,8 @@ import { Catalog, type EventKind } from '../../../../manager/catalog/catalog.ts'
 import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
 import { parseBearer, TokenStore } from '../../../../manager/catalog/tokens.ts'
+import { eachEngine } from '../../../support/catalog-engines.ts'
+import { rejects } from '../../../support/rejects.ts'
 
 const dirs: string[] = []
 async function tempDir (): Promise<string> {
@@ -27,12 +29,12 @@ test.after(async () => {
 
 const node = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 
-function upload (catalog: Catalog, uploadId: string): void {
-  catalog.createUpload({ uploadId, name: 'movie.mp4', type: 'video/mp4', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: 'p' })
+async function upload (catalog: Catalog, uploadId: string): Promise<void> {
+  await catalog.createUpload({ uploadId, name: 'movie.mp4', type: 'video/mp4', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: 'p' })
 }
 
-function joinNode (catalog: Catalog): void {
-  catalog.joinNode({ peerId: node, http: 'http://127.0.0.1:1', zone: null, capacity: 1e9, egressCap: null, addrs: [] }, Date.now())
+async function joinNode (catalog: Catalog): Promise<void> {
+  await catalog.joinNode({ peerId: node, http: 'http://127.0.0.1:1', zone: null, capacity: 1e9, egressCap: null, addrs: [] }, Date.now())
 }
 
 test('tokens are stored as hashes only, and the database file never holds them in plain text', async () => {
@@ -42,9 +44,9 @@ test('tokens are stored as hashes only, and the database file never holds them i
   const tokens = new TokenStore(db, () => {})
   const secret = 'publisher-secret-7f3a9c'
   const joinSecret = 'join-secret-55d1e0'
-  tokens.register('publisher', secret)
-  tokens.register('join', joinSecret)
-  db.close()
+  await tokens.register('publisher', secret)
+  await tokens.register('join', joinSecret)
+  await db.close()
 
   const raw = new DatabaseSync(path)
   const rows = raw.prepare('SELECT * FROM tokens').all() as Array<Record<string, unknown>>
@@ -60,134 +62,150 @@ test('tokens are stored as hashes only, and the database file never holds them i
   assert.not.ok(file.includes(secret) || file.includes(joinSecret), 'the database file holds a token in plain text')
 })
 
-test('a wrong token, a token of the other kind or a malformed header is refused', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'a wrong token, a token of the other kind or a malformed header is refused', async (open) => {
+  const db = await open()
   const tokens = new TokenStore(db, () => {})
-  const label = tokens.register('publisher', 'right-token').id
-  tokens.register('join', 'join-token')
-  assert.is(tokens.verify('publisher', 'right-token'), label)
-  assert.is(tokens.authenticateBearer('publisher', 'Bearer right-token'), label)
-  assert.is(tokens.verify('publisher', 'wrong-token'), undefined)
-  assert.is(tokens.verify('publisher', 'right-token '), undefined)
-  assert.is(tokens.verify('publisher', 'join-token'), undefined)
-  assert.is(tokens.verify('join', 'right-token'), undefined)
-  assert.is(tokens.verify('publisher', ''), undefined)
+  const label = (await tokens.register('publisher', 'right-token')).id
+  await tokens.register('join', 'join-token')
+  assert.is(await tokens.verify('publisher', 'right-token'), label)
+  assert.is(await tokens.authenticateBearer('publisher', 'Bearer right-token'), label)
+  assert.is(await tokens.verify('publisher', 'wrong-token'), undefined)
+  assert.is(await tokens.verify('publisher', 'right-token '), undefined)
+  assert.is(await tokens.verify('publisher', 'join-token'), undefined)
+  assert.is(await tokens.verify('join', 'right-token'), undefined)
+  assert.is(await tokens.verify('publisher', ''), undefined)
   const unauthorized = (e: unknown): boolean => e instanceof UnauthorizedError
-  assert.throws(() => tokens.authenticateBearer('publisher', 'Bearer wrong-token'), unauthorized)
-  assert.throws(() => tokens.authenticateBearer('publisher', undefined), unauthorized)
-  assert.throws(() => tokens.authenticateBearer('publisher', 'Basic right-token'), unauthorized)
-  assert.throws(() => tokens.authenticateBearer('publisher', 'right-token'), unauthorized)
+  await rejects(async () => await tokens.authenticateBearer('publisher', 'Bearer wrong-token'), unauthorized)
+  await rejects(async () => await tokens.authenticateBearer('publisher', undefined), unauthorized)
+  await rejects(async () => await tokens.authenticateBearer('publisher', 'Basic right-token'), unauthorized)
+  await rejects(async () => await tokens.authenticateBearer('publisher', 'right-token'), unauthorized)
   assert.is(parseBearer('bearer  abc '), 'abc')
-  db.close()
+  await db.close()
 })
 
-test('registering a token twice keeps one row and its label', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'registering a token twice keeps one row and its label', async (open) => {
+  const db = await open()
   const tokens = new TokenStore(db, () => {})
-  const a = tokens.register('publisher', 'same')
-  const b = tokens.register('publisher', 'same')
+  const a = await tokens.register('publisher', 'same')
+  const b = await tokens.register('publisher', 'same')
   assert.equal(a, b)
-  assert.is(tokens.verify('publisher', 'same'), a.id)
-  assert.is(tokens.list().length, 1)
-  db.close()
+  assert.is(await tokens.verify('publisher', 'same'), a.id)
+  assert.is((await tokens.list()).length, 1)
+  await db.close()
 })
 
-test('an upload stays unlisted until it is made visible under its content id, rows and all', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'an upload stays unlisted until it is made visible under its content id, rows and all', async (open) => {
+  const db = await open()
   const catalog = new Catalog(db)
-  joinNode(catalog)
-  upload(catalog, 'upload-1')
+  await joinNode(catalog)
+  await upload(catalog, 'upload-1')
   const c0 = chunkCid(Buffer.from('chunk 0')).toString()
-  catalog.addChunk('upload-1', 0, c0, 7)
-  catalog.addCopy('upload-1', c0, node)
-  assert.equal(catalog.listVisible(), [])
-  assert.equal(catalog.pendingUploads(), ['upload-1'])
-  assert.is(catalog.getVisible('upload-1'), undefined)
+  await catalog.addChunk('upload-1', 0, c0, 7)
+  await catalog.addCopy('upload-1', c0, node)
+  assert.equal(await catalog.listVisible(), [])
+  assert.equal(await catalog.pendingUploads(), ['upload-1'])
+  assert.is(await catalog.getVisible('upload-1'), undefined)
 
-  catalog.confirmCopy(c0, node)
+  await catalog.confirmCopy(c0, node)
   const contentId = manifestCid(Buffer.from('{"manifest":1}')).toString()
-  catalog.makeVisible('upload-1', { contentId, size: 7, chunkCount: 1, manifest: Buffer.from('{"manifest":1}') })
-  assert.equal(catalog.pendingUploads(), [])
-  const [listed] = catalog.listVisible()
+  await catalog.makeVisible('upload-1', { contentId, size: 7, chunkCount: 1, manifest: Buffer.from('{"manifest":1}') })
+  assert.equal(await catalog.pendingUploads(), [])
+  const [listed] = (await catalog.listVisible())
   assert.is(listed.id, contentId)
   assert.equal(listed.copies, { min: 1, max: 1, nodes: [node] })
-  assert.ok(catalog.hasChunk(contentId, c0))
-  assert.equal(catalog.copiesOf(contentId).map(c => c.cid), [c0])
-  assert.equal(catalog.holdersOf(contentId).map(n => n.peerId), [node])
+  assert.ok(await catalog.hasChunk(contentId, c0))
+  assert.equal((await catalog.copiesOf(contentId)).map(c => c.cid), [c0])
+  assert.equal((await catalog.holdersOf(contentId)).map(n => n.peerId), [node])
 
   // A dead holder no longer counts as a copy.
-  catalog.setNodeState(node, 'dead')
-  assert.is(catalog.listVisible()[0].copies.min, 0)
-  assert.equal(catalog.holdersOf(contentId), [])
+  await catalog.setNodeState(node, 'dead')
+  assert.is((await catalog.listVisible())[0].copies.min, 0)
+  assert.equal(await catalog.holdersOf(contentId), [])
 
-  assert.ok(catalog.dropContent(contentId))
-  assert.equal(catalog.copiesOf(contentId), [])
-  assert.not.ok(catalog.hasChunk(contentId, c0))
-  db.close()
+  assert.ok(await catalog.dropContent(contentId))
+  assert.equal(await catalog.copiesOf(contentId), [])
+  assert.not.ok(await catalog.hasChunk(contentId, c0))
+  await db.close()
 })
 
-test('a reported copy turns suspect and stops counting', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'a reported copy turns suspect and stops counting', async (open) => {
+  const db = await open()
   const catalog = new Catalog(db)
-  joinNode(catalog)
-  upload(catalog, 'u')
+  await joinNode(catalog)
+  await upload(catalog, 'u')
   const c0 = chunkCid(Buffer.from('x')).toString()
-  catalog.addChunk('u', 0, c0, 1)
-  catalog.addCopy('u', c0, node, 'confirmed')
-  catalog.makeVisible('u', { contentId: manifestCid(Buffer.from('m')).toString(), size: 1, chunkCount: 1, manifest: Buffer.from('m') })
-  assert.ok(catalog.markSuspect(c0, node))
-  assert.not.ok(catalog.markSuspect(c0, node), 'only a confirmed copy turns suspect')
-  assert.is(catalog.listVisible()[0].copies.min, 0)
-  db.close()
+  await catalog.addChunk('u', 0, c0, 1)
+  await catalog.addCopy('u', c0, node, 'confirmed')
+  await catalog.makeVisible('u', { contentId: manifestCid(Buffer.from('m')).toString(), size: 1, chunkCount: 1, manifest: Buffer.from('m') })
+  assert.ok(await catalog.markSuspect(c0, node))
+  assert.not.ok(await catalog.markSuspect(c0, node), 'only a confirmed copy turns suspect')
+  assert.is((await catalog.listVisible())[0].copies.min, 0)
+  await db.close()
 })
 
-test('keys are released only for visible contents and are gone once destroyed', async () => {
-  const path = join(await tempDir(), 'catalog.db')
-  const db = new Db(path)
+eachEngine(test, 'keys are released only for visible contents and are gone once destroyed', async (open) => {
+  const db = await open()
   const catalog = new Catalog(db)
   const keys = new KeyCustody(db)
   const contentId = manifestCid(Buffer.from('m2')).toString()
   const key = newContentKey()
-  upload(catalog, 'u2')
-  keys.put(contentId, key)
-  assert.is(keys.release(contentId), undefined, 'no key while the content is not visible')
-  catalog.makeVisible('u2', { contentId, size: 0, chunkCount: 0, manifest: Buffer.from('m2') })
-  assert.equal(Buffer.from(keys.release(contentId) ?? []), Buffer.from(key))
-  catalog.dropContent(contentId)
-  assert.is(keys.release(contentId), undefined, 'no key once the content is deleted')
-  assert.ok(keys.destroy(contentId))
-  db.close()
-  const raw = new DatabaseSync(path)
-  assert.is((raw.prepare('SELECT COUNT(*) AS n FROM content_keys').get() as { n: number }).n, 0)
-  raw.close()
+  await upload(catalog, 'u2')
+  await keys.put(contentId, key)
+  assert.is(await keys.release(contentId), undefined, 'no key while the content is not visible')
+  await catalog.makeVisible('u2', { contentId, size: 0, chunkCount: 0, manifest: Buffer.from('m2') })
+  assert.equal(Buffer.from((await keys.release(contentId)) ?? []), Buffer.from(key))
+  await catalog.dropContent(contentId)
+  assert.is(await keys.release(contentId), undefined, 'no key once the content is deleted')
+  assert.ok(await keys.destroy(contentId))
+  await db.close()
+  const raw = await open()
+  assert.is((await raw.prepare('SELECT COUNT(*) AS n FROM content_keys').get() as { n: number }).n, 0)
+  await raw.close()
 })
 
-test('events come back newest first with their detail', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'a heartbeat\'s held list: contents to drop, and owed deletes it no longer holds are cleared', async (open) => {
+  const db = await open()
+  const catalog = new Catalog(db)
+  await joinNode(catalog)
+  await upload(catalog, 'u4')
+  const kept = manifestCid(Buffer.from('kept')).toString()
+  await catalog.makeVisible('u4', { contentId: kept, size: 0, chunkCount: 0, manifest: Buffer.from('kept') })
+  const gone = manifestCid(Buffer.from('gone')).toString()
+  assert.equal(await catalog.contentsToDrop([kept, gone, gone], Date.now()), [gone])
+  assert.equal(await catalog.contentsToDrop([], Date.now()), [])
+  await catalog.addPendingDelete(gone, node, [gone])
+  await catalog.addPendingDelete(kept, node, [kept])
+  assert.is(await catalog.clearPendingDeletesNotHeld(node, [gone]), 1)
+  assert.equal((await catalog.pendingDeletes()).map(p => p.content), [gone])
+  await db.close()
+})
+
+eachEngine(test, 'events come back newest first with their detail', async (open) => {
+  const db = await open()
   const kinds: string[] = []
   const catalog = new Catalog(db, { onEvent: k => kinds.push(k) })
-  catalog.recordEvent({ kind: 'a' as EventKind, detail: { n: 1 } })
-  catalog.recordEvent({ kind: 'b' as EventKind, node })
-  const events = catalog.listEvents(10)
+  await catalog.recordEvent({ kind: 'a' as EventKind, detail: { n: 1 } })
+  await catalog.recordEvent({ kind: 'b' as EventKind, node })
+  const events = await catalog.listEvents(10)
   assert.equal(events.map(e => e.kind), ['b', 'a'])
   assert.equal(events[1].detail, { n: 1 })
   assert.is(events[0].node, node)
-  assert.equal(catalog.listEvents(1).map(e => e.kind), ['b'])
+  assert.equal((await catalog.listEvents(1)).map(e => e.kind), ['b'])
   assert.equal(kinds, ['a', 'b'])
-  db.close()
+  await db.close()
 })
 
-test('a transaction that throws leaves nothing behind', async () => {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+eachEngine(test, 'a transaction that throws leaves nothing behind', async (open) => {
+  const db = await open()
   const catalog = new Catalog(db)
-  assert.throws(() => db.transaction(() => {
-    upload(catalog, 'u3')
-    catalog.recordEvent({ kind: 'x' as EventKind })
+  await rejects(async () => await db.transaction(async () => {
+    await upload(catalog, 'u3')
+    await catalog.recordEvent({ kind: 'x' as EventKind })
     throw new Error('boom')
   }))
-  assert.equal(catalog.pendingUploads(), [])
-  assert.equal(catalog.listEvents(10), [])
-  db.close()
+  assert.equal(await catalog.pendingUploads(), [])
+  assert.equal(await catalog.listEvents(10), [])
+  await db.close()
 })
 
 test.run()

@@ -14,6 +14,9 @@ import { ensureAdminToken } from '../../../../manager/api/admin-token.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
 import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { hashToken, TokenStore } from '../../../../manager/catalog/tokens.ts'
+import type { SqlEngine } from '../../../../manager/catalog/engine.ts'
+import { eachEngine } from '../../../support/catalog-engines.ts'
+import { rejects } from '../../../support/rejects.ts'
 
 const dirs: string[] = []
 async function tempDir (): Promise<string> {
@@ -27,89 +30,89 @@ test.after(async () => {
 
 const is = (cls: new (...a: any[]) => Error) => (e: unknown): boolean => e instanceof cls
 
-async function store (): Promise<{ db: Db, tokens: TokenStore }> {
-  const db = new Db(join(await tempDir(), 'catalog.db'))
+async function store (open: () => Promise<SqlEngine>): Promise<{ db: SqlEngine, tokens: TokenStore }> {
+  const db = await open()
   const catalog = new Catalog(db)
-  return { db, tokens: new TokenStore(db, e => { catalog.recordEvent(e) }) }
+  return { db, tokens: new TokenStore(db, async e => { await catalog.recordEvent(e) }) }
 }
 
-test('a created token has a public id, its role and name, and is shown in clear only once', async () => {
-  const { db, tokens } = await store()
-  const { token, info } = tokens.create({ role: 'reader', name: 'dashboard' })
+eachEngine(test, 'a created token has a public id, its role and name, and is shown in clear only once', async (open) => {
+  const { db, tokens } = await store(open)
+  const { token, info } = (await tokens.create({ role: 'reader', name: 'dashboard' }))
   assert.match(info.id, /^[0-9a-f]{12}$/)
   assert.equal({ role: info.role, name: info.name, expiresAt: info.expiresAt, revokedAt: info.revokedAt }, { role: 'reader', name: 'dashboard', expiresAt: null, revokedAt: null })
   assert.ok(token.length >= 32 && token.startsWith('cdn_'))
-  assert.equal(tokens.identify(token), { id: info.id, role: 'reader', name: 'dashboard' })
-  const listed = tokens.list()
+  assert.equal(await tokens.identify(token), { id: info.id, role: 'reader', name: 'dashboard' })
+  const listed = await tokens.list()
   assert.is(listed.length, 1)
   assert.not.ok(JSON.stringify(listed).includes(token), 'listing never shows the token')
-  db.close()
+  await db.close()
 })
 
-test('roles: authorize lets the listed roles through, 403 for other roles, 401 for none or a wrong one', async () => {
-  const { db, tokens } = await store()
-  const made = Object.fromEntries((['admin', 'publisher', 'reader', 'join'] as const).map(r => [r, tokens.create({ role: r, name: r }).token]))
+eachEngine(test, 'roles: authorize lets the listed roles through, 403 for other roles, 401 for none or a wrong one', async (open) => {
+  const { db, tokens } = await store(open)
+  const made = Object.fromEntries(await Promise.all((['admin', 'publisher', 'reader', 'join'] as const).map(async r => [r, (await tokens.create({ role: r, name: r })).token])))
   const bearer = (t: string): string => `Bearer ${t}`
-  assert.is(tokens.authorize(bearer(made.admin), ['admin']).role, 'admin')
-  assert.is(tokens.authorize(bearer(made.publisher), ['admin', 'publisher']).role, 'publisher')
-  assert.throws(() => tokens.authorize(bearer(made.publisher), ['admin']), is(ForbiddenError))
-  assert.throws(() => tokens.authorize(bearer(made.reader), ['admin', 'publisher']), is(ForbiddenError))
-  assert.throws(() => tokens.authorize(bearer(made.join), ['admin', 'publisher', 'reader']), is(ForbiddenError))
-  assert.throws(() => tokens.authorize(undefined, ['admin']), is(UnauthorizedError))
-  assert.throws(() => tokens.authorize(bearer('cdn_not-a-token'), ['admin']), is(UnauthorizedError))
-  assert.throws(() => tokens.authorize(`Basic ${made.admin}`, ['admin']), is(UnauthorizedError))
+  assert.is((await tokens.authorize(bearer(made.admin), ['admin'])).role, 'admin')
+  assert.is((await tokens.authorize(bearer(made.publisher), ['admin', 'publisher'])).role, 'publisher')
+  await rejects(async () => await tokens.authorize(bearer(made.publisher), ['admin']), is(ForbiddenError))
+  await rejects(async () => await tokens.authorize(bearer(made.reader), ['admin', 'publisher']), is(ForbiddenError))
+  await rejects(async () => await tokens.authorize(bearer(made.join), ['admin', 'publisher', 'reader']), is(ForbiddenError))
+  await rejects(async () => await tokens.authorize(undefined, ['admin']), is(UnauthorizedError))
+  await rejects(async () => await tokens.authorize(bearer('cdn_not-a-token'), ['admin']), is(UnauthorizedError))
+  await rejects(async () => await tokens.authorize(`Basic ${made.admin}`, ['admin']), is(UnauthorizedError))
   // The control protocol's join takes join tokens only.
-  assert.is(tokens.verify('join', made.join), tokens.identify(made.join).id)
-  assert.is(tokens.verify('join', made.admin), undefined)
-  db.close()
+  assert.is(await tokens.verify('join', made.join), (await tokens.identify(made.join)).id)
+  assert.is(await tokens.verify('join', made.admin), undefined)
+  await db.close()
 })
 
-test('an expired token is refused with 401 from its expiry on', async () => {
-  const { db, tokens } = await store()
+eachEngine(test, 'an expired token is refused with 401 from its expiry on', async (open) => {
+  const { db, tokens } = await store(open)
   const t0 = Date.now()
-  const { token, info } = tokens.create({ role: 'publisher', name: 'short', ttlSeconds: 60 }, { by: 'test', now: t0 })
+  const { token, info } = (await tokens.create({ role: 'publisher', name: 'short', ttlSeconds: 60 }, { by: 'test', now: t0 }))
   assert.is(info.expiresAt, t0 + 60_000)
-  assert.is(tokens.identify(token, t0 + 59_999).id, info.id)
-  assert.throws(() => tokens.identify(token, t0 + 60_000), (e: unknown) => e instanceof UnauthorizedError && /expired/.test(e.message))
-  assert.throws(() => tokens.authorize(`Bearer ${token}`, ['publisher'], t0 + 61_000), is(UnauthorizedError))
+  assert.is((await tokens.identify(token, t0 + 59_999)).id, info.id)
+  await rejects(async () => await tokens.identify(token, t0 + 60_000), (e: unknown) => e instanceof UnauthorizedError && /expired/.test(e.message))
+  await rejects(async () => await tokens.authorize(`Bearer ${token}`, ['publisher'], t0 + 61_000), is(UnauthorizedError))
   for (const ttlSeconds of [0, -1, 1.5, 200 * 365 * 86400]) {
-    assert.throws(() => tokens.create({ role: 'reader', name: 'x', ttlSeconds }), is(BadInputError))
+    await rejects(async () => await tokens.create({ role: 'reader', name: 'x', ttlSeconds }), is(BadInputError))
   }
-  db.close()
+  await db.close()
 })
 
-test('a revoked token is refused with 401 on its next use; revoking again changes nothing', async () => {
-  const { db, tokens } = await store()
-  tokens.create({ role: 'admin', name: 'root' })
-  const { token, info } = tokens.create({ role: 'publisher', name: 'alice' })
-  assert.is(tokens.identify(token).id, info.id)
-  const revoked = tokens.revoke(info.id, { by: 'test', now: 1000 })
+eachEngine(test, 'a revoked token is refused with 401 on its next use; revoking again changes nothing', async (open) => {
+  const { db, tokens } = await store(open)
+  await tokens.create({ role: 'admin', name: 'root' })
+  const { token, info } = (await tokens.create({ role: 'publisher', name: 'alice' }))
+  assert.is((await tokens.identify(token)).id, info.id)
+  const revoked = await tokens.revoke(info.id, { by: 'test', now: 1000 })
   assert.is(revoked.revokedAt, 1000)
-  assert.throws(() => tokens.identify(token), (e: unknown) => e instanceof UnauthorizedError && /revoked/.test(e.message))
-  assert.is(tokens.revoke(info.id, { by: 'test', now: 2000 }).revokedAt, 1000)
-  assert.throws(() => tokens.revoke('000000000000'), is(NotFoundError))
+  await rejects(async () => await tokens.identify(token), (e: unknown) => e instanceof UnauthorizedError && /revoked/.test(e.message))
+  assert.is((await tokens.revoke(info.id, { by: 'test', now: 2000 })).revokedAt, 1000)
+  await rejects(async () => await tokens.revoke('000000000000'), is(NotFoundError))
   // Registering a revoked token again (it is still in a token file) does not bring it back.
   const again = new TokenStore(db, () => {})
-  assert.ok(again.register('publisher', token).revokedAt != null)
-  assert.throws(() => again.identify(token), is(UnauthorizedError))
-  db.close()
+  assert.ok((await again.register('publisher', token)).revokedAt != null)
+  await rejects(async () => await again.identify(token), is(UnauthorizedError))
+  await db.close()
 })
 
-test('the last admin token that works cannot be revoked; with a second one it can', async () => {
-  const { db, tokens } = await store()
-  const a = tokens.create({ role: 'admin', name: 'a' }).info
-  assert.throws(() => tokens.revoke(a.id), is(ConflictError))
-  const b = tokens.create({ role: 'admin', name: 'b' }).info
-  tokens.revoke(a.id)
-  assert.throws(() => tokens.revoke(b.id), is(ConflictError))
-  db.close()
+eachEngine(test, 'the last admin token that works cannot be revoked; with a second one it can', async (open) => {
+  const { db, tokens } = await store(open)
+  const a = (await tokens.create({ role: 'admin', name: 'a' })).info
+  await rejects(async () => await tokens.revoke(a.id), is(ConflictError))
+  const b = (await tokens.create({ role: 'admin', name: 'b' })).info
+  await tokens.revoke(a.id)
+  await rejects(async () => await tokens.revoke(b.id), is(ConflictError))
+  await db.close()
 })
 
-test('names and roles are checked', async () => {
-  const { db, tokens } = await store()
-  for (const name of ['', '   ', 'a\nb', 'x'.repeat(101)]) assert.throws(() => tokens.create({ role: 'reader', name }), is(BadInputError), JSON.stringify(name))
-  assert.throws(() => tokens.create({ role: 'root' as never, name: 'x' }), is(BadInputError))
-  db.close()
+eachEngine(test, 'names and roles are checked', async (open) => {
+  const { db, tokens } = await store(open)
+  for (const name of ['', '   ', 'a\nb', 'x'.repeat(101)]) await rejects(async () => await tokens.create({ role: 'reader', name }), is(BadInputError), JSON.stringify(name))
+  await rejects(async () => await tokens.create({ role: 'root' as never, name: 'x' }), is(BadInputError))
+  await db.close()
 })
 
 test('a first-release tokens table is upgraded in place: its tokens keep working with their role, and own their contents', async () => {
@@ -126,20 +129,20 @@ test('a first-release tokens table is upgraded in place: its tokens keep working
 
   const db = new Db(path)
   const tokens = new TokenStore(db, () => {})
-  const pub = tokens.identify('old-publisher-secret')
+  const pub = await tokens.identify('old-publisher-secret')
   assert.is(pub.role, 'publisher')
   assert.match(pub.id, /^[0-9a-f]{12}$/)
-  assert.is(tokens.identify('old-join-secret').role, 'join')
-  assert.is(tokens.verify('join', 'old-join-secret'), tokens.identify('old-join-secret').id)
-  assert.is(tokens.list().length, 2)
-  assert.ok(tokens.list().every(t => t.revokedAt == null && t.expiresAt == null))
-  db.close()
+  assert.is((await tokens.identify('old-join-secret')).role, 'join')
+  assert.is(await tokens.verify('join', 'old-join-secret'), (await tokens.identify('old-join-secret')).id)
+  assert.is((await tokens.list()).length, 2)
+  assert.ok((await tokens.list()).every(t => t.revokedAt == null && t.expiresAt == null))
+  await db.close()
 
   // A second open finds the new table and leaves it alone.
   const db2 = new Db(path)
   const again = new TokenStore(db2, () => {})
-  assert.is(again.identify('old-publisher-secret').id, pub.id)
-  db2.close()
+  assert.is((await again.identify('old-publisher-secret')).id, pub.id)
+  await db2.close()
 })
 
 test('upgrading a first-release table gives its publisher the contents it published', async () => {
@@ -150,24 +153,26 @@ test('upgrading a first-release table gives its publisher the contents it publis
   {
     const db = new Db(path)
     const catalog = new Catalog(db)
-    catalog.createUpload({ uploadId: 'upload-1', name: 'a', type: 'x/y', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: label })
-    catalog.createUpload({ uploadId: 'upload-2', name: 'b', type: 'x/y', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: 'publisher-ffffffff' })
-    db.exec('CREATE TABLE tokens (hash BLOB PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL) STRICT')
-    db.prepare('INSERT INTO tokens (hash, kind, label) VALUES (?, ?, ?)').run(pubHash, 'publisher', label)
-    db.close()
+    await catalog.createUpload({ uploadId: 'upload-1', name: 'a', type: 'x/y', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: label })
+    await catalog.createUpload({ uploadId: 'upload-2', name: 'b', type: 'x/y', chunkSize: 1024, replicas: 1, createdAt: new Date().toISOString(), publisher: 'publisher-ffffffff' })
+    // Back to a catalog from before versioning, with the first release's tokens table.
+    await db.exec('DROP TABLE tokens; DROP TABLE schema_version')
+    await db.exec('CREATE TABLE tokens (hash BLOB PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL) STRICT')
+    await db.prepare('INSERT INTO tokens (hash, kind, label) VALUES (?, ?, ?)').run(pubHash, 'publisher', label)
+    await db.close()
   }
   const db = new Db(path)
   const catalog = new Catalog(db)
   const tokens = new TokenStore(db, () => {})
-  const id = tokens.identify('old-publisher-secret').id
-  assert.is(catalog.getContent('upload-1')!.owner, id)
-  assert.is(catalog.getContent('upload-2')!.owner, null, 'a content of an unknown publisher stays without owner (admins only)')
-  db.close()
+  const id = (await tokens.identify('old-publisher-secret')).id
+  assert.is((await catalog.getContent('upload-1'))!.owner, id)
+  assert.is((await catalog.getContent('upload-2'))!.owner, null, 'a content of an unknown publisher stays without owner (admins only)')
+  await db.close()
 })
 
-test('the first start writes an admin token file (0600) and says where, never what; later starts do not', async () => {
+eachEngine(test, 'the first start writes an admin token file (0600) and says where, never what; later starts do not', async (open) => {
   const dir = await tempDir()
-  const db = new Db(join(dir, 'catalog.db'))
+  const db = await open()
   const tokens = new TokenStore(db, () => {})
   const lines: string[] = []
   const logger = silentLogger()
@@ -176,14 +181,14 @@ test('the first start writes an admin token file (0600) and says where, never wh
   await ensureAdminToken({ tokens, catalog: db, logger }, path)
   const token = (await readFile(path, 'utf8')).trim()
   assert.is((await stat(path)).mode & 0o777, 0o600)
-  assert.is(tokens.identify(token).role, 'admin')
+  assert.is((await tokens.identify(token)).role, 'admin')
   assert.ok(lines.some(l => l.includes(path)), 'the log names the file')
   assert.not.ok(lines.some(l => l.includes(token)), 'the log never holds the token')
 
   await rm(path)
   await ensureAdminToken({ tokens, catalog: db, logger }, path)
   assert.not.ok(await stat(path).catch(() => undefined), 'a pool that has an admin token gets no new one')
-  db.close()
+  await db.close()
 })
 
 test.run()

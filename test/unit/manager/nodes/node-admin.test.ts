@@ -11,6 +11,7 @@ import { NodeAdmin } from '../../../../manager/nodes/node-admin.ts'
 import { NodeRegistry } from '../../../../manager/nodes/node-registry.ts'
 import { TokenStore } from '../../../../manager/catalog/tokens.ts'
 import { makePool, type TestPool } from '../pool-fixture.ts'
+import { rejects } from '../../../support/rejects.ts'
 
 function admin (pool: TestPool, now = Date.now): NodeAdmin {
   return new NodeAdmin({ catalog: pool.catalog, logger: silentLogger(), now }, { minCopies: 2, diskHighWater: 0.9, egressHighWater: 0.9, heartbeatMs: 1000 })
@@ -20,41 +21,41 @@ test('a drained node stays draining through death and return; draining twice is 
   const pool = await makePool(3)
   const { catalog, peers } = pool
   const a = admin(pool)
-  const beat = (peer: string): void => { catalog.heartbeatNode(peer, { http: 'http://x.test', capacity: 1e9, used: 0, egressCap: null, egressRate: 0, blobs: 0 }, Date.now()) }
-  assert.is(a.drain(peers[0], 'op').state, 'draining')
-  a.drain(peers[0], 'op')
-  assert.is(catalog.listEvents(10).filter(e => e.kind === 'node-draining').length, 1)
-  catalog.setNodeState(peers[0], 'dead')
-  beat(peers[0])
-  assert.is(catalog.getNode(peers[0])!.state, 'draining', 'back from the dead, still draining')
-  catalog.setNodeState(peers[1], 'dead')
-  a.drain(peers[1], 'op')
-  assert.is(catalog.getNode(peers[1])!.state, 'dead', 'a dead node stays dead')
-  beat(peers[1])
-  assert.is(catalog.getNode(peers[1])!.state, 'draining', 'and drains when it returns')
-  assert.throws(() => a.drain('12D3KooWNoSuchNodeNoSuchNodeNoSuchNodeNoSuchNodeNoS', 'op'), (e: unknown) => e instanceof NotFoundError)
+  const beat = async (peer: string): Promise<void> => { await catalog.heartbeatNode(peer, { http: 'http://x.test', capacity: 1e9, used: 0, egressCap: null, egressRate: 0, blobs: 0 }, Date.now()) }
+  assert.is((await a.drain(peers[0], 'op')).state, 'draining')
+  await a.drain(peers[0], 'op')
+  assert.is((await catalog.listEvents(10)).filter(e => e.kind === 'node-draining').length, 1)
+  await catalog.setNodeState(peers[0], 'dead')
+  await beat(peers[0])
+  assert.is((await catalog.getNode(peers[0]))!.state, 'draining', 'back from the dead, still draining')
+  await catalog.setNodeState(peers[1], 'dead')
+  await a.drain(peers[1], 'op')
+  assert.is((await catalog.getNode(peers[1]))!.state, 'dead', 'a dead node stays dead')
+  await beat(peers[1])
+  assert.is((await catalog.getNode(peers[1]))!.state, 'draining', 'and drains when it returns')
+  await rejects(async () => await a.drain('12D3KooWNoSuchNodeNoSuchNodeNoSuchNodeNoSuchNodeNoS', 'op'), (e: unknown) => e instanceof NotFoundError)
   await pool.close()
 })
 
 test('a node is not removed while some blob would fall below the minimum without it', async () => {
   const pool = await makePool(4)
   const { catalog, peers } = pool
-  pool.addContent([[0, 1, 2]])
-  const needed = pool.addContent([[0, 1]], { replicas: 2 })
+  await pool.addContent([[0, 1, 2]])
+  const needed = await pool.addContent([[0, 1]], { replicas: 2 })
   const a = admin(pool)
   try {
-    a.remove(peers[0], 'op')
+    await a.remove(peers[0], 'op')
     assert.unreachable('removed')
   } catch (err) {
     assert.instance(err, ConflictError)
     assert.match((err as Error).message, /drain it first/)
   }
-  assert.ok(catalog.getNode(peers[0]))
+  assert.ok(await catalog.getNode(peers[0]))
   // A node whose copies all exist twice elsewhere can go.
-  assert.equal(a.remove(peers[2], 'op'), { peerId: peers[2], removed: true })
-  assert.is(catalog.getNode(peers[2]), undefined)
-  assert.is(catalog.holdingsByNode().get(peers[2]), undefined, 'its copy rows went with it')
-  assert.ok(catalog.isRemoved(peers[2]))
+  assert.equal(await a.remove(peers[2], 'op'), { peerId: peers[2], removed: true })
+  assert.is(await catalog.getNode(peers[2]), undefined)
+  assert.is((await catalog.holdingsByNode()).get(peers[2]), undefined, 'its copy rows went with it')
+  assert.ok(await catalog.isRemoved(peers[2]))
   assert.ok(needed.id)
   await pool.close()
 })
@@ -63,9 +64,9 @@ test('a removed node cannot join again under its identity', async () => {
   const pool = await makePool(2)
   const { catalog, peers, db } = pool
   const tokens = new TokenStore(db, () => {})
-  tokens.register('join', 'join-token')
+  await tokens.register('join', 'join-token')
   const registry = new NodeRegistry({ catalog, tokens, logger: silentLogger() }, { heartbeatMs: 1000, deadNodeMs: 3000 })
-  admin(pool).remove(peers[1], 'op')
+  await admin(pool).remove(peers[1], 'op')
   for (const message of [
     { type: 'join' as const, token: 'join-token', http: 'http://127.0.0.1:1', capacity: 1e9 },
     { type: 'heartbeat' as const, http: 'http://127.0.0.1:1', capacity: 1e9, used: 0, egressRate: 0, blobs: 0, contents: {}, held: [] }
@@ -78,8 +79,8 @@ test('a removed node cannot join again under its identity', async () => {
       assert.is((err as CdnError).code, 'ERR_REMOVED', message.type)
     }
   }
-  assert.is(catalog.getNode(peers[1]), undefined)
-  assert.ok(catalog.listEvents(5).some(e => e.kind === 'node-join-refused' && e.node === peers[1]))
+  assert.is(await catalog.getNode(peers[1]), undefined)
+  assert.ok((await catalog.listEvents(5)).some(e => e.kind === 'node-join-refused' && e.node === peers[1]))
   await pool.close()
 })
 
@@ -88,7 +89,8 @@ test('health says what an operator should look at', async () => {
   const { catalog, peers } = pool
   const clock = { now: Date.now() }
   const a = admin(pool, () => clock.now)
-  const row = (over: object): any => ({ ...catalog.getNode(peers[0])!, lastSeen: clock.now, ...over })
+  const node = (await catalog.getNode(peers[0]))!
+  const row = (over: object): any => ({ ...node, lastSeen: clock.now, ...over })
   assert.is(a.health(row({}), undefined), 'ok')
   assert.is(a.health(row({ used: 0.95e9 }), undefined), 'disk-high')
   assert.is(a.health(row({ egressCap: 100, egressRate: 95 }), undefined), 'egress-high')
@@ -111,9 +113,9 @@ test('node endpoints: drain and removal need an admin token, validate peer ids, 
   const pool = await makePool(3)
   const { catalog, peers, db } = pool
   const tokens = new TokenStore(db, () => {})
-  tokens.register('admin', 'admin-token')
-  tokens.register('publisher', 'pub-token')
-  const c = pool.addContent([[0, 1]], { replicas: 2 })
+  await tokens.register('admin', 'admin-token')
+  await tokens.register('publisher', 'pub-token')
+  const c = await pool.addContent([[0, 1]], { replicas: 2 })
   const handler = createApiHandler({
     catalog,
     tokens,
@@ -127,7 +129,7 @@ test('node endpoints: drain and removal need an admin token, validate peer ids, 
     info: () => ({ peerId: 'm', multiaddrs: [], http: '' }),
     nodeAdmin: admin(pool),
     replication: () => ({ minCopies: 2, pendingActions: 0, lastRound: null }),
-    reports: { submit: () => ({ verifying: false }) },
+    reports: { submit: async () => ({ verifying: false }) },
     nodeList: async () => '',
     logger: silentLogger()
   })
@@ -165,7 +167,7 @@ test('node endpoints: drain and removal need an admin token, validate peer ids, 
 
     const manifest = await call('GET', `/manifest/${c.id}`)
     assert.is(manifest.status, 200)
-    assert.equal(Buffer.from(manifest.body), Buffer.from(catalog.getVisible(c.id)!.manifest!))
+    assert.equal(Buffer.from(manifest.body), Buffer.from((await catalog.getVisible(c.id))!.manifest!))
     assert.is((await call('GET', `/manifest/${c.chunks[0]}`)).status, 400, 'a chunk id is no content id')
   } finally {
     await new Promise(resolve => server.close(resolve))

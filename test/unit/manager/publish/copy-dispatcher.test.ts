@@ -71,9 +71,9 @@ function dispatcher (nodes: FakeNodes, replicas = 2, signal = new AbortControlle
   const d = new CopyDispatcher({
     nodes,
     catalog: {
-      addCopy: (_content, cid, node, state) => { rows.set(`${cid} ${node}`, state ?? 'pending') },
-      confirmCopy: (cid, node) => { rows.set(`${cid} ${node}`, 'confirmed') },
-      removeCopy: (cid, node) => { rows.delete(`${cid} ${node}`) }
+      addCopy: async (_content, cid, node, state) => { rows.set(`${cid} ${node}`, state ?? 'pending') },
+      confirmCopy: async (cid, node) => { rows.set(`${cid} ${node}`, 'confirmed') },
+      removeCopy: async (cid, node) => { rows.delete(`${cid} ${node}`) }
     },
     sourceUrl: cid => `http://127.0.0.1:1/staging/${cid}`,
     logger: silentLogger()
@@ -86,7 +86,7 @@ test('every blob gets R confirmed copies on distinct nodes, within the order and
   const { d, rows } = dispatcher(nodes)
   for (let i = 0; i < 200; i++) await d.add(blob(i), 100)
   await d.finish()
-  for (let i = 0; i < 200; i++) assert.is(nodes.copiesOf(blob(i).toString()).length, 2)
+  for (let i = 0; i < 200; i++) assert.is((await nodes.copiesOf(blob(i).toString())).length, 2)
   assert.ok(nodes.maxInFlight <= 2, `${nodes.maxInFlight} orders in flight`)
   assert.ok(nodes.largestOrder <= 4, `an order of ${nodes.largestOrder} blobs`)
   assert.is(rows.size, 400)
@@ -123,7 +123,7 @@ test('copies a node fails are placed on other nodes', async () => {
   for (let i = 0; i < 50; i++) await d.add(blob(i), 100)
   await d.finish()
   for (let i = 0; i < 50; i++) {
-    const holders = nodes.copiesOf(blob(i).toString())
+    const holders = await nodes.copiesOf(blob(i).toString())
     assert.is(holders.length, 2)
     assert.not.ok(holders.includes(peers[0]))
   }

@@ -10,7 +10,6 @@ import { manifestCid } from '../../../../core/ids.ts'
 import { silentLogger } from '../../../../core/log.ts'
 import type { Heartbeat } from '../../../../core/wire.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
-import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
 import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
@@ -37,17 +36,17 @@ const someContentId = (): string => manifestCid(randomBytes(16)).toString()
 test('the ack drops deleted, expired and unknown contents, and never a visible one or a publish in flight', async () => {
   const pool = await makePool(2)
   const { catalog, peers } = pool
-  const kept = pool.addContent([[0, 1]]).id
-  const deleted = pool.addContent([[0, 1]]).id
-  const expired = pool.addContent([[0, 1]], { expiresAt: Date.now() - 1000 }).id
-  const later = pool.addContent([[0, 1]], { expiresAt: Date.now() + 3_600_000 }).id
+  const kept = (await pool.addContent([[0, 1]])).id
+  const deleted = (await pool.addContent([[0, 1]])).id
+  const expired = (await pool.addContent([[0, 1]], { expiresAt: Date.now() - 1000 })).id
+  const later = (await pool.addContent([[0, 1]], { expiresAt: Date.now() + 3_600_000 })).id
   await deleter(pool).delete(deleted, 'op')
-  assert.ok(catalog.isTombstoned(deleted))
+  assert.ok(await catalog.isTombstoned(deleted))
   // A publish in flight: its manifest copies are recorded under the upload before any node gets them.
   const inFlight = someContentId()
-  catalog.createUpload({ uploadId: 'upload-live', name: 'x', type: 'application/octet-stream', chunkSize: 1024, replicas: 2, createdAt: new Date().toISOString(), publisher: 'p' })
-  catalog.addCopy('upload-live', inFlight, peers[0], 'pending')
-  assert.ok(catalog.isPublishInFlight(inFlight))
+  await catalog.createUpload({ uploadId: 'upload-live', name: 'x', type: 'application/octet-stream', chunkSize: 1024, replicas: 2, createdAt: new Date().toISOString(), publisher: 'p' })
+  await catalog.addCopy('upload-live', inFlight, peers[0], 'pending')
+  assert.ok(await catalog.isPublishInFlight(inFlight))
   const unknown = someContentId()
 
   const ack = await registry(pool).handle(beat([kept, deleted, expired, later, inFlight, unknown]), peers[0])
@@ -55,7 +54,7 @@ test('the ack drops deleted, expired and unknown contents, and never a visible o
   assert.equal(new Set((ack as any).drop), new Set([deleted, expired, unknown]))
 
   // The publish fails and is discarded: now that same id is a stray to drop.
-  catalog.dropContent('upload-live')
+  await catalog.dropContent('upload-live')
   const after = await registry(pool).handle(beat([inFlight]), peers[0])
   assert.equal((after as any).drop, [inFlight])
   await pool.close()
@@ -64,77 +63,77 @@ test('the ack drops deleted, expired and unknown contents, and never a visible o
 test('a delete is durable before its orders: a holder that missed its order is owed it until its heartbeat shows it gone', async () => {
   const pool = await makePool(3)
   const { catalog, peers, nodes } = pool
-  const c = pool.addContent([[0, 1], [1, 2]], { replicas: 2 })
+  const c = await pool.addContent([[0, 1], [1, 2]], { replicas: 2 })
   nodes.down.add(peers[1])
   const outcome = await deleter(pool).delete(c.id, 'op')
   assert.equal(outcome.unreachable, [peers[1]])
-  assert.is(catalog.getContent(c.id), undefined)
-  assert.ok(catalog.isTombstoned(c.id))
+  assert.is(await catalog.getContent(c.id), undefined)
+  assert.ok(await catalog.isTombstoned(c.id))
   assert.ok(nodes.disk(peers[0]).size === 0 && nodes.disk(peers[2]).size === 0, 'reachable holders emptied')
-  assert.equal(catalog.pendingDeletes().map(p => p.node), [peers[1]])
-  assert.equal(new Set(catalog.pendingDeletes()[0].blobs), new Set([c.id, ...c.chunks]))
+  assert.equal((await catalog.pendingDeletes()).map(p => p.node), [peers[1]])
+  assert.equal(new Set((await catalog.pendingDeletes())[0].blobs), new Set([c.id, ...c.chunks]))
 
   // Back, it still lists the content: the ack tells it to drop; the debt stays until it is gone.
   nodes.down.delete(peers[1])
   const r = registry(pool)
   assert.equal((await r.handle(beat([c.id]), peers[1]) as any).drop, [c.id])
-  assert.is(catalog.pendingDeletes().length, 1)
+  assert.is((await catalog.pendingDeletes()).length, 1)
   assert.equal((await r.handle(beat([]), peers[1]) as any).drop, [])
-  assert.is(catalog.pendingDeletes().length, 0)
+  assert.is((await catalog.pendingDeletes()).length, 0)
   await pool.close()
 })
 
 test('a delete answers within its bound while a holder hangs; the order goes on in the background', async () => {
   const pool = await makePool(2)
   const { catalog, peers, nodes } = pool
-  const c = pool.addContent([[0, 1]], { replicas: 2 })
+  const c = await pool.addContent([[0, 1]], { replicas: 2 })
   let release!: () => void
   const hung = new Promise<void>((resolve) => { release = resolve })
   nodes.gate = async (peer) => { if (peer === peers[1]) await hung }
   const d = deleter(pool, { answerWithinMs: 100 })
   const outcome = await d.delete(c.id, 'op')
   assert.equal(outcome.unreachable, [peers[1]])
-  assert.is(catalog.getContent(c.id), undefined)
+  assert.is(await catalog.getContent(c.id), undefined)
   release()
   await d.idle()
   assert.is(nodes.disk(peers[1]).size, 0)
-  assert.equal(catalog.pendingDeletes(), [])
+  assert.equal(await catalog.pendingDeletes(), [])
   await pool.close()
 })
 
 test('after a restart, deletes a crash interrupted are sent again and finish', async () => {
   const pool = await makePool(3)
   const { catalog, peers, nodes } = pool
-  const c = pool.addContent([[0, 1, 2]], { replicas: 3 })
+  const c = await pool.addContent([[0, 1, 2]], { replicas: 3 })
   // The crash: the delete's transaction committed, none of its orders went out.
   for (const p of peers) nodes.down.add(p)
   await deleter(pool, { answerWithinMs: 5000 }).delete(c.id, 'op')
-  assert.is(catalog.pendingDeletes().length, 3)
+  assert.is((await catalog.pendingDeletes()).length, 3)
   for (const p of peers) assert.ok(nodes.disk(p).size > 0)
 
   // The restarted manager opens the same database.
   for (const p of peers) nodes.down.delete(p)
-  const db = new Db(`${pool.dir}/catalog.db`)
+  const db = await pool.reopen()
   const reopened = new Catalog(db)
   const resumed = new ContentDeleter({ catalog: reopened, lifecycle: new ContentLifecycle(reopened, new KeyCustody(db)), nodes, logger })
   assert.is(await resumed.resumePending(), 3)
   for (const p of peers) assert.is(nodes.disk(p).size, 0, `node ${p} emptied`)
-  assert.equal(reopened.pendingDeletes(), [])
-  assert.ok(reopened.listEvents(5).some(e => e.kind === 'delete-resumed' && e.content === c.id && e.detail?.done === 3))
+  assert.equal(await reopened.pendingDeletes(), [])
+  assert.ok((await reopened.listEvents(5)).some(e => e.kind === 'delete-resumed' && e.content === c.id && e.detail?.done === 3))
   assert.is(await resumed.resumePending(), 0, 'nothing left to resume')
-  db.close()
+  await db.close()
   await pool.close()
 })
 
 test('removing a node forgets what it was owed', async () => {
   const pool = await makePool(3)
   const { catalog, peers, nodes } = pool
-  const c = pool.addContent([[0, 1, 2]], { replicas: 2 })
+  const c = await pool.addContent([[0, 1, 2]], { replicas: 2 })
   nodes.down.add(peers[2])
   await deleter(pool).delete(c.id, 'op')
-  assert.is(catalog.pendingDeletes().length, 1)
-  catalog.removeNode(peers[2], Date.now())
-  assert.equal(catalog.pendingDeletes(), [])
+  assert.is((await catalog.pendingDeletes()).length, 1)
+  await catalog.removeNode(peers[2], Date.now())
+  assert.equal(await catalog.pendingDeletes(), [])
   await pool.close()
 })
 

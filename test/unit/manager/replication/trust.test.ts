@@ -57,14 +57,14 @@ async function closePlane (p: FakePlane): Promise<void> {
 /** A content of one real chunk held (confirmed) by peers 0 and 1, peer 0's data plane being `plane`. */
 async function reportedPool (plane: FakePlane): Promise<{ pool: TestPool, id: string, chunk: string }> {
   const pool = await makePool(3)
-  const c = pool.addContent([[0, 1]], { replicas: 2 })
+  const c = await pool.addContent([[0, 1]], { replicas: 2 })
   // The fixture's chunk ids are random; give peer 0 a real blob under its id and point it at the fake plane.
   const blob = randomBytes(1024)
   const chunk = chunkCid(blob).toString()
-  pool.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
-  pool.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
-  const n0 = pool.catalog.getNode(pool.peers[0])!
-  pool.catalog.joinNode({ peerId: n0.peerId, http: plane.url, zone: null, capacity: n0.capacity, egressCap: null, addrs: [] }, Date.now())
+  await pool.db.prepare('UPDATE chunks SET cid = ?, size = ? WHERE cid = ?').run(chunk, blob.length, c.chunks[0])
+  await pool.db.prepare('UPDATE copies SET cid = ? WHERE cid = ?').run(chunk, c.chunks[0])
+  const n0 = (await pool.catalog.getNode(pool.peers[0]))!
+  await pool.catalog.joinNode({ peerId: n0.peerId, http: plane.url, zone: null, capacity: n0.capacity, egressCap: null, addrs: [] }, Date.now())
   plane.blobs.set(chunk, blob)
   return { pool, id: c.id, chunk }
 }
@@ -73,8 +73,8 @@ function verifier (pool: TestPool, init: ConstructorParameters<typeof ReportVeri
   return new ReportVerifier({ catalog: pool.catalog, logger }, { timeoutMs: 5000, ...init })
 }
 
-function kinds (pool: TestPool): string[] {
-  return pool.catalog.listEvents(100).map(e => e.kind).filter(k => k.startsWith('bad-copy'))
+async function kinds (pool: TestPool): Promise<string[]> {
+  return (await pool.catalog.listEvents(100)).map(e => e.kind).filter(k => k.startsWith('bad-copy'))
 }
 
 test('twelve forged reports change nothing: the copy is fetched once, found intact, and stays counted', async () => {
@@ -83,15 +83,15 @@ test('twelve forged reports change nothing: the copy is fetched once, found inta
   const v = verifier(pool, { burst: 20 })
   try {
     for (let i = 0; i < 12; i++) {
-      v.submit({ content: id, chunk, node: pool.peers[0], reason: 'hash mismatch' }, '10.0.0.1')
+      await v.submit({ content: id, chunk, node: pool.peers[0], reason: 'hash mismatch' }, '10.0.0.1')
       await v.idle()
     }
     assert.is(plane.fetches, 1, 'one blob fetch, then the intact verdict is remembered')
-    assert.is(pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
-    assert.equal(confirmedLive(pool.catalog, chunk).sort(), [pool.peers[0], pool.peers[1]].sort())
-    assert.is(pool.catalog.listVisible()[0].copies.min, 2)
-    assert.equal(kinds(pool), Array(12).fill('bad-copy-rejected'))
-    const first = pool.catalog.listEvents(100).at(-1)!
+    assert.is(await pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
+    assert.equal((await confirmedLive(pool.catalog, chunk)).sort(), [pool.peers[0], pool.peers[1]].sort())
+    assert.is((await pool.catalog.listVisible())[0].copies.min, 2)
+    assert.equal(await kinds(pool), Array(12).fill('bad-copy-rejected'))
+    const first = (await pool.catalog.listEvents(100)).at(-1)!
     assert.equal(first.detail, { chunk, reason: 'hash mismatch', verdict: 'intact' })
   } finally {
     await v.close()
@@ -107,11 +107,11 @@ test('a copy that really is bad (other bytes, or a 404 where the catalog says it
     plane.behaviour = behaviour
     const v = verifier(pool)
     try {
-      assert.equal(v.submit({ content: id, chunk, node: pool.peers[0], reason: 'hash mismatch' }, '10.0.0.1'), { verifying: true })
+      assert.equal(await v.submit({ content: id, chunk, node: pool.peers[0], reason: 'hash mismatch' }, '10.0.0.1'), { verifying: true })
       await v.idle()
-      assert.is(pool.catalog.copyState(chunk, pool.peers[0]), 'suspect', behaviour)
-      assert.is(pool.catalog.listVisible()[0].copies.min, 1)
-      const [event] = pool.catalog.listEvents(1)
+      assert.is(await pool.catalog.copyState(chunk, pool.peers[0]), 'suspect', behaviour)
+      assert.is((await pool.catalog.listVisible())[0].copies.min, 1)
+      const [event] = (await pool.catalog.listEvents(1))
       assert.is(event.kind, 'bad-copy-verified')
       assert.equal(event.detail, { chunk, reason: 'hash mismatch', verdict: behaviour, marked: true })
     } finally {
@@ -128,12 +128,12 @@ test('a node that cannot be asked changes nothing; reports of copies the catalog
   plane.behaviour = 'broken'
   const v = verifier(pool)
   try {
-    v.submit({ content: id, chunk, node: pool.peers[0], reason: 'x' }, '10.0.0.1')
+    await v.submit({ content: id, chunk, node: pool.peers[0], reason: 'x' }, '10.0.0.1')
     await v.idle()
-    assert.is(pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
-    assert.equal(kinds(pool), ['bad-copy-unverified'])
+    assert.is(await pool.catalog.copyState(chunk, pool.peers[0]), 'confirmed')
+    assert.equal(await kinds(pool), ['bad-copy-unverified'])
     // peer 2 holds no copy: nothing to fetch, nothing to mark
-    assert.equal(v.submit({ content: id, chunk, node: pool.peers[2], reason: 'x' }, '10.0.0.1'), { verifying: false, verdict: 'no-copy' })
+    assert.equal(await v.submit({ content: id, chunk, node: pool.peers[2], reason: 'x' }, '10.0.0.1'), { verifying: false, verdict: 'no-copy' })
     assert.is(plane.fetches, 1)
   } finally {
     await v.close()
@@ -148,21 +148,21 @@ test('reports are rate-limited per client address (429 past the burst), and chec
   const v = verifier(pool, { burst: 3, ratePerSecond: 0.001 })
   try {
     const report = { content: id, chunk, node: pool.peers[0], reason: 'x' }
-    for (let i = 0; i < 3; i++) v.submit(report, '10.0.0.1')
+    for (let i = 0; i < 3; i++) await v.submit(report, '10.0.0.1')
     for (const client of ['10.0.0.1', '10.0.0.1']) {
       try {
-        v.submit(report, client)
+        await v.submit(report, client)
         assert.unreachable('past the burst')
       } catch (err) {
         assert.is((err as CdnError).status, 429)
         assert.is((err as CdnError).code, 'ERR_RATE_LIMITED')
       }
     }
-    v.submit(report, '10.0.0.2')
+    await v.submit(report, '10.0.0.2')
     await v.idle()
     assert.is(plane.fetches, 1, 'reports of one copy join one verification')
     try {
-      v.submit({ ...report, chunk: chunkCid(randomBytes(8)).toString() }, '10.0.0.3')
+      await v.submit({ ...report, chunk: chunkCid(randomBytes(8)).toString() }, '10.0.0.3')
       assert.unreachable('a blob of another content')
     } catch (err) {
       assert.is((err as CdnError).status, 400)
@@ -174,9 +174,9 @@ test('reports are rate-limited per client address (429 past the burst), and chec
   }
   const buckets = new TokenBuckets({ ratePerSecond: 1, burst: 2, now: () => clock })
   let clock = 0
-  assert.equal([buckets.take('a'), buckets.take('a'), buckets.take('a')], [true, true, false])
+  assert.equal([(await buckets.take('a')), (await buckets.take('a')), (await buckets.take('a'))], [true, true, false])
   clock = 1000
-  assert.equal([buckets.take('a'), buckets.take('a')], [true, false])
+  assert.equal([(await buckets.take('a')), (await buckets.take('a'))], [true, false])
 })
 
 // ---- suspect copies are never spare ----------------------------------------------
@@ -189,13 +189,13 @@ test('suspect copies never count as spare: no removal, drain, trim or delete lea
   const pool = await makePool(5)
   const { catalog, peers, nodes } = pool
   // One good copy (peer 0) and two suspect ones (peers 1, 2) of the chunk: a forged flood of old would have left this.
-  const c = pool.addContent([[0, 1, 2]], { replicas: 2 })
-  catalog.markSuspect(c.chunks[0], peers[1])
-  catalog.markSuspect(c.chunks[0], peers[2])
+  const c = await pool.addContent([[0, 1, 2]], { replicas: 2 })
+  await catalog.markSuspect(c.chunks[0], peers[1])
+  await catalog.markSuspect(c.chunks[0], peers[2])
   const a = admin(pool)
   for (const [peer, last] of [[peers[0], true], [peers[1], false]] as const) {
     try {
-      a.remove(peer, 'op')
+      await a.remove(peer, 'op')
       assert.unreachable(`removed ${peer}`)
     } catch (err) {
       assert.instance(err, ConflictError)
@@ -208,30 +208,30 @@ test('suspect copies never count as spare: no removal, drain, trim or delete lea
   const runner = new ActionRunner({ catalog, nodes, manifestUrl: id => `${MANAGER_URL}/manifest/${id}`, logger }, { minCopies: 2 })
   runner.submit([{ kind: 'delete', reason: 'trim', content: c.id, cid: c.chunks[0], node: peers[0] }])
   await runner.idle()
-  assert.is(catalog.copyState(c.chunks[0], peers[0]), 'confirmed')
+  assert.is(await catalog.copyState(c.chunks[0], peers[0]), 'confirmed')
   assert.ok(nodes.disk(peers[0]).has(c.chunks[0]))
-  assert.ok(catalog.listEvents(5).some(e => e.kind === 'delete-refused' && e.node === peers[0]))
+  assert.ok((await catalog.listEvents(5)).some(e => e.kind === 'delete-refused' && e.node === peers[0]))
 
   // The policy, seeing node 0 drain, plans copies first and no delete of the good copy.
-  a.drain(peers[0], 'op')
+  await a.drain(peers[0], 'op')
   const snapshots = new PoolSnapshotter({ catalog, demand: new DemandTracker(), moves: runner })
-  const round = (): ReturnType<typeof reconcile> => {
-    const snap = snapshots.take(Date.now(), DEFAULT_POLICY.uncappedEgress)
+  const round = async (): Promise<ReturnType<typeof reconcile>> => {
+    const snap = await snapshots.take(Date.now(), DEFAULT_POLICY.uncappedEgress)
     return reconcile({ nodes: snap.nodes, contents: snap.contents, settings: { ...DEFAULT_POLICY, minCopies: 2 }, now: Date.now() })
   }
-  const first = round()
+  const first = await round()
   assert.not.ok(first.actions.some(x => x.kind === 'delete' && x.node === peers[0]), 'the good copy stays while it is one of too few')
   assert.ok(first.actions.filter(x => x.kind === 'copy').length >= 2)
   runner.submit(first.actions.filter(x => x.kind !== 'expire') as any)
   await runner.idle()
   // Two good copies elsewhere now: the suspect ones and the draining one may go, never below two good.
   for (let i = 0; i < 4; i++) {
-    runner.submit(round().actions.filter(x => x.kind !== 'expire') as any)
+    runner.submit((await round()).actions.filter(x => x.kind !== 'expire') as any)
     await runner.idle()
-    assert.ok(confirmedLive(catalog, c.chunks[0]).length >= 2)
+    assert.ok((await confirmedLive(catalog, c.chunks[0])).length >= 2)
   }
-  assert.equal(catalog.copyState(c.chunks[0], peers[1]), undefined, 'the suspect copy was deleted once it was spare')
-  assert.equal(a.remove(peers[1], 'op'), { peerId: peers[1], removed: true })
+  assert.equal(await catalog.copyState(c.chunks[0], peers[1]), undefined, 'the suspect copy was deleted once it was spare')
+  assert.equal(await a.remove(peers[1], 'op'), { peerId: peers[1], removed: true })
   await pool.close()
 })
 
@@ -252,12 +252,12 @@ test("a node claiming 10 GB/s behind a 25 MB/s cap counts as 25 MB/s, per conten
   const tokens = new TokenStore(pool.db, () => {})
   const demand = new DemandTracker({ smoothing: 1 })
   const registry = new NodeRegistry({ catalog: pool.catalog, tokens, logger, onHeartbeat: (node, hb, now) => { demand.record(node, hb, now) } }, { heartbeatMs: 1000, deadNodeMs: 3000 })
-  const content = pool.addContent([[0]], { replicas: 1 }).id
+  const content = (await pool.addContent([[0]], { replicas: 1 })).id
   await registry.handle({ type: 'heartbeat', http: 'http://node-0.test', capacity: 1e9, used: 0, egressCap: 25e6, egressRate: 10e9, blobs: 2, contents: { [content]: { requests: 9, bytes: 10e9 } }, held: [content] }, pool.peers[0])
   const now = Date.now()
   assert.is(demand.egressOf(pool.peers[0], now), 25e6)
   assert.is(demand.byContent(now).get(content)?.bytes, 25e6)
-  assert.is(pool.catalog.getNode(pool.peers[0])!.egressRate, 25e6)
+  assert.is((await pool.catalog.getNode(pool.peers[0]))!.egressRate, 25e6)
   await pool.close()
 })
 
@@ -269,12 +269,12 @@ test('the node list is signed by the pool identity, lists every node not removed
   const peerId = peerIdFromPrivateKey(key).toString()
   let clock = 1_700_000_000_000
   const signer = new NodeListSigner({ catalog: pool.catalog, signer: { privateKey: key, peerId }, now: () => clock })
-  pool.catalog.setNodeState(pool.peers[2], 'dead')
+  await pool.catalog.setNodeState(pool.peers[2], 'dead')
   const first = await verifyRecord<NodeListBody>(await signer.current(), { kind: 'node-list', trusted: [peerId], now: clock })
   assert.equal(first.body.nodes.map(n => n.peerId).sort(), [...pool.peers].sort(), 'dead nodes stay listed')
   assert.is(first.body.exp, clock + 3_600_000)
   assert.is(first.body.nodes.find(n => n.peerId === pool.peers[0])?.http, 'http://node-0.test')
-  admin(pool).remove(pool.peers[1], 'op')
+  await admin(pool).remove(pool.peers[1], 'op')
   const second = await verifyRecord<NodeListBody>(await signer.current(), { kind: 'node-list', trusted: [peerId], now: clock })
   assert.not.ok(second.body.nodes.some(n => n.peerId === pool.peers[1]), 'a removed node is gone at once')
   assert.ok(second.body.seq > first.body.seq)

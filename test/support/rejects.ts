@@ -1,0 +1,16 @@
+import * as assert from 'uvu/assert'
+
+/** `assert.throws` for async code: `fn` must reject, with an error `expected` accepts (a predicate or a message pattern). */
+export async function rejects (fn: () => Promise<unknown>, expected?: RegExp | ((err: unknown) => boolean), message?: string): Promise<void> {
+  let threw = false
+  let error: unknown
+  try {
+    await fn()
+  } catch (err) {
+    threw = true
+    error = err
+  }
+  assert.ok(threw, message ?? 'expected a rejection')
+  if (expected instanceof RegExp) assert.match(String((error as Error)?.message ?? error), expected, message)
+  else if (expected != null) assert.ok(expected(error), message ?? `unexpected error: ${String(error)}`)
+}
