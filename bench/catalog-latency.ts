@@ -24,22 +24,13 @@ import { DemandTracker } from '../manager/replication/demand-tracker.ts'
 import { PoolSnapshotter } from '../manager/replication/pool-snapshot.ts'
 import { DEFAULT_POLICY } from '../manager/replication/replication-policy.ts'
 import { startPostgres } from '../test/support/postgres.ts'
+import { seededRandom } from './seeded-random.ts'
 
 const { values: args } = parseArgs({ options: { nodes: { type: 'string', default: '1000' }, chunks: { type: 'string', default: '100000' }, runs: { type: 'string', default: '7' }, seed: { type: 'string', default: '1' } } })
 const NODES = Number(args.nodes)
 const CHUNKS = Number(args.chunks)
 const RUNS = Number(args.runs)
 
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const fakeCid = (label: string, codec = 0x55): string => CID.createV1(codec, createDigest(0x12, createHash('sha256').update(label).digest())).toString()
 
 interface Pool { nodes: Param[][], contents: Param[][], chunks: Param[][], copies: Param[][] }
@@ -49,7 +40,7 @@ const peers: string[] = []
 for (let i = 0; i < NODES; i++) peers.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())
 
 function generate (): Pool {
-  const rand = rng(Number(args.seed))
+  const rand = seededRandom(Number(args.seed))
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]
   const now = Date.now()
   const pool: Pool = { nodes: [], contents: [], chunks: [], copies: [] }

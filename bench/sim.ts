@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { DEFAULT_POLICY, reconcile, type PolicyContent, type PolicyNode, type PolicySettings } from '../manager/replication/replication-policy.ts'
+import { seededRandom } from './seeded-random.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -33,18 +34,7 @@ const CHUNK = 64 * 1024 * 1024 // a simulated chunk stands for 64 MiB of real on
 const TB = 1e12
 const MB = 1e6
 
-/** Small, seedable PRNG (mulberry32) so runs are reproducible. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rand = rng(Number(args.seed))
+const rand = seededRandom(Number(args.seed))
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]
 
 function key (label: string): Uint8Array {
