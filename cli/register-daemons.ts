@@ -48,6 +48,7 @@ export function addManagerCommands (manager: Command): void {
     .description('run a manager until SIGINT/SIGTERM; prints the command that joins a node to it')
     .option('--dir <dir>', 'data directory (catalog, identity, ports, join token, staging)', DATA_DIRS.manager)
     .option('--database-url-file <file>', `keep the catalog in PostgreSQL: file holding its postgres:// connection string (default: $${DATABASE_URL_ENV}; neither: SQLite, catalog.db in --dir)`)
+    .option('--master-key-file <file>', 'the pool master key that seals content keys in the catalog; managers of one pool share it (default: master.key in --dir, made on first start)')
   addAddressOptions(managerStart, { http: String(d.httpPort), p2p: String(d.p2pPort) })
   withConfigFile(managerStart)
   managerStart
@@ -71,6 +72,7 @@ export function addManagerCommands (manager: Command): void {
       await runDaemon('manager', async () => await namingPortFlags(async () => await startManager({
         dataDir: o.dir,
         databaseUrl: await databaseUrl(o.databaseUrlFile),
+        masterKeyFile: o.masterKeyFile,
         ...addressConfig(o),
         defaultPorts: { http: d.httpPort, p2p: d.p2pPort },
         publisherTokens: await configuredTokens(o.publisherTokenFile, 'CDN_PUBLISHER_TOKENS'),

@@ -23,6 +23,7 @@ import { createApiServer } from './api/api-server.ts'
 import { createApiHandler, type ApiComponents } from './api/api.ts'
 import { Capabilities } from './api/capabilities.ts'
 import { Chore } from '../core/chore.ts'
+import { KeySealer, loadMasterKey, MASTER_KEY_FILE } from './catalog/key-sealing.ts'
 import { catalogLocation, openCatalog } from './catalog/open.ts'
 import { ContentDeleter } from './publish/delete.ts'
 import { DemandTracker } from './replication/demand-tracker.ts'
@@ -49,6 +50,8 @@ export interface ManagerConfig {
   dataDir: string
   /** a PostgreSQL connection string for the catalog (it may hold a password: never log it); default: SQLite in dataDir */
   databaseUrl?: string
+  /** the pool master key that seals content keys in the catalog (default: master.key in dataDir, made on first start) */
+  masterKeyFile?: string
   httpHost?: string            // address the HTTP API and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
   httpPort?: number            // default: the port this data directory used last, else defaultPorts.http, else any
   p2pPort?: number             // libp2p TCP port on httpHost; same defaults as httpPort
@@ -138,8 +141,12 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     let countNodes: () => Promise<Record<string, number>> = async () => ({})
     const metrics = createManagerMetrics(metricsRegistry, async () => await countNodes())
     const location = catalogLocation(config.dataDir, config.databaseUrl)
-    const { catalog, tokens, keys, lifecycle, close: closeDb } = await openCatalog(location, { onEvent: kind => { metrics.events.inc({ kind }) } })
+    const masterKeyFile = config.masterKeyFile ?? join(config.dataDir, MASTER_KEY_FILE)
+    const master = await loadMasterKey(masterKeyFile, true)
+    if (master.created) log.info({ path: masterKeyFile }, 'made the pool master key that seals content keys; managers of this pool share this file')
+    const { catalog, tokens, keys, lifecycle, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
+    if (keysSealed > 0) log.info({ keys: keysSealed }, 'sealed content keys stored in clear by an older manager')
     log.info({ engine: 'sqlite' in location ? 'sqlite' : 'postgres', ...('sqlite' in location ? { path: location.sqlite } : {}) }, 'catalog opened')
     await registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
     await registerConfigured(tokens, 'join', [...(config.joinTokens ?? []), await ensureJoinToken(config.dataDir)], log)

@@ -3,31 +3,12 @@
  * makes an admin token and writes it to `<dataDir>/admin.token`, readable by
  * the manager's user only; the log says where it is, never what it is.
  */
-import { randomUUID } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { writeSecretFile } from '../../core/secret-file.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import { newToken, type TokenStore } from '../catalog/tokens.ts'
 
 export const ADMIN_TOKEN_FILE = 'admin.token'
-
-/** Writes `text` to `path` with mode 0600, synced, atomically: the token is on disk before the database knows it. */
-async function writeSecretFile (path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomUUID()}.tmp`
-  try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(text)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-}
 
 /**
  * Makes the first admin token unless the pool ever had one. The file comes

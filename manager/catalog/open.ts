@@ -8,6 +8,7 @@ import { Catalog, type CatalogInit } from './catalog.ts'
 import { ContentLifecycle } from './content-lifecycle.ts'
 import type { SqlEngine } from './engine.ts'
 import { KeyCustody } from './key-custody.ts'
+import type { KeySealer } from './key-sealing.ts'
 import { PgEngine } from './postgres.ts'
 import { Db } from './sqlite.ts'
 import { TokenStore } from './tokens.ts'
@@ -21,6 +22,8 @@ export interface OpenCatalog {
   keys: KeyCustody
   /** going visible and being deleted, each with its key and event in one transaction */
   lifecycle: ContentLifecycle
+  /** content keys found stored in clear (by a manager from before sealing) and sealed at this open */
+  keysSealed: number
   /** which engine holds the catalog, for logs (never the connection string) */
   engine: 'sqlite' | 'postgres'
   close: () => Promise<void>
@@ -39,14 +42,24 @@ export async function openEngine (where: CatalogLocation): Promise<SqlEngine> {
   return 'sqlite' in where ? new Db(where.sqlite) : await PgEngine.open(where.postgresUrl)
 }
 
-export function storesOn (db: SqlEngine, init: CatalogInit = {}): OpenCatalog {
+/**
+ * The stores on an open engine. The key store is checked against the master
+ * key first (a wrong one refuses to start) and seals keys stored in clear.
+ */
+export async function storesOn (db: SqlEngine, sealer: KeySealer, init: CatalogInit = {}): Promise<OpenCatalog> {
   const catalog = new Catalog(db, init)
-  const keys = new KeyCustody(db)
+  const keys = new KeyCustody(db, sealer)
+  const keysSealed = await keys.prepare()
   const tokens = new TokenStore(db, async e => { await catalog.recordEvent(e) })
-  return { catalog, tokens, keys, lifecycle: new ContentLifecycle(catalog, keys), engine: db.dialect.name, close: async () => { await db.close() } }
+  return { catalog, tokens, keys, lifecycle: new ContentLifecycle(catalog, keys), keysSealed, engine: db.dialect.name, close: async () => { await db.close() } }
 }
 
-export async function openCatalog (where: CatalogLocation | string, init: CatalogInit = {}): Promise<OpenCatalog> {
+export async function openCatalog (where: CatalogLocation | string, sealer: KeySealer, init: CatalogInit = {}): Promise<OpenCatalog> {
   const db = await openEngine(typeof where === 'string' ? { sqlite: where } : where)
-  return storesOn(db, init)
+  try {
+    return await storesOn(db, sealer, init)
+  } catch (err) {
+    await db.close()
+    throw err
+  }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 /**
  * The manager API's authorization matrix: every route against no token, a
  * wrong, revoked or expired one, and each role; private contents against
@@ -19,6 +20,7 @@ import { createApiHandler } from '../../../../manager/api/api.ts'
 import { Capabilities } from '../../../../manager/api/capabilities.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
+import { KeySealer } from '../../../../manager/catalog/key-sealing.ts'
 import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { createManagerMetrics } from '../../../../manager/metrics.ts'
 import { NodeAdmin } from '../../../../manager/nodes/node-admin.ts'
@@ -29,7 +31,7 @@ import { makePool } from '../pool-fixture.ts'
 const pool = await makePool(3)
 const { catalog, db, peers } = pool
 const tokens = new TokenStore(db, async e => { await catalog.recordEvent(e) })
-const keys = new KeyCustody(db)
+const keys = new KeyCustody(db, new KeySealer(randomBytes(32)))
 const privateKey = await generateKeyPair('Ed25519')
 const peerId = peerIdFromPrivateKey(privateKey).toString()
 let now = Date.now()

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -12,6 +13,7 @@ import { chunkCid, manifestCid } from '../../../../core/ids.ts'
 import { Catalog, type EventKind } from '../../../../manager/catalog/catalog.ts'
 import { Db } from '../../../../manager/catalog/sqlite.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
+import { KeySealer, MasterKeyError, SEALED_KEY_BYTES } from '../../../../manager/catalog/key-sealing.ts'
 import { parseBearer, TokenStore } from '../../../../manager/catalog/tokens.ts'
 import { eachEngine } from '../../../support/catalog-engines.ts'
 import { rejects } from '../../../support/rejects.ts'
@@ -146,7 +148,7 @@ eachEngine(test, 'a reported copy turns suspect and stops counting', async (open
 eachEngine(test, 'keys are released only for visible contents and are gone once destroyed', async (open) => {
   const db = await open()
   const catalog = new Catalog(db)
-  const keys = new KeyCustody(db)
+  const keys = new KeyCustody(db, new KeySealer(randomBytes(32)))
   const contentId = manifestCid(Buffer.from('m2')).toString()
   const key = newContentKey()
   await upload(catalog, 'u2')
@@ -161,6 +163,42 @@ eachEngine(test, 'keys are released only for visible contents and are gone once 
   const raw = await open()
   assert.is((await raw.prepare('SELECT COUNT(*) AS n FROM content_keys').get() as { n: number }).n, 0)
   await raw.close()
+})
+
+eachEngine(test, 'keys are stored sealed: the database alone opens no content, a wrong master key refuses to start, and old keys in clear are sealed', async (open) => {
+  const db = await open()
+  const catalog = new Catalog(db)
+  const master = randomBytes(32)
+  const keys = new KeyCustody(db, new KeySealer(master))
+  const contentId = manifestCid(Buffer.from('m3')).toString()
+  const key = newContentKey()
+  await upload(catalog, 'u3')
+  await keys.put(contentId, key)
+  await catalog.makeVisible('u3', { contentId, size: 0, chunkCount: 0, manifest: Buffer.from('m3') })
+  const stored = (await db.prepare('SELECT key FROM content_keys WHERE content = ?').get(contentId) as { key: Uint8Array }).key
+  assert.is(stored.length, SEALED_KEY_BYTES)
+  assert.not.ok(Buffer.from(stored).includes(Buffer.from(key)), 'the key is not in the row')
+  assert.equal(Buffer.from((await keys.release(contentId))!), Buffer.from(key))
+
+  // A sealed key copied to another content's row does not open there.
+  const other = manifestCid(Buffer.from('m4')).toString()
+  await upload(catalog, 'u4b')
+  await catalog.makeVisible('u4b', { contentId: other, size: 0, chunkCount: 0, manifest: Buffer.from('m4') })
+  await db.prepare('INSERT INTO content_keys (content, key, stored_at) VALUES (?, ?, ?)').run(other, stored, 'x')
+  await rejects(async () => await keys.release(other), e => e instanceof MasterKeyError)
+
+  // Another master key: refused at start, before anything is served.
+  await rejects(async () => await new KeyCustody(db, new KeySealer(randomBytes(32))).prepare(), e => e instanceof MasterKeyError && /master key/.test(e.message))
+
+  // A key a manager from before sealing stored in clear is sealed at start and still opens.
+  await db.prepare('DELETE FROM content_keys WHERE content = ?').run(other)
+  await db.prepare('INSERT INTO content_keys (content, key, stored_at) VALUES (?, ?, ?)').run(other, key, 'x')
+  assert.is(await keys.prepare(), 1)
+  const resealed = (await db.prepare('SELECT key FROM content_keys WHERE content = ?').get(other) as { key: Uint8Array }).key
+  assert.is(resealed.length, SEALED_KEY_BYTES)
+  assert.equal(Buffer.from((await keys.release(other))!), Buffer.from(key))
+  assert.is(await keys.prepare(), 0, 'nothing left in clear')
+  await db.close()
 })
 
 eachEngine(test, 'a heartbeat\'s held list: contents to drop, and owed deletes it no longer holds are cleared', async (open) => {

@@ -13,6 +13,7 @@ import { Catalog } from '../../../../manager/catalog/catalog.ts'
 import { ContentDeleter } from '../../../../manager/publish/delete.ts'
 import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
+import { KeySealer } from '../../../../manager/catalog/key-sealing.ts'
 import { NodeRegistry } from '../../../../manager/nodes/node-registry.ts'
 import { TokenStore } from '../../../../manager/catalog/tokens.ts'
 import { makePool, type TestPool } from '../pool-fixture.ts'
@@ -20,7 +21,7 @@ import { makePool, type TestPool } from '../pool-fixture.ts'
 const logger = silentLogger()
 
 function deleter (pool: TestPool, init: ConstructorParameters<typeof ContentDeleter>[1] = {}): ContentDeleter {
-  return new ContentDeleter({ catalog: pool.catalog, lifecycle: new ContentLifecycle(pool.catalog, new KeyCustody(pool.db)), nodes: pool.nodes, logger }, init)
+  return new ContentDeleter({ catalog: pool.catalog, lifecycle: new ContentLifecycle(pool.catalog, new KeyCustody(pool.db, new KeySealer(randomBytes(32)))), nodes: pool.nodes, logger }, init)
 }
 
 function registry (pool: TestPool): NodeRegistry {
@@ -115,7 +116,7 @@ test('after a restart, deletes a crash interrupted are sent again and finish', a
   for (const p of peers) nodes.down.delete(p)
   const db = await pool.reopen()
   const reopened = new Catalog(db)
-  const resumed = new ContentDeleter({ catalog: reopened, lifecycle: new ContentLifecycle(reopened, new KeyCustody(db)), nodes, logger })
+  const resumed = new ContentDeleter({ catalog: reopened, lifecycle: new ContentLifecycle(reopened, new KeyCustody(db, new KeySealer(randomBytes(32)))), nodes, logger })
   assert.is(await resumed.resumePending(), 3)
   for (const p of peers) assert.is(nodes.disk(p).size, 0, `node ${p} emptied`)
   assert.equal(await reopened.pendingDeletes(), [])
