@@ -1,8 +1,8 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import pg from 'pg'
 import { CdnError, describeError } from '../../core/errors.ts'
 import { CatalogUnavailableError } from './errors.ts'
 import { numberedPlaceholders, type Dialect, type Param, type SqlEngine, type Statement } from './engine.ts'
+import { TransactionScope, type OpenTx } from './transaction-scope.ts'
 import { migratePostgres } from './migrations.ts'
 
 export const postgresDialect: Dialect = {
@@ -27,7 +27,7 @@ const types = {
   }) as typeof pg.types.getTypeParser
 }
 
-interface Tx { open: boolean, client: pg.PoolClient, after: Array<() => void> }
+interface Tx extends OpenTx { client: pg.PoolClient }
 
 type Queryable = Pick<pg.Pool, 'query'>
 
@@ -41,7 +41,7 @@ type Queryable = Pick<pg.Pool, 'query'>
 export class PgEngine implements SqlEngine {
   readonly dialect = postgresDialect
   private readonly pool: pg.Pool
-  private readonly scope = new AsyncLocalStorage<Tx>()
+  private readonly scope = new TransactionScope<Tx>()
   private readonly names = new Map<string, string>()
   private closed = false
 
@@ -104,7 +104,7 @@ export class PgEngine implements SqlEngine {
   }
 
   async transaction<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.scope.getStore()?.open === true) return fn()
+    if (this.scope.current != null) return await fn()
     const client = await this.pool.connect()
     let broken: Error | undefined
     try {
@@ -136,14 +136,12 @@ export class PgEngine implements SqlEngine {
   }
 
   afterCommit (fn: () => void): void {
-    const tx = this.scope.getStore()
-    if (tx?.open === true) tx.after.push(fn)
-    else fn()
+    this.scope.afterCommit(fn)
   }
 
   /** A commit is durable when PostgreSQL answers it (synchronous_commit, the server's default). */
   async sync (): Promise<void> {
-    if (this.scope.getStore()?.open === true) throw new Error('sync() inside a transaction would not cover it')
+    this.scope.assertOutside('sync()')
   }
 
   async close (): Promise<void> {
@@ -153,8 +151,7 @@ export class PgEngine implements SqlEngine {
   }
 
   private conn (): Queryable {
-    const tx = this.scope.getStore()
-    return tx?.open === true ? tx.client : this.pool
+    return this.scope.current?.client ?? this.pool
   }
 }
 

@@ -1,14 +1,12 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { AsyncMutex, type Dialect, type Param, type SqlEngine, type Statement } from './engine.ts'
+import { TransactionScope, type OpenTx } from './transaction-scope.ts'
 import { migrateSqlite } from './migrations.ts'
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
   jsonValues: alias => `json_each(?) ${alias}`
 }
-
-interface Tx { open: boolean, after: Array<() => void> }
 
 /**
  * The SQLite engine: the manager's embedded SQL database (one file, WAL). It
@@ -21,7 +19,7 @@ export class Db implements SqlEngine {
   readonly dialect = sqliteDialect
   private readonly sqlite: DatabaseSync
   private readonly lock = new AsyncMutex()
-  private readonly scope = new AsyncLocalStorage<Tx>()
+  private readonly scope = new TransactionScope<OpenTx>()
   private readonly cache = new Map<string, StatementSync>()
   private closed = false
 
@@ -70,9 +68,9 @@ export class Db implements SqlEngine {
    * compose their methods.
    */
   async transaction<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.scope.getStore()?.open === true) return fn()
+    if (this.scope.current != null) return await fn()
     await this.lock.acquire()
-    const tx: Tx = { open: true, after: [] }
+    const tx: OpenTx = { open: true, after: [] }
     try {
       this.sqlite.exec('BEGIN IMMEDIATE')
       let out: T
@@ -92,9 +90,7 @@ export class Db implements SqlEngine {
   }
 
   afterCommit (fn: () => void): void {
-    const tx = this.scope.getStore()
-    if (tx?.open === true) tx.after.push(fn)
-    else fn()
+    this.scope.afterCommit(fn)
   }
 
   /**
@@ -104,7 +100,7 @@ export class Db implements SqlEngine {
    * every checkpoint and the database file after it; this runs one.
    */
   async sync (): Promise<void> {
-    if (this.scope.getStore()?.open === true) throw new Error('sync() inside a transaction would not cover it')
+    this.scope.assertOutside('sync()')
     const r = await this.use(() => this.sqlite.prepare('PRAGMA wal_checkpoint(FULL)').get() as { busy: number } | undefined)
     // Only another connection can hold the database busy; we are its only one, so this is a bug worth a loud failure.
     if (r == null || r.busy !== 0) throw new Error('the catalog could not be checkpointed: another connection holds it')
@@ -127,7 +123,7 @@ export class Db implements SqlEngine {
    * transaction, otherwise when no other flow's transaction is open.
    */
   private async use<T> (fn: () => T): Promise<T> {
-    if (this.scope.getStore()?.open === true) return fn()
+    if (this.scope.current != null) return fn()
     if (this.lock.free) return fn()
     await this.lock.acquire()
     try {
