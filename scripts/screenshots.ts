@@ -10,8 +10,8 @@
  */
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cdnJson, eventually, randomFile, startNetwork, tempDir } from '../test/integration/harness.ts'
-import { hotLoad, launchChromium, loginConsole, newPage } from '../test/integration/browser-kit.ts'
+import { cdnJson, eventually, hotLoad, randomFile, startNetwork, tempDir } from '../test/integration/harness.ts'
+import { launchChromium, loginConsole, newPage } from '../test/integration/browser-kit.ts'
 
 const out = process.argv[2] ?? join(import.meta.dirname, '..', 'docs', 'img')
 await mkdir(out, { recursive: true })

@@ -45,35 +45,3 @@ export async function loginConsole (page: Page, manager: string, token: string):
   await page.fill('#token', token)
   await Promise.all([page.waitForURL(`${manager}/ui`), page.click('button[type=submit]')])
 }
-
-export interface HotLoad {
-  /** stops the viewers and says how many downloads ran and which failed */
-  stop (): Promise<{ downloads: number, failures: string[] }>
-}
-
-/** `viewers` clients downloading `id` through the proxy again and again, until stopped. */
-export function hotLoad (proxy: string, id: string, viewers = 6): HotLoad {
-  let running = true
-  let downloads = 0
-  const failures: string[] = []
-  const viewer = async (): Promise<void> => {
-    while (running) {
-      try {
-        const res = await fetch(`${proxy}/c/${id}`, { signal: AbortSignal.timeout(60_000) })
-        await res.arrayBuffer()
-        if (res.status !== 200) failures.push(`status ${res.status}`)
-        downloads++
-      } catch (err) {
-        failures.push(String(err))
-      }
-    }
-  }
-  const all = Array.from({ length: viewers }, viewer)
-  return {
-    async stop () {
-      running = false
-      await Promise.all(all)
-      return { downloads, failures }
-    }
-  }
-}

@@ -11,8 +11,8 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { rm } from 'node:fs/promises'
 import type { Browser, Page } from 'playwright-core'
-import { cdnJson, randomFile, startNetwork, tempDir, type Network } from './harness.ts'
-import { hasChromium, hotLoad, launchChromium, loginConsole, newPage, screenshotOnFailure } from './browser-kit.ts'
+import { cdnJson, hotLoad, randomFile, startNetwork, tempDir, type Network } from './harness.ts'
+import { hasChromium, launchChromium, loginConsole, newPage, screenshotOnFailure } from './browser-kit.ts'
 
 interface Ctx { net: Network, browser: Browser, dir: string, failed: boolean }
 const test = suite<Ctx>('manager console in a browser')

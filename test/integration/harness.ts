@@ -139,6 +139,41 @@ export async function fileSize (path: string): Promise<number> {
 }
 
 /** Polls `check` until it returns true or `timeout` ms pass; behaviour, not timing, is what tests assert. */
+export interface HotLoad {
+  /** stops the viewers and says how many downloads ran and which failed */
+  stop (): Promise<{ downloads: number, failures: string[] }>
+}
+
+/**
+ * `viewers` clients downloading `id` through the proxy again and again, until
+ * stopped; with `sha256`, a body of other bytes counts as a failure too.
+ */
+export function hotLoad (proxy: string, id: string, viewers = 6, sha256?: string): HotLoad {
+  let running = true
+  let downloads = 0
+  const failures: string[] = []
+  const viewer = async (): Promise<void> => {
+    while (running) {
+      try {
+        const res = await fetch(`${proxy}/c/${id}`, { signal: AbortSignal.timeout(60_000) })
+        const body = Buffer.from(await res.arrayBuffer())
+        if (res.status !== 200 || (sha256 != null && createHash('sha256').update(body).digest('hex') !== sha256)) failures.push(`${res.status}, ${body.length} bytes`)
+        downloads++
+      } catch (err) {
+        failures.push(String(err))
+      }
+    }
+  }
+  const all = Array.from({ length: viewers }, viewer)
+  return {
+    async stop () {
+      running = false
+      await Promise.all(all)
+      return { downloads, failures }
+    }
+  }
+}
+
 export async function eventually (what: string, check: () => Promise<boolean>, timeout = 30_000, every = 200): Promise<void> {
   const deadline = Date.now() + timeout
   for (;;) {

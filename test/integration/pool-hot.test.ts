@@ -9,7 +9,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { readFile, rm } from 'node:fs/promises'
-import { cdnJson, eventually, getJson, poolContents, randomFile, startNetwork, tempDir, watchReplication, type Network, type ReplicationWatch } from './harness.ts'
+import { cdnJson, eventually, getJson, hotLoad, poolContents, randomFile, startNetwork, tempDir, watchReplication, type Network, type ReplicationWatch } from './harness.ts'
 
 const MB = 1e6
 const BASE = 3
@@ -43,32 +43,18 @@ test('a hot content gains copies on idle nodes, and falls back to its base count
   const holdersBefore = new Set<string>(before.copies.nodes)
 
   // Six viewers, each downloading the content again and again through the proxy.
-  let loading = true
-  let downloads = 0
-  const failures: string[] = []
-  const viewer = async (): Promise<void> => {
-    while (loading) {
-      try {
-        const res = await fetch(`${net.proxy}/c/${pub.id}`, { signal: AbortSignal.timeout(60_000) })
-        const body = Buffer.from(await res.arrayBuffer())
-        if (res.status !== 200 || createHash('sha256').update(body).digest('hex') !== want) failures.push(`${res.status}, ${body.length} bytes`)
-        downloads++
-      } catch (err) {
-        failures.push(String(err))
-      }
-    }
-  }
   const t0 = performance.now()
-  const viewers = Array.from({ length: 6 }, viewer)
+  const load = hotLoad(net.proxy, pub.id, 6, want)
   let mirrored: any
+  let downloads = 0
+  let failures: string[] = []
   try {
     await eventually('the content has more than its base copies, on nodes that did not hold it', async () => {
       mirrored = (await poolContents(net.manager, net.adminToken)).find(c => c.id === pub.id)
       return mirrored.copies.min > BASE
     }, 60_000, 250)
   } finally {
-    loading = false
-    await Promise.all(viewers)
+    ({ downloads, failures } = await load.stop())
   }
   const tMirrored = performance.now()
   console.log(`mirroring: ${mirrored.copies.min} copies after ${((tMirrored - t0) / 1000).toFixed(1)} s of load (${downloads} downloads)`)
