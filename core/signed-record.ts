@@ -1,7 +1,7 @@
 /**
- * Small statements signed by the pool's identity (the manager's Ed25519
- * libp2p key): capabilities that name a content, and the list of nodes a proxy
- * may fetch from. Each carries a kind and an expiry, and the kind is part of
+ * Small statements signed by the pool's identity (an Ed25519 key its managers
+ * share, `pool.key`): capabilities that name a content, the list of nodes a
+ * proxy may fetch from, and the list of managers a node may obey. Each carries a kind and an expiry, and the kind is part of
  * what is signed, so a statement of one kind can never be replayed as another.
  *
  * Encoding: `base64url(JSON body) "." base64url(signature)`, short enough for
@@ -100,4 +100,25 @@ export interface NodeListBody extends RecordBody {
   /** increases with every list the issuer signs; a proxy keeps the highest */
   seq: number
   nodes: Array<{ peerId: string, http: string }>
+}
+
+/** One manager of the pool, as a node reaches it. */
+export interface ListedManager {
+  /** its libp2p peer id (noise proves it on every control stream) */
+  peerId: string
+  /** its libp2p addresses, each ending in /p2p/<peerId> */
+  multiaddrs: string[]
+  /** its HTTP API base URL */
+  http: string
+}
+
+/**
+ * The managers a node may obey and heartbeat to, as the pool vouches for
+ * them. A node keeps the highest `seq` it verified; the sequence comes from
+ * the shared catalog, so it grows whichever manager signed.
+ */
+export interface ManagerListBody extends RecordBody {
+  kind: 'manager-list'
+  seq: number
+  managers: ListedManager[]
 }

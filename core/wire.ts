@@ -77,13 +77,27 @@ export interface RemoveOrder {
 export type NodeToManager = JoinRequest | Heartbeat
 export type ManagerToNode = StoreOrder | DeleteOrder | RemoveOrder
 
-export interface Joined { type: 'joined', heartbeatMs: number }
+/**
+ * What every manager tells a node on each join and heartbeat, so a node knows
+ * the whole pool's managers and can obey and fail over to any of them:
+ * `pool`, the peer id of the pool identity (a node believes it first from the
+ * manager its configuration names, and refuses a different one later), and
+ * `managers`, the pool's managers as a signed record (core/signed-record.ts,
+ * kind `manager-list`, issued by `pool`). Both are absent from managers that
+ * predate several managers.
+ */
+export interface PoolNews {
+  pool?: string
+  managers?: string
+}
+
+export interface Joined extends PoolNews { type: 'joined', heartbeatMs: number }
 /**
  * `drop`: held contents the node must delete (blobs and DHT records): the
  * catalog says they are deleted or expired, or knows nothing of them and no
  * publish of them is in flight.
  */
-export interface Ack { type: 'ack', known: boolean, drop: string[] }
+export interface Ack extends PoolNews { type: 'ack', known: boolean, drop: string[] }
 export interface StoreResult { cid: string, ok: boolean, error?: string }
 export interface Stored { type: 'stored', results: StoreResult[] }
 export interface Deleted { type: 'deleted', removed: string[] }
@@ -153,10 +167,23 @@ function contentIdList (v: unknown, what: string): string[] {
   return [...new Set((v as unknown[]).map(id => parseContentId(id).toString()))]
 }
 
+/** The longest pool news a node reads (a manager list of a few dozen managers is a few KiB). */
+const MAX_POOL_NEWS_CHARS = 64 * 1024
+
+/** Checks the shape of a reply's pool news (the signature is the node's to check). */
+export function parsePoolNews (v: Record<string, unknown>): PoolNews {
+  need(v.pool === undefined || (typeof v.pool === 'string' && v.pool.length > 0 && v.pool.length < 128), 'pool must be a peer id')
+  need(v.managers === undefined || (typeof v.managers === 'string' && v.managers.length > 0 && v.managers.length <= MAX_POOL_NEWS_CHARS), 'managers must be a signed record')
+  return {
+    ...(v.pool !== undefined ? { pool: v.pool as string } : {}),
+    ...(v.managers !== undefined ? { managers: v.managers as string } : {})
+  }
+}
+
 /** Validates a manager's `ack`: `drop` lists content ids (absent from older managers: nothing to drop). */
 export function parseAck (v: Record<string, unknown>): Ack {
   need(typeof v.known === 'boolean', 'ack.known must be a boolean')
-  return { type: 'ack', known: v.known as boolean, drop: v.drop === undefined ? [] : contentIdList(v.drop, 'ack.drop') }
+  return { type: 'ack', known: v.known as boolean, drop: v.drop === undefined ? [] : contentIdList(v.drop, 'ack.drop'), ...parsePoolNews(v) }
 }
 
 /** Validates an order a node received from its manager. */
