@@ -17,7 +17,6 @@ import type { HttpLimits } from '../core/http-guard.ts'
 import type { Logger } from '../core/log.ts'
 import { createMetricsRegistry } from '../core/metrics.ts'
 import { CONTROL_PROTOCOL, parseNodeMessage } from '../core/wire.ts'
-import { ActionRunner } from './replication/action-runner.ts'
 import { ADMIN_TOKEN_FILE, ensureAdminToken } from './api/admin-token.ts'
 import { createApiServer } from './api/api-server.ts'
 import { createApiHandler, type ApiComponents } from './api/api.ts'
@@ -28,15 +27,13 @@ import { catalogLocation, openCatalog } from './catalog/open.ts'
 import { ContentDeleter } from './publish/delete.ts'
 import { DemandTracker } from './replication/demand-tracker.ts'
 import { ensureJoinToken, writeManagerAddress } from './nodes/join-command.ts'
-import { createManagerMetrics, createReplicationMetrics } from './metrics.ts'
+import { actionMetrics, createManagerMetrics, createReplicationMetrics } from './metrics.ts'
 import { NodeAdmin } from './nodes/node-admin.ts'
 import { RpcNodeClient } from './nodes/node-client.ts'
 import { NodeListSigner } from './nodes/node-list.ts'
 import { NodeRegistry } from './nodes/node-registry.ts'
-import { PoolSnapshotter } from './replication/pool-snapshot.ts'
 import { Publisher } from './publish/publish.ts'
 import { RepairBlockedMonitor } from './replication/repair-blocked.ts'
-import { ReplicationController } from './replication/replication-controller.ts'
 import { createConsole } from './ui/console-routes.ts'
 import { HistorySampler } from './ui/history-sampler.ts'
 import { SessionStore } from './ui/session-store.ts'
@@ -44,6 +41,11 @@ import { ReportVerifier } from './replication/report-verifier.ts'
 import { DEFAULT_POLICY, type PolicySettings } from './replication/replication-policy.ts'
 import { MANAGER_DEFAULTS } from './defaults.ts'
 import { Staging } from './publish/staging.ts'
+import { SharedDemand } from './replication/shared-demand.ts'
+import { openPoolIdentity, POOL_KEY_FILE } from './pool/pool-identity.ts'
+import { PoolPresence } from './pool/pool-presence.ts'
+import { ControllerLease } from './pool/controller-lease.ts'
+import { startControllerTerm, type ControllerTerm } from './pool/controller-term.ts'
 import { TokenStore, type Role } from './catalog/tokens.ts'
 
 export interface ManagerConfig {
@@ -52,6 +54,8 @@ export interface ManagerConfig {
   databaseUrl?: string
   /** the pool master key that seals content keys in the catalog (default: master.key in dataDir, made on first start) */
   masterKeyFile?: string
+  /** the pool identity's key, shared by the pool's managers (default: pool.key in dataDir, made on first start) */
+  poolKeyFile?: string
   httpHost?: string            // address the HTTP API and libp2p listen on (may be 0.0.0.0 or ::), default '127.0.0.1'
   httpPort?: number            // default: the port this data directory used last, else defaultPorts.http, else any
   p2pPort?: number             // libp2p TCP port on httpHost; same defaults as httpPort
@@ -73,7 +77,7 @@ export interface ManagerConfig {
   chunkSize?: number           // default 1 MiB
   maxUploadBytes?: number      // default 64 GiB
   uploadTimeoutMs?: number     // default 6 h
-  heartbeatMs?: number         // told to nodes in `joined`, default 5000
+  heartbeatMs?: number         // told to nodes in `joined`, default 5000; also the controller lease's lifetime
   deadNodeMs?: number          // default 3 × heartbeatMs
   reconcileMs?: number         // replication controller round, default 10 s
   moveShare?: number           // share of the pool's egress its own moves may use, default 0.2
@@ -83,7 +87,7 @@ export interface ManagerConfig {
   logger: Logger
 }
 
-export interface ManagerDaemon { peerId: string, http: string, multiaddrs: string[], stop(): Promise<void> }
+export interface ManagerDaemon { peerId: string, http: string, multiaddrs: string[], pool: string, stop(): Promise<void> }
 
 /** ms a node's join or heartbeat may take on the control protocol */
 const CONTROL_TIMEOUT_MS = 30_000
@@ -144,8 +148,11 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const masterKeyFile = config.masterKeyFile ?? join(config.dataDir, MASTER_KEY_FILE)
     const master = await loadMasterKey(masterKeyFile, true)
     if (master.created) log.info({ path: masterKeyFile }, 'made the pool master key that seals content keys; managers of this pool share this file')
-    const { catalog, tokens, keys, lifecycle, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    const { catalog, tokens, keys, lifecycle, poolMeta, managers, leases, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
+    const poolKeyFile = config.poolKeyFile ?? join(config.dataDir, POOL_KEY_FILE)
+    const pool = await openPoolIdentity({ file: poolKeyFile, create: config.poolKeyFile == null, managerKey: privateKey, meta: poolMeta })
+    if (pool.origin !== 'file') log.info({ path: poolKeyFile, pool: pool.peerId, origin: pool.origin }, 'wrote the pool key that signs for the pool; managers of this pool share this file')
     if (keysSealed > 0) log.info({ keys: keysSealed }, 'sealed content keys stored in clear by an older manager')
     log.info({ engine: 'sqlite' in location ? 'sqlite' : 'postgres', ...('sqlite' in location ? { path: location.sqlite } : {}) }, 'catalog opened')
     await registerConfigured(tokens, 'publisher', config.publisherTokens ?? [], log)
@@ -179,11 +186,16 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
 
     // Demand only counts while a node reports; a node silent past the death deadline serves nothing.
     const demand = new DemandTracker({ staleMs: deadNodeMs })
+    const sharedDemand = new SharedDemand({ catalog, tracker: demand, logger: log.child({ part: 'demand' }) })
+    let multiaddrs: string[] = []
+    let apiBase = ''
+    const presence = new PoolPresence({ managers, meta: poolMeta, pool, self: () => ({ peerId, multiaddrs, http: apiBase }) }, { liveMs: deadNodeMs })
     const registry = new NodeRegistry({
       catalog,
       tokens,
       logger: log.child({ part: 'registry' }),
-      onHeartbeat: (node, hb, now) => { demand.record(node, hb, now) },
+      onHeartbeat: async (node, hb, now) => { await sharedDemand.record(node, hb, now) },
+      poolNews: async () => await presence.news(),
       onDead: (node) => { demand.forget(node) },
       addressesOf: async (id) => {
         const peer = await host.peerStore.get(peerIdFromString(id))
@@ -218,7 +230,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       staging,
       nodes,
       candidates: () => registry.candidates(),
-      signer: { privateKey, peerId },
+      signer: pool,
+      manager: peerId,
       stagingUrl: cid => `${httpBase}/staging/${cid}`,
       logger: log.child({ part: 'publish' }),
       shutdown: shutdown.signal,
@@ -235,7 +248,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     closeOnStop('deletes', async () => { await deleter.close() })
     const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })
     closeOnStop('reports', async () => { await reports.close() })
-    const nodeList = new NodeListSigner({ catalog, signer: { privateKey, peerId } })
+    const nodeList = new NodeListSigner({ catalog, signer: pool, nextSeq: async () => await poolMeta.nextSeq() })
     const nodeAdmin = new NodeAdmin({ catalog, nodes, logger: log.child({ part: 'nodes' }), onRemoved: (node) => { demand.forget(node) } }, {
       minCopies,
       diskHighWater: policy.diskHighWater,
@@ -244,59 +257,62 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     })
     closeOnStop('node admin', async () => { await nodeAdmin.close() })
     const replicationMetrics = createReplicationMetrics(metricsRegistry)
-    const runner = new ActionRunner({
-      catalog,
-      nodes,
-      manifestUrl: id => `${httpBase}/manifest/${id}`,
-      logger: log.child({ part: 'moves' }),
-      metrics: {
-        onAction: (kind, reason, outcome) => {
-          replicationMetrics.actions.inc({ kind, reason, outcome })
-          if (outcome === 'refused') replicationMetrics.deletesRefused.inc({ reason })
-        },
-        onBytesMoved: (reason, bytes) => { replicationMetrics.bytesMoved.inc({ reason }, bytes) }
-      }
-    }, { minCopies })
-    const snapshots = new PoolSnapshotter({ catalog, demand, moves: runner })
     // Reads each round's snapshot beside the policy: repair the pool cannot do is reported, not just deferred.
     const repairBlocked = new RepairBlockedMonitor({ events: catalog, registry: metricsRegistry, logger: log.child({ part: 'repair-blocked' }) })
     const history = new HistorySampler()
-    const controller = new ReplicationController({
-      snapshot: async (now, uncapped) => {
-        const snapshot = await snapshots.take(now, uncapped)
-        try {
-          await repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
-        } catch (err) {
-          log.error({ err: describeError(err) }, 'could not tell whether repair is blocked')
-        }
-        return snapshot
-      },
-      runner,
-      expire: async (id, signal) => { await deleter.delete(id, 'expiry', { signal, event: 'content-expired' }) },
-      recover: async () => await catalog.suspectPendingCopiesOfVisible(),
-      metrics: replicationMetrics,
-      onRound: (at, snapshot, report, budget) => { history.record(at, snapshot, report, budget) },
-      logger: log.child({ part: 'replication' })
-    }, { intervalMs: reconcileMs, moveShare, policy })
+    let term: ControllerTerm | undefined
+    const lease = new ControllerLease({
+      leases,
+      holder: peerId,
+      logger: log.child({ part: 'lease' }),
+      onTerm: (t) => {
+        term = startControllerTerm({
+          catalog,
+          leases,
+          self: peerId,
+          nodes,
+          registry,
+          tracker: demand,
+          demand: sharedDemand,
+          deleter,
+          publisher,
+          manifestUrl: id => `${httpBase}/manifest/${id}`,
+          observe: async (snapshot, now) => {
+            try {
+              await repairBlocked.observe({ nodes: snapshot.nodes, contents: snapshot.contents, minCopies, diskHighWater: policy.diskHighWater, now })
+            } catch (err) {
+              log.error({ err: describeError(err) }, 'could not tell whether repair is blocked')
+            }
+          },
+          onRound: (at, snapshot, report, budget) => { history.record(at, snapshot, report, budget) },
+          metrics: { replication: replicationMetrics, actions: actionMetrics(replicationMetrics) },
+          logger: log
+        }, { intervalMs: reconcileMs, moveShare, policy, minCopies, sweepMs: Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), managerDeadMs: deadNodeMs }, t)
+      }
+    }, { ttlMs: heartbeatMs })
 
     // ---- HTTP ------------------------------------------------------------
-    let multiaddrs: string[] = []
-    let apiBase = ''
     const httpLimits = { ...MANAGER_HTTP_LIMITS, ...config.httpLimits }
     const apiComponents: ApiComponents = {
       uploadIdleMs: httpLimits.idleTimeout,
       catalog,
       keys,
       tokens,
-      capabilities: new Capabilities({ signer: { privateKey, peerId } }),
+      capabilities: new Capabilities({ signer: pool }),
       staging,
       publisher,
       deleter,
       metricsRegistry,
       metrics,
-      info: () => ({ peerId, multiaddrs, http: apiBase }),
+      info: () => ({ peerId, multiaddrs, http: apiBase, pool: pool.peerId, managers: presence.urls() }),
       nodeAdmin,
-      replication: () => ({ minCopies, pendingActions: runner.pending, lastRound: controller.last ?? null, repairBlocked: repairBlocked.current }),
+      replication: () => ({
+        minCopies,
+        pendingActions: term?.runner.pending ?? 0,
+        lastRound: term?.controller.last ?? null,
+        repairBlocked: repairBlocked.current,
+        controller: { self: lease.epoch != null, ...(lease.epoch != null ? { epoch: lease.epoch } : {}) }
+      }),
       reports,
       nodeList: async () => await nodeList.current(),
       logger: log.child({ part: 'api' })
@@ -332,32 +348,36 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     await ports.record({ http: address.port, ...(p2pPort != null ? { p2p: p2pPort } : {}) })
     await writeManagerAddress(config.dataDir, { peerId, multiaddrs, http: httpBase, reachableFromOtherHosts: !isLoopback(httpHost) })
 
-    // ---- chores ----------------------------------------------------------
-    const liveness = new Chore('liveness', Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), async () => { await registry.sweep() }, log)
-    liveness.start()
-    closeOnStop('liveness', async () => { await liveness.close() })
-    // Closed before libp2p and the database. Orders under way are cut; their copies stay pending
-    // in the catalog and the next start treats them as suspect (present or not, nobody knows).
-    closeOnStop('replication orders', async () => { await runner.close() })
-    controller.start()
-    closeOnStop('replication', async () => { await controller.close() })
+    // ---- the pool's managers ----------------------------------------------
+    // Seen by the others (and listed to nodes) before this manager may run the controller.
+    await presence.refresh()
+    const presenceChore = new Chore('presence', lease.tickMs, async () => { await presence.refresh() }, log)
+    presenceChore.start()
+    closeOnStop('presence', async () => {
+      await presenceChore.close()
+      await presence.leave()
+    })
+    lease.start()
+    // The term's orders under way are cut; their copies stay pending in the catalog and the
+    // next term treats them as suspect (present or not, nobody knows).
+    closeOnStop('controller lease', async () => {
+      await lease.stop()
+      await term?.closed
+    })
     // In the background: nodes may take a moment to be reachable, and the API need not wait.
     void publisher.cleanupAbandoned().then(
       n => { if (n > 0) log.info({ uploads: n }, 'cleaned up uploads interrupted by a restart') },
       err => { log.error({ err: describeError(err) }, 'cleaning up interrupted uploads failed') }
     )
-    void deleter.resumePending().then(
-      n => { if (n > 0) log.info({ orders: n }, 'finished deletes interrupted by a restart') },
-      err => { log.error({ err: describeError(err) }, 'resuming interrupted deletes failed') }
-    )
 
-    log.info({ peerId, http: apiBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')
+    log.info({ peerId, pool: pool.peerId, http: apiBase, multiaddrs, heartbeatMs, deadNodeMs, reconcileMs, moveShare, minCopies, maxCopies }, 'manager started')
 
     let stopping: Promise<void> | undefined
     return {
       peerId,
       http: apiBase,
       multiaddrs,
+      pool: pool.peerId,
       stop: async () => {
         stopping ??= closeAll().then(() => { log.info('manager stopped') })
         return stopping

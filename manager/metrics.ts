@@ -60,3 +60,14 @@ export function createReplicationMetrics (registry: Registry): ReplicationMetric
     rounds: new Counter({ name: 'cdn_manager_reconcile_rounds_total', help: 'Reconcile rounds by outcome', labelNames: ['outcome'], registers: [registry] })
   }
 }
+
+/** The action runner's outcomes, counted in the replication metrics. */
+export function actionMetrics (m: ReplicationMetrics): { onAction: (kind: 'copy' | 'delete', reason: string, outcome: string) => void, onBytesMoved: (reason: string, bytes: number) => void } {
+  return {
+    onAction: (kind, reason, outcome) => {
+      m.actions.inc({ kind, reason, outcome })
+      if (outcome === 'refused') m.deletesRefused.inc({ reason })
+    },
+    onBytesMoved: (reason, bytes) => { m.bytesMoved.inc({ reason }, bytes) }
+  }
+}

@@ -39,14 +39,14 @@ export interface ApiComponents {
   deleter: ContentDeleter
   metricsRegistry: Registry
   metrics: ManagerMetrics
-  /** the manager's identity and addresses for GET /api/info */
-  info: () => { peerId: string, multiaddrs: string[], http: string }
+  /** this manager's identity and addresses, the pool's identity and its live managers' URLs, for GET /api/info */
+  info: () => { peerId: string, multiaddrs: string[], http: string, pool: string, managers: string[] }
   /** drain and removal of nodes, and their health */
   nodeAdmin: NodeAdmin
   /** ms an upload may wait for the client's next bytes before it is cut (default: core/http-guard.ts's idle timeout) */
   uploadIdleMs?: number
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
-  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[] }
+  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[], controller?: { self: boolean, epoch?: number } }
   /** bad-copy reports: rate-limited, verified by fetching the copy before anything changes */
   reports: Pick<ReportVerifier, 'submit'>
   /** the signed node list (kind `node-list`) for GET /api/pool/nodes */
@@ -230,7 +230,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   const replicationHealth: Handler = async (req, res) => {
     await c.tokens.authorize(req.headers.authorization, LIST_ROLES)
     const r = c.replication()
-    sendJson(res, 200, { ...(await c.catalog.replicationSummary(r.minCopies)), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}) })
+    sendJson(res, 200, { ...(await c.catalog.replicationSummary(r.minCopies)), minCopies: r.minCopies, pendingActions: r.pendingActions, lastRound: r.lastRound, ...(r.repairBlocked != null ? { repairBlocked: r.repairBlocked } : {}), ...(r.controller != null ? { controller: r.controller } : {}) })
   }
 
   /** Manifests of visible contents, for nodes receiving their first copy of a content (same headers as a node's /chunk). */

@@ -26,7 +26,7 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
 
   async createUpload (u: NewUpload): Promise<void> {
     await this.db.transaction(async () => {
-      await this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher)
+      await this.s.insertUpload.run(u.uploadId, u.name, u.type, u.chunkSize, u.replicas, u.createdAt, u.publisher, u.manager ?? null)
       // Set before any byte is stored, so a private content is never visible without its flag.
       if (u.owner != null || u.private === true) await this.s.setAccess.run(u.owner ?? null, u.private === true ? 1 : 0, u.uploadId)
     })
@@ -58,8 +58,18 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
     })
   }
 
-  async pendingUploads (): Promise<string[]> {
-    return as<{ id: string }>(await this.s.pendingUploads.all()).map(r => r.id)
+  /**
+   * Uploads left pending: every one, or those bound to `manager` (its own,
+   * after a restart) and those of no manager (from before uploads were bound).
+   */
+  async pendingUploads (manager?: string): Promise<string[]> {
+    const rows = manager == null ? await this.s.pendingUploads.all() : await this.s.pendingUploadsOf.all(manager)
+    return as<{ id: string }>(rows).map(r => r.id)
+  }
+
+  /** Uploads pending on another manager that has not been seen for `silentMs` (database clock): it died with them. */
+  async orphanedUploads (self: string, silentMs: number): Promise<string[]> {
+    return as<{ id: string }>(await this.s.orphanedUploads.all(self, silentMs)).map(r => r.id)
   }
 
   async getContent (id: string): Promise<ContentRow | undefined> {
@@ -122,14 +132,17 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
 
 function prepare (db: SqlEngine) {
   return {
-    insertUpload: db.prepare(`INSERT INTO contents (id, state, name, type, chunk_size, replicas, created_at, publisher)
-      VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)`),
+    insertUpload: db.prepare(`INSERT INTO contents (id, state, name, type, chunk_size, replicas, created_at, publisher, manager)
+      VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)`),
     setAccess: db.prepare('UPDATE contents SET owner = ?, private = ? WHERE id = ?'),
     insertChunk: db.prepare('INSERT INTO chunks (content, idx, cid, size) VALUES (?, ?, ?, ?)'),
     makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?, expires_at = ?
       WHERE id = ? AND state = 'pending'`),
     deleteContent: db.prepare('DELETE FROM contents WHERE id = ?'),
     pendingUploads: db.prepare("SELECT id FROM contents WHERE state = 'pending'"),
+    pendingUploadsOf: db.prepare("SELECT id FROM contents WHERE state = 'pending' AND (manager = ? OR manager IS NULL)"),
+    orphanedUploads: db.prepare(`SELECT c.id FROM contents c WHERE c.state = 'pending' AND c.manager IS NOT NULL AND c.manager != ?
+      AND NOT EXISTS (SELECT 1 FROM managers m WHERE m.peer_id = c.manager AND m.seen_at > ${db.dialect.nowMs} - ?)`),
     getContent: db.prepare('SELECT * FROM contents WHERE id = ?'),
     listVisible: db.prepare("SELECT * FROM contents WHERE state = 'visible' ORDER BY created_at DESC, id"),
     hasChunk: db.prepare('SELECT 1 FROM chunks WHERE content = ? AND cid = ?'),

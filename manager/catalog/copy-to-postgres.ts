@@ -21,16 +21,17 @@ import { PgEngine } from './postgres.ts'
 
 /** Tables in an order that satisfies their foreign keys, with the columns copied. */
 const TABLES: ReadonlyArray<{ name: string, columns: readonly string[] }> = [
-  { name: 'nodes', columns: ['peer_id', 'http', 'zone', 'capacity', 'used', 'egress_cap', 'egress_rate', 'blobs', 'state', 'last_seen', 'joined_at', 'addrs', 'drain'] },
+  { name: 'nodes', columns: ['peer_id', 'http', 'zone', 'capacity', 'used', 'egress_cap', 'egress_rate', 'blobs', 'state', 'last_seen', 'joined_at', 'addrs', 'drain', 'demand'] },
   { name: 'removed_nodes', columns: ['peer_id', 'removed_at'] },
-  { name: 'contents', columns: ['id', 'state', 'name', 'type', 'size', 'chunk_size', 'chunk_count', 'replicas', 'created_at', 'publisher', 'manifest', 'expires_at', 'private', 'owner'] },
+  { name: 'contents', columns: ['id', 'state', 'name', 'type', 'size', 'chunk_size', 'chunk_count', 'replicas', 'created_at', 'publisher', 'manifest', 'expires_at', 'private', 'owner', 'manager'] },
   { name: 'chunks', columns: ['content', 'idx', 'cid', 'size'] },
   { name: 'copies', columns: ['content', 'cid', 'node', 'state'] },
   { name: 'content_keys', columns: ['content', 'key', 'stored_at'] },
   { name: 'tokens', columns: ['id', 'hash', 'role', 'name', 'created_at', 'expires_at', 'revoked_at'] },
   { name: 'tombstones', columns: ['id', 'deleted_at', 'reason'] },
   { name: 'pending_deletes', columns: ['content', 'node', 'blobs'] },
-  { name: 'events', columns: ['id', 'at', 'kind', 'content', 'node', 'detail'] }
+  { name: 'events', columns: ['id', 'at', 'kind', 'content', 'node', 'detail'] },
+  { name: 'pool_meta', columns: ['key', 'value'] }
 ]
 
 /** Rows per INSERT: well under PostgreSQL's 65,535 parameters for the widest table. */
@@ -94,6 +95,10 @@ export async function copyCatalogToPostgres (from: string, toUrl: string, progre
         for (const t of TABLES) tables[t.name] = await copyTable(source, target, t, progress)
         // Identity values continue after the copied ids.
         if (tables.events > 0) await target.exec("SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT max(id) FROM events))")
+        // Sequences only grow: what the pool signed before the move stays older than what it signs after.
+        for (const c of source.prepare('SELECT name, value FROM counters').all() as Array<{ name: string, value: number }>) {
+          await target.prepare('UPDATE counters SET value = GREATEST(value, ?) WHERE name = ?').run(c.value, c.name)
+        }
       })
       return { tables }
     } finally {

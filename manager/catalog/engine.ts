@@ -35,6 +35,12 @@ export interface Dialect {
   readonly name: 'sqlite' | 'postgres'
   /** A FROM item named `alias` with one text column `value`: the strings of a JSON array given as the next `?`. */
   jsonValues (alias: string): string
+  /**
+   * An expression for the database's clock in ms since the epoch. Leases and
+   * manager liveness are judged on it, so managers on hosts whose clocks
+   * disagree still agree on who holds what.
+   */
+  readonly nowMs: string
 }
 
 /** What the rest of the manager may ask of the database as a whole. */

@@ -16,3 +16,10 @@ export class MigrateRefusedError extends CdnError {
 export class CatalogUnavailableError extends CdnError {
   constructor (message: string, options?: ErrorOptions) { super(message, 'ERR_CATALOG_UNAVAILABLE', 503, options) }
 }
+
+/** A manager was given a pool key other than the one this catalog's pool signs with. */
+export class PoolKeyMismatchError extends CdnError {
+  constructor (catalogPool: string, given: string) {
+    super(`this catalog belongs to the pool ${catalogPool}, but this manager's pool key is ${given}: give it the pool's key (a copy of the first manager's pool.key) with --pool-key-file`, 'ERR_POOL_KEY', 500)
+  }
+}

@@ -14,7 +14,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { SchemaTooNewError } from './errors.ts'
 import type { SqlEngine } from './engine.ts'
-import { POSTGRES_V1, SQLITE_V1, upgradeSqliteBaseline } from './schema.ts'
+import { POSTGRES_V1, POSTGRES_V2, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, upgradeSqliteBaseline } from './schema.ts'
 
 interface Migration {
   version: number
@@ -30,6 +30,17 @@ const MIGRATIONS: Migration[] = [
       upgradeSqliteBaseline(db)
     },
     postgres: async db => { await db.exec(POSTGRES_V1) }
+  },
+  {
+    version: 2,
+    sqlite: db => {
+      db.exec(SQLITE_V2)
+      db.prepare(SEED_COUNTERS).run(Date.now())
+    },
+    postgres: async db => {
+      await db.exec(POSTGRES_V2)
+      await db.prepare(SEED_COUNTERS).run(Date.now())
+    }
   }
 ]
 

@@ -91,6 +91,20 @@ export class NodeStore extends Store<ReturnType<typeof prepare>> {
     })
   }
 
+  /** A node's smoothed demand as the last manager it reported to stored it (JSON), if any. */
+  async nodeDemand (peerId: string): Promise<string | undefined> {
+    return one<{ demand: string | null }>(await this.s.nodeDemand.get(peerId))?.demand ?? undefined
+  }
+
+  async setNodeDemand (peerId: string, demand: string): Promise<void> {
+    await this.s.setNodeDemand.run(demand, peerId)
+  }
+
+  /** Every node's stored demand (JSON), for the manager running the controller. */
+  async demandReports (): Promise<Array<{ peerId: string, demand: string }>> {
+    return as<{ peer_id: string, demand: string }>(await this.s.demandReports.all()).map(r => ({ peerId: r.peer_id, demand: r.demand }))
+  }
+
   async isRemoved (peerId: string): Promise<boolean> {
     return (await this.s.isRemoved.get(peerId)) != null
   }
@@ -125,6 +139,9 @@ function prepare (db: SqlEngine) {
     heartbeat: db.prepare(`UPDATE nodes SET http = ?, capacity = ?, used = ?, egress_cap = ?, egress_rate = ?, blobs = ?,
       last_seen = ?, addrs = ?, state = CASE WHEN state != 'dead' THEN state WHEN drain = 1 THEN 'draining' ELSE 'alive' END WHERE peer_id = ?`),
     setNodeAddrs: db.prepare('UPDATE nodes SET addrs = ? WHERE peer_id = ?'),
+    nodeDemand: db.prepare('SELECT demand FROM nodes WHERE peer_id = ?'),
+    setNodeDemand: db.prepare('UPDATE nodes SET demand = ? WHERE peer_id = ?'),
+    demandReports: db.prepare('SELECT peer_id, demand FROM nodes WHERE demand IS NOT NULL'),
     setNodeState: db.prepare('UPDATE nodes SET state = ? WHERE peer_id = ?'),
     setDrain: db.prepare("UPDATE nodes SET drain = 1, state = CASE WHEN state = 'dead' THEN 'dead' ELSE 'draining' END WHERE peer_id = ?"),
     deleteNode: db.prepare('DELETE FROM nodes WHERE peer_id = ?'),

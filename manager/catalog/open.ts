@@ -1,6 +1,7 @@
 /**
  * Opens the manager's database and the stores built on it: the catalog,
- * the tokens and the content keys. The daemon holds what this returns and
+ * the tokens, the content keys, and what several managers share (the pool's
+ * identity, its managers, the controller lease). The daemon holds what this returns and
  * never the engine itself.
  */
 import { join } from 'node:path'
@@ -12,6 +13,9 @@ import type { KeySealer } from './key-sealing.ts'
 import { PgEngine } from './postgres.ts'
 import { Db } from './sqlite.ts'
 import { TokenStore } from './tokens.ts'
+import { PoolMeta } from './pool-meta.ts'
+import { ManagerStore } from './managers.ts'
+import { LeaseStore } from './leases.ts'
 
 /** The SQLite catalog's file name in a manager's data directory. */
 export const SQLITE_FILE = 'catalog.db'
@@ -22,6 +26,12 @@ export interface OpenCatalog {
   keys: KeyCustody
   /** going visible and being deleted, each with its key and event in one transaction */
   lifecycle: ContentLifecycle
+  /** the pool's identity and signing sequence */
+  poolMeta: PoolMeta
+  /** the pool's managers and when each was last seen */
+  managers: ManagerStore
+  /** duties one manager holds at a time (the replication controller) */
+  leases: LeaseStore
   /** content keys found stored in clear (by a manager from before sealing) and sealed at this open */
   keysSealed: number
   /** which engine holds the catalog, for logs (never the connection string) */
@@ -51,7 +61,18 @@ export async function storesOn (db: SqlEngine, sealer: KeySealer, init: CatalogI
   const keys = new KeyCustody(db, sealer)
   const keysSealed = await keys.prepare()
   const tokens = new TokenStore(db, async e => { await catalog.recordEvent(e) })
-  return { catalog, tokens, keys, lifecycle: new ContentLifecycle(catalog, keys), keysSealed, engine: db.dialect.name, close: async () => { await db.close() } }
+  return {
+    catalog,
+    tokens,
+    keys,
+    lifecycle: new ContentLifecycle(catalog, keys),
+    poolMeta: new PoolMeta(db),
+    managers: new ManagerStore(db),
+    leases: new LeaseStore(db),
+    keysSealed,
+    engine: db.dialect.name,
+    close: async () => { await db.close() }
+  }
 }
 
 export async function openCatalog (where: CatalogLocation | string, sealer: KeySealer, init: CatalogInit = {}): Promise<OpenCatalog> {

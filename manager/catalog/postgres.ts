@@ -7,7 +7,8 @@ import { migratePostgres } from './migrations.ts'
 
 export const postgresDialect: Dialect = {
   name: 'postgres',
-  jsonValues: alias => `jsonb_array_elements_text(CAST(? AS jsonb)) AS ${alias} (value)`
+  jsonValues: alias => `jsonb_array_elements_text(CAST(? AS jsonb)) AS ${alias} (value)`,
+  nowMs: 'CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)'
 }
 
 /** Serialization failure and deadlock: the transaction is retried from the start. */

@@ -269,3 +269,56 @@ CREATE TABLE tokens (
   revoked_at BIGINT
 );
 `
+
+/**
+ * Version 2: several managers on one catalog.
+ * - `pool_meta`: facts about the pool itself (`pool_id`, the peer id of the
+ *   pool identity every manager signs with), so a manager given another
+ *   pool's key is refused.
+ * - `counters`: sequences every manager draws from (`signed_seq` orders the
+ *   records they sign: node lists, manager lists), so they grow across managers.
+ *   It starts at the time of the migration in ms, above any sequence a single
+ *   manager issued before (those were its clock in ms).
+ * - `managers`: who manages the pool, each row refreshed by its manager, so
+ *   the live ones can be listed to nodes and a dead one's uploads collected.
+ * - `leases`: a duty held by one manager at a time (`controller`) until
+ *   `expires_at` (the database's clock, so managers' clocks need not agree);
+ *   `epoch` grows with every new holder and fences what an old one writes.
+ * - `contents.manager`: the manager an upload is bound to (pending rows).
+ * - `nodes.demand`: the node's smoothed demand, so whichever manager runs
+ *   the controller sees the demand nodes reported to the others.
+ */
+const V2_TABLES = (big: string, text: string, strict: string): string => `
+CREATE TABLE pool_meta (
+  key ${text} PRIMARY KEY,
+  value TEXT NOT NULL
+)${strict};
+
+CREATE TABLE counters (
+  name ${text} PRIMARY KEY,
+  value ${big} NOT NULL
+)${strict};
+
+CREATE TABLE managers (
+  peer_id ${text} PRIMARY KEY,
+  http TEXT NOT NULL,
+  multiaddrs TEXT NOT NULL,
+  started_at ${big} NOT NULL,
+  seen_at ${big} NOT NULL
+)${strict};
+
+CREATE TABLE leases (
+  name ${text} PRIMARY KEY,
+  holder TEXT NOT NULL,
+  epoch ${big} NOT NULL,
+  expires_at ${big} NOT NULL
+)${strict};
+
+ALTER TABLE contents ADD COLUMN manager TEXT;
+ALTER TABLE nodes ADD COLUMN demand TEXT;
+`
+
+export const SQLITE_V2 = V2_TABLES('INTEGER', 'TEXT', ' STRICT')
+export const POSTGRES_V2 = V2_TABLES('BIGINT', 'TEXT COLLATE "C"', '')
+/** Seeds `signed_seq` above the clock-based sequences of older managers. */
+export const SEED_COUNTERS = 'INSERT INTO counters (name, value) VALUES (\'signed_seq\', ?)'

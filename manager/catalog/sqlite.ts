@@ -5,7 +5,8 @@ import { migrateSqlite } from './migrations.ts'
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
-  jsonValues: alias => `json_each(?) ${alias}`
+  jsonValues: alias => `json_each(?) ${alias}`,
+  nowMs: 'CAST(ROUND((julianday(\'now\') - 2440587.5) * 86400000.0) AS INTEGER)'
 }
 
 /**

@@ -38,6 +38,8 @@ export interface NewUpload {
   /** id of the publishing token */
   owner?: string | null
   private?: boolean
+  /** peer id of the manager receiving the upload: it alone finishes or cleans it up while it lives */
+  manager?: string | null
 }
 
 export interface CopyRow {

@@ -3,7 +3,8 @@
  * every registered node that was not removed (alive, draining or dead: a
  * node back from the dead should not need a new list to be used again),
  * signed by the pool identity, expiring after an hour, with a sequence that
- * only grows (the issue time in ms) so a proxy keeps the newest it saw.
+ * only grows (drawn from the catalog, so it grows across managers) so a proxy
+ * keeps the newest it saw.
  *
  * Signing is cheap but the route needs no token, so a list is reused while
  * the pool is unchanged and it is young; any change to the nodes signs anew.
@@ -14,8 +15,10 @@ import type { Catalog } from '../catalog/catalog.ts'
 
 export interface NodeListComponents {
   catalog: Pick<Catalog, 'listNodes'>
-  /** the pool identity: the manager's key and its peer id */
+  /** the pool identity: its key and peer id */
   signer: { privateKey: PrivateKey, peerId: string }
+  /** the next number of the pool's signing sequence (default: this manager's clock in ms, made to grow) */
+  nextSeq?: () => Promise<number>
   /** ms since the epoch (default Date.now) */
   now?: () => number
 }
@@ -49,12 +52,16 @@ export class NodeListSigner {
     const now = this.now()
     const c = this.cached
     if (c != null && c.fingerprint === fingerprint && now - c.at < this.reuseMs) return c.record
-    // Two lists signed within one ms still get distinct, growing sequence numbers.
-    const seq = Math.max(now, this.lastSeq + 1)
-    this.lastSeq = seq
+    const seq = this.c.nextSeq != null ? await this.c.nextSeq() : this.localSeq(now)
     const body: NodeListBody = { kind: 'node-list', iss: this.c.signer.peerId, iat: now, exp: now + this.validityMs, seq, nodes }
     const record = await signRecord(body, this.c.signer.privateKey)
     this.cached = { fingerprint, at: now, record }
     return record
+  }
+
+  /** Two lists signed within one ms still get distinct, growing sequence numbers. */
+  private localSeq (now: number): number {
+    this.lastSeq = Math.max(now, this.lastSeq + 1)
+    return this.lastSeq
   }
 }

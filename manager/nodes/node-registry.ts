@@ -11,9 +11,9 @@
  * leaves. What a node claims about its own load counts only up to its own
  * egress cap.
  */
-import { ProtocolError } from '../../core/errors.ts'
+import { describeError, ProtocolError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
-import { MAX_HELD, NodeRemovedError, type Ack, type ContentLoad, type Heartbeat, type JoinRequest, type Joined, type NodeToManager } from '../../core/wire.ts'
+import { MAX_HELD, NodeRemovedError, type Ack, type ContentLoad, type Heartbeat, type JoinRequest, type Joined, type NodeToManager, type PoolNews } from '../../core/wire.ts'
 import type { Catalog, NodeRow } from '../catalog/catalog.ts'
 import { kadKeyOfPeer, type PlacementCandidate } from '../replication/placement.ts'
 import type { TokenStore } from '../catalog/tokens.ts'
@@ -26,8 +26,10 @@ export interface NodeRegistryComponents {
   addressesOf?: (peerId: string) => Promise<string[]>
   /** ms since the epoch; injectable so liveness can be tested without waiting */
   now?: () => number
-  /** told of every accepted heartbeat (the demand signal of the replication controller) */
-  onHeartbeat?: (peerId: string, heartbeat: Heartbeat, now: number) => void
+  /** told of every accepted heartbeat (the demand signal of the replication controller); awaited before the ack */
+  onHeartbeat?: (peerId: string, heartbeat: Heartbeat, now: number) => void | Promise<void>
+  /** what every joined and ack tells the node about the pool (its identity and managers) */
+  poolNews?: () => Promise<PoolNews>
   /** told when a node is declared dead */
   onDead?: (peerId: string) => void
 }
@@ -114,7 +116,7 @@ export class NodeRegistry {
       addrs
     }, this.now(), { http: req.http, zone: req.zone ?? null, capacity: req.capacity })
     this.log.info({ node: peerId, http: req.http, zone: req.zone, capacity: req.capacity, rejoin: before != null }, 'node joined')
-    return { type: 'joined', heartbeatMs: this.heartbeatMs }
+    return { type: 'joined', heartbeatMs: this.heartbeatMs, ...await this.poolNews() }
   }
 
   async heartbeat (hb: Heartbeat, peerId: string): Promise<Ack> {
@@ -143,12 +145,17 @@ export class NodeRegistry {
     })
     if (seen == null) {
       this.log.info({ node: peerId }, 'heartbeat from an unknown node; asking it to join')
-      return { type: 'ack', known: false, drop: [] }
+      return { type: 'ack', known: false, drop: [], ...await this.poolNews() }
     }
     if (seen.before.state === 'dead') this.log.info({ node: peerId }, 'dead node is alive again')
     if (seen.drop.length > 0) this.log.info({ node: peerId, contents: seen.drop.length }, 'node holds contents the catalog does not keep; asking it to drop them')
-    this.c.onHeartbeat?.(peerId, { ...hb, ...demand }, now)
-    return { type: 'ack', known: true, drop: seen.drop }
+    try {
+      await this.c.onHeartbeat?.(peerId, { ...hb, ...demand }, now)
+    } catch (err) {
+      // Demand is a signal, not state: the next heartbeat brings it again.
+      this.log.warn({ node: peerId, err: describeError(err) }, 'could not record the demand a node reported')
+    }
+    return { type: 'ack', known: true, drop: seen.drop, ...await this.poolNews() }
   }
 
   /**
@@ -203,6 +210,17 @@ export class NodeRegistry {
       this.kadKeys.set(peerId, key)
     }
     return key
+  }
+
+  /** Pool news is a courtesy on top of the answer: a node keeps the list it has when it cannot be had. */
+  private async poolNews (): Promise<PoolNews> {
+    if (this.c.poolNews == null) return {}
+    try {
+      return await this.c.poolNews()
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'could not tell a node about the pool\'s managers')
+      return {}
+    }
   }
 
   private async addressesOf (peerId: string): Promise<string[]> {

@@ -48,8 +48,10 @@ export interface PublishComponents {
   nodes: NodeClient
   /** the pool now, as placement candidates */
   candidates: () => Promise<PlacementCandidate[]>
-  /** the manager's identity: its key signs manifests */
+  /** the pool identity: its key signs manifests */
   signer: { privateKey: PrivateKey, peerId: string }
+  /** this manager's peer id: uploads are bound to the manager receiving them (several managers share a catalog) */
+  manager?: string
   /** the URL nodes fetch a staged blob from */
   stagingUrl: (cid: string) => string
   logger: Logger
@@ -179,7 +181,7 @@ export class Publisher {
     const signal = AbortSignal.any([orderSignal, ...(req.signal != null ? [req.signal] : [])])
     const log = this.log.child({ upload: uploadId })
     const staged = new Set<string>()
-    await this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private })
+    await this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private, manager: this.c.manager ?? null })
     log.info({ name: req.name, length: req.length, replicas, chunkSize, publisher: req.publisher }, 'upload started')
 
     const dispatcher = new CopyDispatcher({
@@ -369,15 +371,24 @@ export class Publisher {
     }
   }
 
-  /** Cleans up uploads left pending by a crash or a stop (run once at start). */
+  /** Cleans up this manager's uploads left pending by a crash or a stop (run once at start). */
   async cleanupAbandoned (): Promise<number> {
+    return await this.cleanup(await this.c.catalog.pendingUploads(this.c.manager), 'interrupted by a manager restart')
+  }
+
+  /** Cleans up the uploads of other managers not seen for `silentMs`: they died with them (the controller's duty). */
+  async cleanupOrphaned (silentMs: number): Promise<number> {
+    if (this.c.manager == null) return 0
+    return await this.cleanup(await this.c.catalog.orphanedUploads(this.c.manager, silentMs), 'its manager died')
+  }
+
+  private async cleanup (pending: string[], why: string): Promise<number> {
     const p = (async () => {
-      const pending = await this.c.catalog.pendingUploads()
       for (const uploadId of pending) {
         if (this.c.shutdown.aborted) break
         const log = this.log.child({ upload: uploadId })
-        log.info('cleaning up an upload interrupted by a restart')
-        await this.discard(uploadId, 'interrupted by a manager restart', log)
+        log.info({ why }, 'cleaning up an upload that cannot finish')
+        await this.discard(uploadId, why, log)
       }
       return pending.length
     })()

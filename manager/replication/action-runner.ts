@@ -51,6 +51,12 @@ export interface ActionRunnerComponents {
   metrics?: ActionRunnerMetrics
   /** ms since the epoch, the clock heartbeats are stamped with */
   now?: () => number
+  /**
+   * Throws unless this manager still runs the controller; read inside the
+   * transaction that records an action, so a manager that lost the lease
+   * records and sends nothing more (several managers: manager/pool/).
+   */
+  fence?: () => Promise<void>
 }
 
 export interface ActionRunnerInit {
@@ -215,6 +221,7 @@ export class ActionRunner {
     const order: StoreOrder = { type: 'store', blobs: [], contents: [] }
     const skipped: CopyAction[] = []
     await catalog.transaction(async () => {
+      await this.c.fence?.()
       // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
       sent.length = 0
       skipped.length = 0

@@ -13,7 +13,7 @@ import type { DeleteAction } from './replication-policy.ts'
 export interface DeleteJob { kind: 'delete', node: string, actions: DeleteAction[] }
 
 export interface DeleteJobContext {
-  c: { catalog: Catalog, nodes: NodeClient, metrics?: ActionRunnerMetrics }
+  c: { catalog: Catalog, nodes: NodeClient, metrics?: ActionRunnerMetrics, fence?: () => Promise<void> }
   log: Logger
   /** confirmed copies on live nodes that no delete may go below */
   minCopies: number
@@ -32,6 +32,7 @@ export async function runDeleteJob (ctx: DeleteJobContext, job: DeleteJob, signa
   const contents = new Set<string>()
   const skipped: DeleteAction[] = []
   await catalog.transaction(async () => {
+    await ctx.c.fence?.()
     // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
     for (const list of [removed, manifests, refused, blobs, skipped]) list.length = 0
     contents.clear()

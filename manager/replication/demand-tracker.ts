@@ -7,8 +7,9 @@
  * figure is smoothed per node with an exponentially weighted moving average,
  * which is what keeps mirror and trim decisions from flapping on noise; the
  * pool's demand for a content is the sum over the nodes that still report.
- * It is kept in memory: after a manager restart, demand is learnt again
- * within a few heartbeats, and nothing durable depends on it.
+ * It is kept in memory; with several managers, each node's averages also
+ * travel through the catalog (shared-demand.ts), since a node reports to
+ * one manager while another may run the controller.
  */
 import type { ContentLoad } from '../../core/wire.ts'
 
@@ -23,6 +24,14 @@ interface NodeDemand {
   at: number
   egressRate: number
   contents: Map<string, ContentLoad>
+}
+
+/** One node's averages as plain data, to store and adopt elsewhere. */
+export interface NodeDemandState {
+  /** ms since the epoch of the report folded last */
+  at: number
+  egressRate: number
+  contents: Record<string, ContentLoad>
 }
 
 /** Below these, a smoothed figure is noise and is dropped (keeps the maps small). */
@@ -54,6 +63,19 @@ export class DemandTracker {
       if (bytes >= NEGLIGIBLE_BYTES || requests >= NEGLIGIBLE_REQUESTS) contents.set(id, { bytes, requests })
     }
     this.nodes.set(node, { at: now, egressRate: smooth(report.egressRate, before?.egressRate), contents })
+  }
+
+  /** A node's averages as plain data; undefined when it never reported here. */
+  exportNode (node: string): NodeDemandState | undefined {
+    const d = this.nodes.get(node)
+    return d == null ? undefined : { at: d.at, egressRate: d.egressRate, contents: Object.fromEntries(d.contents) }
+  }
+
+  /** Takes averages folded elsewhere when they are newer than ours (the node reported to another manager since). */
+  adopt (node: string, state: NodeDemandState): void {
+    const d = this.nodes.get(node)
+    if (d != null && d.at >= state.at) return
+    this.nodes.set(node, { at: state.at, egressRate: state.egressRate, contents: new Map(Object.entries(state.contents)) })
   }
 
   /** Drops a node's figures (it died or left). */

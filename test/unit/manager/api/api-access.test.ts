@@ -99,7 +99,7 @@ const handler = createApiHandler({
   deleter: new ContentDeleter({ catalog, lifecycle: new ContentLifecycle(catalog, keys), nodes: pool.nodes, logger: silentLogger() }),
   metricsRegistry: registry,
   metrics: createManagerMetrics(registry, async () => ({})),
-  info: () => ({ peerId, multiaddrs: [], http: '' }),
+  info: () => ({ peerId, multiaddrs: [], http: '', pool: peerId, managers: [] }),
   nodeAdmin: new NodeAdmin({ catalog, logger: silentLogger() }, { minCopies: 1, diskHighWater: 0.9, egressHighWater: 0.9, heartbeatMs: 1000 }),
   replication: () => ({ minCopies: 1, pendingActions: 0, lastRound: null }),
   reports: { submit: async () => ({ verifying: true }) },

@@ -182,12 +182,15 @@ function clearNodes (): void {
   }
 }
 
-test('info names the manager and its libp2p addresses', async () => {
+test('info names the manager, its libp2p addresses, the pool identity and the live managers', async () => {
   const { status, json } = await api(manager, 'GET', '/api/info')
   assert.is(status, 200)
   assert.is(json.peerId, manager.peerId)
   assert.is(json.http, manager.http)
   assert.ok(json.multiaddrs.length > 0 && json.multiaddrs.every((a: string) => a.endsWith(`/p2p/${manager.peerId}`)))
+  assert.is(json.pool, manager.pool)
+  assert.is.not(json.pool, manager.peerId, 'a new pool signs with its own key, not a manager\'s')
+  assert.equal(json.managers, [manager.http])
 })
 
 test('nodes that joined are listed alive', async () => {
@@ -227,7 +230,7 @@ test('a few MiB published with R=2 are listed, resolvable, signed and decrypt to
   assert.is(resolved.json.key, json.key)
   const manifestBytes = Buffer.from(resolved.json.manifest, 'base64')
   const manifest = decodeManifest(manifestBytes)
-  await verifyManifest(manifest, [manager.peerId])
+  await verifyManifest(manifest, [manager.pool])
   assert.is(manifest.chunks.length, chunks)
   const key = decodeKey(resolved.json.key)
   assert.equal(openMetadata(key, manifest), { name: 'my movie (1).mp4', type: 'video/mp4' })
