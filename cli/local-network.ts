@@ -4,7 +4,9 @@ import { createWriteStream } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { CdnError, TimeoutError } from '../core/errors.ts'
+import { BadInputError, CdnError, TimeoutError } from '../core/errors.ts'
+import { writeSecretFile } from '../core/secret-file.ts'
+import { startLocalPostgres, stopLocalPostgresNow, type LocalPostgres } from './local-postgres.ts'
 import { PortInUseError } from '../core/ports.ts'
 import { sizeText } from '../core/units.ts'
 import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
@@ -37,6 +39,10 @@ export interface UpOptions {
   nodeZones?: string[]
   /** ms to wait for each child's ready line */
   readyTimeout?: number
+  /** managers sharing the pool (default 1; more need `postgres`) */
+  managers?: number
+  /** keep the catalog in a PostgreSQL cluster of our own, in `<dir>/postgres` */
+  postgres?: boolean
 }
 
 export interface Child {
@@ -111,8 +117,10 @@ export async function stopChildren (children: Child[], graceMs = 10_000): Promis
 }
 
 export interface LocalNetwork {
-  summary: { manager: string, managerMultiaddr: string, managerPid: number, proxy: string, proxyPid: number, token: string, adminToken: string, joinToken: string, joinTokenFile: string, joinCommand: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
+  summary: { manager: string, managerMultiaddr: string, managerPid: number, managers: Array<{ url: string, pid: number, multiaddr: string }>, postgres?: { dir: string }, proxy: string, proxyPid: number, token: string, adminToken: string, joinToken: string, joinTokenFile: string, joinCommand: string, dir: string, nodes: Array<{ peerId: string, http: string, pid: number, multiaddrs: string[], data: string }> }
   children: Child[]
+  /** stops what is not a child process (the PostgreSQL cluster), after the children */
+  cleanup: () => Promise<void>
 }
 
 /** Brings up a manager, N nodes and a proxy as separate processes on loopback. */
@@ -123,8 +131,18 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
   const children: Child[] = []
   const managerDir = join(o.dir, 'manager')
   const p2pPort = o.managerP2pPort ?? (o.managerPort === 0 ? 0 : MANAGER_DEFAULTS.p2pPort)
+  const managerCount = o.managers ?? 1
+  if (!Number.isSafeInteger(managerCount) || managerCount < 1) throw new BadInputError(`--managers must be a positive integer, got ${managerCount}`)
+  if (managerCount > 1 && o.postgres !== true) throw new BadInputError('several managers share one catalog, which must be PostgreSQL: add --postgres')
+  let cluster: LocalPostgres | undefined
+  const stopCluster = (): void => { if (cluster != null) stopLocalPostgresNow(cluster.dir, 'fast') }
+  const cleanup = async (): Promise<void> => {
+    process.off('exit', stopCluster)
+    await cluster?.stop()
+    cluster = undefined
+  }
   try {
-    const managerArgs = ['manager', 'start', '--dir', managerDir, '--http-port', String(o.managerPort), '--p2p-port', String(p2pPort)]
+    const managerArgs = ['manager', 'start', '--http-port', String(o.managerPort), '--p2p-port', String(p2pPort)]
     if (o.replicas != null) managerArgs.push('--replicas', String(o.replicas))
     if (o.chunkSize != null) managerArgs.push('--chunk-size', o.chunkSize)
     if (o.heartbeat != null) managerArgs.push('--heartbeat', o.heartbeat)
@@ -133,13 +151,29 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     if (o.moveShare != null) managerArgs.push('--move-share', String(o.moveShare))
     if (o.minCopies != null) managerArgs.push('--min-copies', String(o.minCopies))
     if (o.maxCopies != null) managerArgs.push('--max-copies', String(o.maxCopies))
-    const manager = await startChild('manager', managerArgs, join(logs, 'manager.log'), o.readyTimeout, {
-      env: { CDN_PUBLISHER_TOKENS: token },
-      portFlags: { http: '--manager-port', p2p: '--manager-p2p-port' }
-    })
-    // Restarted, it must come back where the nodes and the proxy look for it, even when it was started on "any port".
-    manager.again = restartOnSamePorts(manager, { '--http-port': portOf(manager.info.http), '--p2p-port': portOf(manager.info.multiaddrs[0]) })
-    children.push(manager)
+    if (o.postgres === true) {
+      cluster = await startLocalPostgres({ dir: join(o.dir, 'postgres'), durable: true })
+      process.once('exit', stopCluster)
+      // Not secret here (the socket trusts local users), but a connection string never goes in argv.
+      const urlFile = join(cluster.dir, 'database.url')
+      await writeSecretFile(urlFile, `${await cluster.ensureDatabase('cdn')}\n`)
+      managerArgs.push('--database-url-file', urlFile)
+    }
+    const managers: Child[] = []
+    for (let i = 0; i < managerCount; i++) {
+      // The first manager makes the pool's keys; the others share them (and every port is "any" but the first's).
+      const shared = i === 0 ? [] : ['--pool-key-file', join(managerDir, 'pool.key'), '--master-key-file', join(managerDir, 'master.key')]
+      const args = withFlags([...managerArgs, '--dir', i === 0 ? managerDir : `${managerDir}-${i}`, ...shared], i === 0 ? {} : { '--http-port': '0', '--p2p-port': '0' })
+      const m = await startChild(i === 0 ? 'manager' : `manager-${i}`, args, join(logs, i === 0 ? 'manager.log' : `manager-${i}.log`), o.readyTimeout, {
+        env: { CDN_PUBLISHER_TOKENS: token },
+        portFlags: i === 0 ? { http: '--manager-port', p2p: '--manager-p2p-port' } : {}
+      })
+      // Restarted, it must come back where the nodes and the proxy look for it, even when it was started on "any port".
+      m.again = restartOnSamePorts(m, { '--http-port': portOf(m.info.http), '--p2p-port': portOf(m.info.multiaddrs[0]) })
+      children.push(m)
+      managers.push(m)
+    }
+    const manager = managers[0]
     // The manager's first start wrote it; later starts find it there.
     const adminToken = (await readFile(join(managerDir, 'admin.token'), 'utf8')).trim()
     const managerMultiaddr = String(manager.info.multiaddrs[0])
@@ -157,7 +191,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
       return child
     }))
     await waitForAliveNodes(String(manager.info.http), o.nodes, o.readyTimeout ?? 60_000, adminToken)
-    const proxy = await startChild('proxy', ['proxy', 'start', '--manager', String(manager.info.http), '--port', String(o.proxyPort),
+    const proxy = await startChild('proxy', ['proxy', 'start', ...managers.flatMap(m => ['--manager', String(m.info.http)]), '--port', String(o.proxyPort),
       '--cache-dir', join(o.dir, 'proxy', 'cache'), '--state-dir', join(o.dir, 'proxy'), '--cache-size', o.proxyCache ?? sizeText(PROXY_DEFAULTS.cacheBytes)], join(logs, 'proxy.log'), o.readyTimeout, {
       portFlags: { http: '--proxy-port' }
     })
@@ -165,10 +199,13 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     children.push(proxy)
     return {
       children,
+      cleanup,
       summary: {
         manager: String(manager.info.http),
         managerMultiaddr,
         managerPid: Number(manager.proc.pid),
+        managers: managers.map(m => ({ url: String(m.info.http), pid: Number(m.proc.pid), multiaddr: String(m.info.multiaddrs[0]) })),
+        ...(cluster != null ? { postgres: { dir: cluster.dir } } : {}),
         proxy: String(proxy.info.http),
         proxyPid: Number(proxy.proc.pid),
         token,
@@ -182,6 +219,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     }
   } catch (err) {
     await stopChildren(children)
+    await cleanup()
     throw err
   }
 }

@@ -49,6 +49,7 @@ export function addManagerCommands (manager: Command): void {
     .option('--dir <dir>', 'data directory (catalog, identity, ports, join token, staging)', DATA_DIRS.manager)
     .option('--database-url-file <file>', `keep the catalog in PostgreSQL: file holding its postgres:// connection string (default: $${DATABASE_URL_ENV}; neither: SQLite, catalog.db in --dir)`)
     .option('--master-key-file <file>', 'the pool master key that seals content keys in the catalog; managers of one pool share it (default: master.key in --dir, made on first start)')
+    .option('--pool-key-file <file>', "the pool identity's key, which signs manifests, capabilities and lists for the whole pool; managers of one pool share it (default: pool.key in --dir, made on first start)")
   addAddressOptions(managerStart, { http: String(d.httpPort), p2p: String(d.p2pPort) })
   withConfigFile(managerStart)
   managerStart
@@ -73,6 +74,7 @@ export function addManagerCommands (manager: Command): void {
         dataDir: o.dir,
         databaseUrl: await databaseUrl(o.databaseUrlFile),
         masterKeyFile: o.masterKeyFile,
+        poolKeyFile: o.poolKeyFile,
         ...addressConfig(o),
         defaultPorts: { http: d.httpPort, p2p: d.p2pPort },
         publisherTokens: await configuredTokens(o.publisherTokenFile, 'CDN_PUBLISHER_TOKENS'),
@@ -88,7 +90,7 @@ export function addManagerCommands (manager: Command): void {
         minCopies: o.minCopies,
         maxCopies: o.maxCopies,
         logger
-      }), { http: '--http-port', p2p: '--p2p-port' }), m => ({ peerId: m.peerId, http: m.http, multiaddrs: m.multiaddrs }), o.json === true, logger, async () => await joinInstructions(o.dir))
+      }), { http: '--http-port', p2p: '--p2p-port' }), m => ({ peerId: m.peerId, http: m.http, multiaddrs: m.multiaddrs, pool: m.pool }), o.json === true, logger, async () => await joinInstructions(o.dir))
     })
 
   addMigrateCommand(manager)

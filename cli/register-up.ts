@@ -15,6 +15,8 @@ export function addUpCommand (program: Command): void {
   program.command('up')
     .description('run a whole network on this machine (manager, nodes, proxy) until SIGINT/SIGTERM')
     .option('--nodes <n>', 'number of nodes', intArg('--nodes', 1), 3)
+    .option('--managers <n>', 'number of managers sharing the pool (more than one needs --postgres)', intArg('--managers', 1), 1)
+    .option('--postgres', 'keep the catalog in a PostgreSQL cluster of its own, in --dir/postgres (needs the postgresql package)')
     .option('--dir <dir>', 'where data and logs go', '.cdn/up')
     .option('--manager-port <port>', 'manager HTTP port (0: any)', intArg('--manager-port'), MANAGER_DEFAULTS.httpPort)
     .option('--manager-p2p-port <port>', `manager libp2p port, in every node's --manager address (0: any; default ${MANAGER_DEFAULTS.p2pPort}, or any when --manager-port is 0)`, intArg('--manager-p2p-port'))
@@ -35,21 +37,24 @@ export function addUpCommand (program: Command): void {
     .option('--json', 'print one JSON line when ready')
     .action(async (o) => {
       const net = await startLocalNetwork({
-        nodes: o.nodes, dir: o.dir, managerPort: o.managerPort, managerP2pPort: o.managerP2pPort, proxyPort: o.proxyPort, replicas: o.replicas,
+        nodes: o.nodes, managers: o.managers, postgres: o.postgres === true, dir: o.dir, managerPort: o.managerPort, managerP2pPort: o.managerP2pPort, proxyPort: o.proxyPort, replicas: o.replicas,
         chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache,
         reconcile: o.reconcile, moveShare: o.moveShare, minCopies: o.minCopies, maxCopies: o.maxCopies,
         nodeZones: o.nodeZones != null ? String(o.nodeZones).split(',').map((z: string) => z.trim()).filter((z: string) => z !== '') : undefined
       })
       print(o.json === true, net.summary, readyText(net.summary))
       const supervisor = new ChildSupervisor(net.children, { restart: o.restart !== false, say: line => { process.stderr.write(`${line}\n`) } })
-      exitOnSignal(async () => { await supervisor.stop() }, (err) => { process.stderr.write(`cdn: ${describeError(err)}\n`) })
+      exitOnSignal(async () => {
+        await supervisor.stop()
+        await net.cleanup()
+      }, (err) => { process.stderr.write(`cdn: ${describeError(err)}\n`) })
     })
 }
 
 function readyText (s: LocalNetwork['summary']): string {
   return [
     `dashboard: ${s.proxy}/`,
-    `manager:   ${s.manager}`,
+    `manager:   ${s.managers.map(m => m.url).join(' ')}`,
     `multiaddr: ${s.managerMultiaddr}`,
     `nodes:     ${s.nodes.map(n => n.http).join(' ')}`,
     `logs:      ${join(s.dir, 'logs')}`,
@@ -59,7 +64,7 @@ function readyText (s: LocalNetwork['summary']): string {
     `  ${s.joinCommand}`,
     '',
     'try:',
-    `  export CDN_MANAGER=${s.manager} CDN_TOKEN=${s.token} CDN_PROXY=${s.proxy}`,
+    `  export CDN_MANAGER=${s.managers.map(m => m.url).join(',')} CDN_TOKEN=${s.token} CDN_PROXY=${s.proxy}`,
     '  npm run -s cdn -- publish movie.mp4',
     '  npm run -s cdn -- ls',
     '',

@@ -1,10 +1,10 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createLogger } from '../../../../core/log.ts'
+import { silentLogger } from '../../../../core/log.ts'
 import type { LeaseGrant } from '../../../../manager/catalog/leases.ts'
 import { ControllerLease, type LeaseTerm } from '../../../../manager/pool/controller-lease.ts'
 
-const logger = createLogger({ level: 'silent' })
+const logger = silentLogger()
 
 /** A lease store whose answers the test scripts, and a clock it moves by hand. */
 function rig (ttlMs = 60_000) {

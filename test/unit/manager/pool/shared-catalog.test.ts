@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createLogger } from '../../../../core/log.ts'
+import { silentLogger } from '../../../../core/log.ts'
 import { verifyRecord, type ManagerListBody } from '../../../../core/signed-record.ts'
 import { Catalog } from '../../../../manager/catalog/catalog.ts'
 import { LeaseStore } from '../../../../manager/catalog/leases.ts'
@@ -24,7 +24,7 @@ import { SharedDemand } from '../../../../manager/replication/shared-demand.ts'
 import { eachEngine } from '../../../support/catalog-engines.ts'
 import { rejects } from '../../../support/rejects.ts'
 
-const logger = createLogger({ level: 'silent' })
+const logger = silentLogger()
 const dirs: string[] = []
 async function tempDir (): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'cdn-pool-'))
