@@ -4,7 +4,8 @@ import { loadCa } from '../core/tls-client.ts'
 import { parseDuration } from '../core/units.ts'
 import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
-import type { ApiOptions } from './manager-api.ts'
+import { ManagerRing, type ApiOptions } from './manager-api.ts'
+import { parseManagerUrls } from '../proxy/resolve/manager-failover.ts'
 import { clientToken } from './secrets.ts'
 
 /** Where a manager and a proxy started with their defaults answer. */
@@ -13,7 +14,17 @@ const LOCAL_PROXY = `http://${PROXY_DEFAULTS.httpHost}:${PROXY_DEFAULTS.httpPort
 
 // Defaults that come from the environment are resolved when a command runs and
 // never given to commander, whose help would print their values.
-export const managerUrl = (o: { manager?: string }): string => o.manager ?? process.env.CDN_MANAGER ?? LOCAL_MANAGER
+/**
+ * The managers to call, in preference order: every `--manager` (repeatable),
+ * else `CDN_MANAGER` (a comma- or whitespace-separated list), else the local
+ * default. Each value may itself be a list.
+ */
+export function managerUrls (o: { manager?: string | string[] }, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = typeof o.manager === 'string' ? [o.manager] : o.manager ?? []
+  if (given.length > 0) return parseManagerUrls(given)
+  const fromEnv = env.CDN_MANAGER?.trim() ?? ''
+  return parseManagerUrls(fromEnv !== '' ? fromEnv : LOCAL_MANAGER)
+}
 export const proxyUrl = (o: { proxy?: string }): string => o.proxy ?? process.env.CDN_PROXY ?? LOCAL_PROXY
 
 export function intArg (name: string, min = 0) {
@@ -40,7 +51,7 @@ export function print (json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`)
 }
 
-export const managerOption = (): Option => new Option('--manager <url>', `manager API URL, http:// or https:// (default: $CDN_MANAGER, else ${LOCAL_MANAGER})`)
+export const managerOption = (): Option => new Option('--manager <url>', `manager API URL, http:// or https://; repeat it (or give a comma-separated list) for several managers of one pool, tried in turn (default: $CDN_MANAGER, a list too, else ${LOCAL_MANAGER})`).argParser(collect)
 const tokenFileOption = (): Option => new Option('--token-file <file>', 'file holding your token (default: the token in $CDN_TOKEN)')
 export const caOption = (): Option => new Option('--ca <file>', "PEM certificate of the CA that signed an https:// manager's certificate (default: the file named by $CDN_CA, else the system's CAs)")
 export const proxyOption = (): Option => new Option('--proxy <url>', `proxy URL used in printed gateway links (default: $CDN_PROXY, else ${LOCAL_PROXY})`)
@@ -50,6 +61,7 @@ export function apiCommand (cmd: Command): Command {
   return cmd.addOption(managerOption()).addOption(tokenFileOption()).addOption(caOption())
 }
 
-export async function apiOptions (o: { manager?: string, tokenFile?: string, ca?: string }): Promise<ApiOptions> {
-  return { manager: managerUrl(o), token: await clientToken(o.tokenFile), ca: await loadCa(o.ca) }
+/** One ManagerRing for all the command's calls, so each starts with the manager that answered the one before. */
+export async function apiOptions (o: { manager?: string | string[], tokenFile?: string, ca?: string }): Promise<ApiOptions> {
+  return { manager: new ManagerRing(managerUrls(o)), token: await clientToken(o.tokenFile), ca: await loadCa(o.ca) }
 }

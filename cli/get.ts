@@ -9,7 +9,14 @@ import { createFetchClient } from '../proxy/client.ts'
 import type { Logger } from '../core/log.ts'
 import { byteProgress } from './progress.ts'
 
-export interface GetOptions { manager: string, output: string, json: boolean, logger: Logger, ca?: Buffer }
+export interface GetOptions {
+  /** the manager's API URL, or several managers of one pool, tried in turn */
+  manager: string | readonly string[]
+  output: string
+  json: boolean
+  logger: Logger
+  ca?: Buffer
+}
 
 /**
  * Accepts a bare content id, a key link `cdn://<id>?k=<key>` or a capability

@@ -1,17 +1,28 @@
 import { request } from 'undici'
 import { BadInputError, CdnError, ConflictError, ForbiddenError, NotFoundError, TooLargeError, UnauthorizedError, UpstreamError } from '../core/errors.ts'
 import { createTlsAgent, tlsErrorHint } from '../core/tls-client.ts'
+import { FAILOVER_STATUSES, ManagerRing, tryManagers, TryNextManager } from '../proxy/resolve/manager-failover.ts'
+
+export { ManagerRing }
 
 /** The CLI's side of the manager HTTP API (docs/PROTOCOLS.md). */
 export interface ApiOptions {
-  /** http:// or https:// */
-  manager: string
+  /**
+   * http:// or https://; several managers of one pool are tried in turn, and
+   * a ManagerRing shared by a command's calls starts each with the manager
+   * that answered last
+   */
+  manager: string | readonly string[] | ManagerRing
   token?: string
   /** PEM CA certificates to trust for an https:// manager (`--ca`, `CDN_CA`); default: the system's */
   ca?: Buffer
   signal?: AbortSignal
   /** ms, default 30 s */
   timeout?: number
+}
+
+export function managerRing (manager: ApiOptions['manager']): ManagerRing {
+  return manager instanceof ManagerRing ? manager : new ManagerRing(typeof manager === 'string' ? [manager] : manager)
 }
 
 function statusError (status: number, message: string): CdnError {
@@ -35,9 +46,29 @@ function managerUrl (base: string, path: string): URL {
   return url
 }
 
-/** Calls the manager and returns parsed JSON, turning error answers and unreachable managers into one-line CdnErrors. */
+/** Errors of a request that never reached the manager's handler: safe to send to another manager whatever the method. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
+function neverSent (err: any): boolean {
+  return NEVER_SENT.has(err?.code) || tlsErrorHint(err) != null || typeof err?.code === 'string' && String(err.code).startsWith('ERR_TLS')
+}
+
+/**
+ * Calls the managers in turn (manager-failover.ts) and returns parsed JSON,
+ * turning error answers and unreachable managers into one-line CdnErrors. A
+ * GET goes to the next manager on any failure to get an answer; a POST or
+ * DELETE only when it surely never arrived (refused connection, name or TLS
+ * failure, 502/503/504): one that timed out or was cut may have been done,
+ * and is not done twice.
+ */
 export async function callManager (opts: ApiOptions, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
-  const url = managerUrl(opts.manager, path)
+  const ring = managerRing(opts.manager)
+  return await tryManagers(ring, async (base) => await callOne(base, opts, method, path, body), opts.signal)
+}
+
+/** One manager, once: what callManager did before several managers. */
+async function callOne (base: string, opts: ApiOptions, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
+  const url = managerUrl(base, path)
   const signals = [AbortSignal.timeout(opts.timeout ?? 30_000), ...(opts.signal != null ? [opts.signal] : [])]
   const headers: Record<string, string> = { ...(body?.headers ?? {}) }
   if (opts.token != null) headers.authorization = `Bearer ${opts.token}`
@@ -47,8 +78,16 @@ export async function callManager (opts: ApiOptions, method: 'GET' | 'POST' | 'D
     try {
       res = await request(url, { method, headers, body: body?.data, signal: AbortSignal.any(signals), ...(dispatcher != null ? { dispatcher } : {}) })
     } catch (err: any) {
-      if (err?.name === 'TimeoutError' || err?.name === 'AbortError') throw new UpstreamError(`manager at ${opts.manager} did not answer in time`, { cause: err })
-      throw new UpstreamError(`cannot reach the manager at ${opts.manager} (${tlsErrorHint(err) ?? err?.code ?? err?.message ?? err})`, { cause: err })
+      if (opts.signal?.aborted === true) throw opts.signal.reason
+      const again = method === 'GET' || neverSent(err)
+      const error = err?.name === 'TimeoutError' || err?.name === 'AbortError'
+        ? new UpstreamError(`manager at ${base} did not answer in time`, { cause: err })
+        : new UpstreamError(`cannot reach the manager at ${base} (${tlsErrorHint(err) ?? err?.code ?? err?.message ?? err})`, { cause: err })
+      throw again ? new TryNextManager(error) : error
+    }
+    if (FAILOVER_STATUSES.has(res.statusCode)) {
+      const error = new UpstreamError(await failoverMessage(res, base))
+      throw new TryNextManager(error)
     }
     const text = await res.body.text()
     let json: any
@@ -64,4 +103,13 @@ export async function callManager (opts: ApiOptions, method: 'GET' | 'POST' | 'D
   } finally {
     await dispatcher?.close()
   }
+}
+
+/** The one line a 502/503/504 gets: the manager's own message when it sent JSON (a gateway's page is not shown). */
+async function failoverMessage (res: { statusCode: number, body: { text: () => Promise<string> } }, base: string): Promise<string> {
+  let message: string | undefined
+  try {
+    message = JSON.parse(await res.body.text())?.error?.message
+  } catch {}
+  return typeof message === 'string' ? message : `manager at ${base} answered ${res.statusCode}`
 }

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Transform } from 'node:stream'
-import { BadInputError } from '../core/errors.ts'
-import { callManager, type ApiOptions } from './manager-api.ts'
+import { BadInputError, CdnError, UpstreamError } from '../core/errors.ts'
+import { callManager, managerRing, type ApiOptions } from './manager-api.ts'
 import { byteProgress } from './progress.ts'
 
 export interface PublishOptions extends ApiOptions {
@@ -77,8 +77,9 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
   if (opts.private === true) headers['x-cdn-private'] = '1'
   try {
+    const target = await uploadTarget(opts)
     const body = createReadStream(file).pipe(counter)
-    const res = await callManager({ manager: opts.manager, token: opts.token, ca: opts.ca, timeout: 6 * 3600_000 }, 'POST', '/api/publish', { data: body, headers })
+    const res = await upload(target.url, target.several, { token: opts.token, ca: opts.ca }, { data: body, headers })
     const id = String(res.id)
     const priv = opts.private === true
     return {
@@ -94,5 +95,34 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
     }
   } finally {
     bar.stop()
+  }
+}
+
+/**
+ * The manager the upload goes to: with several, the first that answers
+ * `GET /api/info`, starting with the one that answered last, so a dead one
+ * is skipped before a byte of the file is read. With one, no probe: it is
+ * called exactly as before several managers.
+ */
+async function uploadTarget (opts: ApiOptions): Promise<{ url: string, several: boolean }> {
+  const ring = managerRing(opts.manager)
+  if (ring.urls.length === 1) return { url: ring.current, several: false }
+  await callManager({ manager: ring, ca: opts.ca, signal: opts.signal, timeout: 10_000 }, 'GET', '/api/info')
+  return { url: ring.current, several: true }
+}
+
+/**
+ * A publish is bound to the manager that receives it: an upload that fails
+ * halfway is never sent again to another (its bytes are gone, and the
+ * manager may have published it). Given several managers, the error says
+ * which one failed; a refusal (4xx) is that manager's answer, shown as is.
+ */
+async function upload (url: string, several: boolean, auth: { token?: string, ca?: Buffer }, body: { data: any, headers: Record<string, string> }): Promise<any> {
+  try {
+    return await callManager({ manager: url, ...auth, timeout: 6 * 3600_000 }, 'POST', '/api/publish', body)
+  } catch (err) {
+    if (!several || (err instanceof CdnError && err.status >= 400 && err.status < 500)) throw err
+    const message = err instanceof Error ? err.message : String(err)
+    throw new UpstreamError(`the upload to the manager at ${url} failed, and is not sent again to another manager: ${message}`, { cause: err })
   }
 }

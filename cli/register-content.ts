@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { createCommandLogger } from '../core/log.ts'
 import { loadCa } from '../core/tls-client.ts'
 import { requireWritableDir } from './cli-basics.ts'
-import { apiCommand, apiOptions, caOption, durationMs, intArg, managerOption, managerUrl, print, proxyOption, proxyUrl } from './cli-options.ts'
+import { apiCommand, apiOptions, caOption, durationMs, intArg, managerOption, managerUrls, print, proxyOption, proxyUrl } from './cli-options.ts'
 import { get } from './get.ts'
 import { formatContents, listContents, removeContent } from './pool-commands.ts'
 import { publish } from './publish.ts'
@@ -45,7 +45,7 @@ export function addReadCommands (program: Command, verbose: () => boolean): void
     .option('--json', 'print one JSON line')
     .action(async (id: string, o) => {
       await requireWritableDir(o.output)
-      const r = await get(id, { manager: managerUrl(o), ca: await loadCa(o.ca), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
+      const r = await get(id, { manager: managerUrls(o), ca: await loadCa(o.ca), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
       print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
     })
 

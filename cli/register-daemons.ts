@@ -9,7 +9,7 @@ import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
 import { NODE_DEFAULTS } from '../node/defaults.ts'
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
-import { caOption, collect, intArg, managerOption, managerUrl, print, shareArg } from './cli-options.ts'
+import { caOption, collect, intArg, managerOption, managerUrls, print, shareArg } from './cli-options.ts'
 import { withConfigFile } from './config-options.ts'
 import { runDaemon } from './daemon-runner.ts'
 import { joinInstructions, showJoinCommand } from './join-commands.ts'
@@ -161,7 +161,7 @@ export function addProxyStart (proxy: Command): void {
       const { startProxy } = await import('../proxy/daemon.ts')
       const logger = createLogger('proxy')
       await runDaemon('proxy', async () => await namingPortFlags(async () => await startProxy({
-        managerUrl: managerUrl(o),
+        managerUrl: managerUrls(o),
         ca: await loadCa(o.ca),
         httpHost: o.listen,
         httpPort: o.port,

@@ -13,9 +13,9 @@ export interface FetchClient {
 /**
  * The fetch engine for one-shot use (`cdn get`): asks the manager for its
  * identity and addresses, joins the DHT as a client through it, and fails
- * at once if the manager does not answer.
+ * at once if no manager answers (given several, each is tried in turn).
  */
-export async function createFetchClient (opts: { managerUrl: string, ca?: Buffer, signal?: AbortSignal, logger?: Logger }): Promise<FetchClient> {
+export async function createFetchClient (opts: { managerUrl: string | readonly string[], ca?: Buffer, signal?: AbortSignal, logger?: Logger }): Promise<FetchClient> {
   const stack = await startFetchStack({
     managerUrl: opts.managerUrl,
     ca: opts.ca,

@@ -17,7 +17,8 @@ import { PROXY_DEFAULTS, PROXY_HTTP_LIMITS } from './defaults.ts'
 export { PROXY_HTTP_LIMITS }
 
 export interface ProxyConfig {
-  managerUrl: string
+  /** the manager's API URL, or the URLs of several managers of one pool, tried in this order */
+  managerUrl: string | readonly string[]
   /** PEM of a private CA for an https manager */
   ca?: Buffer
   /** default PROXY_DEFAULTS.httpHost (loopback only unless told otherwise) */
@@ -104,7 +105,8 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   port = (server.address() as AddressInfo).port
   const hostPort = announced != null ? announced.host : `${urlHost(defaultAnnounceHost(host))}:${port}`
   const http = `http://${hostPort}`
-  logger.info({ http, manager: loggableUrl(config.managerUrl) }, 'proxy listening')
+  const managers = (typeof config.managerUrl === 'string' ? [config.managerUrl] : config.managerUrl).map(loggableUrl)
+  logger.info({ http, ...(managers.length === 1 ? { manager: managers[0] } : { managers }) }, 'proxy listening')
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {

@@ -10,7 +10,8 @@ import { DeadlineClock } from './fetch/deadline.ts'
 import { DhtJoiner, knownDhtPeers, routingTableSize } from './resolve/dht-join.ts'
 import { DhtProviderFinder } from './resolve/dht-providers.ts'
 import { DefaultFetchEngine, type FetchEngineInit } from './fetch/fetch-engine.ts'
-import { ManagerClient, type ManagerApi } from './resolve/manager-client.ts'
+import { ManagerClient, signerOf, type ManagerApi, type ManagerInfo } from './resolve/manager-client.ts'
+import { loggableUrl } from './capability.ts'
 import { ManagerLink } from './resolve/manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
 import { PoolNodeList, type NodeListInit } from './resolve/node-list.ts'
@@ -19,7 +20,8 @@ import { Resolver, type ResolverInit } from './resolve/resolver.ts'
 import { Scoreboard, type ScoreboardInit } from './fetch/scoreboard.ts'
 
 export interface FetchStackInit {
-  managerUrl: string
+  /** the manager's API URL, or several managers of one pool, tried in this order (each call fails over) */
+  managerUrl: string | readonly string[]
   /** PEM of a private CA for an https manager */
   ca?: Buffer
   logger: Logger
@@ -110,7 +112,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     if (keeper != null) defer('network state', async () => { await keeper.close() })
     const joiner = new DhtJoiner({ host, logger: child('dht-join') }, { timeoutMs: JOIN_TIMEOUT_MS })
     defer('DHT joiner', async () => { await joiner.close() })
-    const remembered = memory?.manager(init.managerUrl)
+    const remembered = memory?.manager(manager.urls)
     if (memory != null) {
       // In the background: the manager, when up, is an entry point too, and no start waits on dead addresses.
       const peers = [...memory.nodes(), ...(remembered == null ? [] : [{ peerId: remembered.peerId, multiaddrs: remembered.multiaddrs }])]
@@ -122,7 +124,12 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
       host,
       logger: child('manager-link'),
       onInfo: (info) => {
-        keeper?.manager(init.managerUrl, info)
+        // The managers the pool lists are tried too, after the configured ones: a proxy outlives the ones it was told about.
+        if (info.managers != null) {
+          const added = manager.learn(info.managers)
+          if (added.length > 0) child('manager-link').info({ managers: added.map(loggableUrl) }, 'learned more managers of the pool')
+        }
+        keeper?.manager(manager.url, info)
         // The manager answered: a node list that could not be refreshed (or has expired) is fetched now.
         nodeList?.poke()
       },
@@ -130,7 +137,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     })
     defer('manager link', async () => { await link.stop() })
     // The live answer wins; the remembered identity stands in while the manager is away.
-    const trusted = (): string[] | undefined => link.trusted() ?? (remembered == null ? undefined : [remembered.peerId])
+    const trusted = (): string[] | undefined => link.trusted() ?? (remembered == null ? undefined : [signerOf(remembered)])
     const list = new PoolNodeList({
       manager,
       trusted,
@@ -144,7 +151,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     defer('node list', async () => { await list.stop() })
     if (init.requireManager) await link.connect(init.signal)
     link.start()
-    if (remembered != null) logger.info({ manager: remembered.peerId }, 'trusting the remembered manager identity until the manager answers')
+    if (remembered != null) logger.info({ signer: signerOf(remembered) }, 'trusting the remembered pool identity until a manager answers')
     const scoreboard = new Scoreboard(init.scoreboard)
     const managerApi: ManagerApi = keeper == null
       ? manager
@@ -188,7 +195,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
 }
 
 interface MemoryKeeper {
-  manager: (url: string, info: { peerId: string, multiaddrs: string[], http: string }) => void
+  manager: (url: string, info: ManagerInfo) => void
   nodes: (peers: Array<{ peerId: string, multiaddrs: string[] }>) => void
   close: () => Promise<void>
 }

@@ -6,15 +6,26 @@ import {
   TooLargeError, UnauthorizedError, UpstreamError
 } from '../../core/errors.ts'
 import { CAPABILITY_HEADER } from '../capability.ts'
+import { FAILOVER_STATUSES, ManagerRing, managerOrigin, tryManagers, TryNextManager } from './manager-failover.ts'
 import type { DeadlineClock } from '../fetch/deadline.ts'
 import { errorMessageOf, readJson } from '../fetch/http-body.ts'
 import type { SourceAddress } from './sources.ts'
 
 /** `GET /api/info`: how to reach and trust the manager. */
 export interface ManagerInfo {
+  /** this manager's own libp2p identity */
   peerId: string
   multiaddrs: string[]
   http: string
+  /** the pool identity, which signs manifests, capabilities and node lists; absent from a manager older than several managers per pool */
+  pool?: string
+  /** the API URLs of the pool's live managers, this one included (absent from older managers) */
+  managers?: string[]
+}
+
+/** The peer id whose signatures a manager's answers carry: the pool's, or, from an older manager, its own. */
+export function signerOf (info: Pick<ManagerInfo, 'peerId' | 'pool'>): string {
+  return info.pool ?? info.peerId
 }
 
 /** `GET /api/contents/<id>`: what the manager vouches for. */
@@ -64,8 +75,8 @@ export interface BadCopyReporter {
 }
 
 export interface ManagerClientInit {
-  /** base URL, e.g. http://127.0.0.1:9000 */
-  url: string
+  /** base URL, e.g. http://127.0.0.1:9000, or the URLs of several managers of one pool, tried in this order */
+  url: string | readonly string[]
   /** ms per call (default 10 s) */
   timeoutMs?: number
   /** PEM of a private CA that signed an https manager's certificate (default: the system's CAs) */
@@ -78,25 +89,40 @@ export interface ManagerClientComponents {
 
 const MAX_ANSWER_BYTES = 96 * 1024 * 1024
 
-/** The proxy's side of the manager HTTP API (PROTOCOLS.md), every call under a deadline. */
+/**
+ * The proxy's side of the manager HTTP API (PROTOCOLS.md), every call under
+ * a deadline. Given several managers of one pool, every call fails over
+ * (manager-failover.ts) and starts with the manager that answered last.
+ */
 export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSource {
-  readonly url: string
-  private readonly pool: Pool
+  private readonly ring: ManagerRing
+  /** one connection pool per manager origin, made when first used */
+  private readonly pools = new Map<string, Pool>()
+  private readonly ca: Buffer | undefined
   private readonly deadlines: DeadlineClock
   private readonly timeoutMs: number
+  private closed = false
 
   constructor (components: ManagerClientComponents, init: ManagerClientInit) {
-    let parsed: URL
-    try {
-      parsed = new URL(init.url)
-    } catch (err) {
-      throw new BadInputError(`invalid manager URL "${init.url}"`, { cause: err })
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new BadInputError(`invalid manager URL "${init.url}": expected http(s)`)
-    this.url = parsed.origin
+    this.ring = new ManagerRing(typeof init.url === 'string' ? [init.url] : init.url)
+    this.ca = init.ca
     this.deadlines = components.deadlines
     this.timeoutMs = init.timeoutMs ?? 10_000
-    this.pool = new Pool(parsed.origin, { connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...tlsConnect(init.ca) } })
+  }
+
+  /** The origin of the manager tried first: the one that answered last. */
+  get url (): string {
+    return managerOrigin(this.ring.current)
+  }
+
+  /** Every manager URL the client may try, the configured ones first. */
+  get urls (): readonly string[] {
+    return this.ring.urls
+  }
+
+  /** Adds managers learned from a manager's `managers` list to the ones tried; returns those that were new. */
+  learn (urls: readonly string[]): string[] {
+    return this.ring.learn(urls)
   }
 
   async info (options: CallOptions = {}): Promise<ManagerInfo> {
@@ -104,7 +130,10 @@ export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSourc
     if (typeof body?.peerId !== 'string' || !Array.isArray(body.multiaddrs) || !body.multiaddrs.every(a => typeof a === 'string')) {
       throw new UpstreamError('manager /api/info answer lacks peerId or multiaddrs')
     }
-    return { peerId: body.peerId, multiaddrs: body.multiaddrs, http: typeof body.http === 'string' ? body.http : this.url }
+    const info: ManagerInfo = { peerId: body.peerId, multiaddrs: body.multiaddrs, http: typeof body.http === 'string' ? body.http : this.url }
+    if (typeof body.pool === 'string' && body.pool !== '') info.pool = body.pool
+    if (Array.isArray(body.managers)) info.managers = body.managers.filter((u): u is string => typeof u === 'string' && u.length < 2048)
+    return info
   }
 
   async resolve (id: string, options: ResolveCallOptions = {}): Promise<ManagerResolution> {
@@ -153,15 +182,32 @@ export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSourc
   }
 
   async close (): Promise<void> {
-    await this.pool.destroy()
+    this.closed = true
+    await Promise.all([...this.pools.values()].map(async p => { await p.destroy() }))
+    this.pools.clear()
   }
 
+  private poolFor (origin: string): Pool {
+    let pool = this.pools.get(origin)
+    if (pool == null) {
+      pool = new Pool(origin, { connections: 4, keepAliveTimeout: 30_000, connect: { timeout: 5000, ...tlsConnect(this.ca) } })
+      this.pools.set(origin, pool)
+    }
+    return pool
+  }
+
+  /** One call, on the managers in turn; each attempt has the whole per-call deadline (a reports or resolve is cheap to repeat). */
   private async call (method: 'GET' | 'POST', path: string, json: unknown, options: CallOptions, extra: Record<string, string> = {}): Promise<unknown> {
+    if (this.closed) throw new UpstreamError('the manager client is closed')
+    return await tryManagers(this.ring, async (url) => await this.callOne(managerOrigin(url), method, path, json, options, extra), options.signal)
+  }
+
+  private async callOne (origin: string, method: 'GET' | 'POST', path: string, json: unknown, options: CallOptions, extra: Record<string, string>): Promise<unknown> {
     const ms = options.timeoutMs ?? this.timeoutMs
     const what = `manager ${method} ${path}`
     const deadline = this.deadlines.start(ms, options.signal, `${what} took over ${ms} ms`)
     try {
-      const { statusCode, body } = await this.pool.request({
+      const { statusCode, body } = await this.poolFor(origin).request({
         path,
         method,
         signal: deadline.signal,
@@ -170,7 +216,8 @@ export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSourc
       })
       if (statusCode >= 400) {
         const { message } = await errorMessageOf(body, statusCode)
-        throw errorForStatus(statusCode, message)
+        const error = errorForStatus(statusCode, message)
+        throw FAILOVER_STATUSES.has(statusCode) ? new TryNextManager(error) : error
       }
       if (statusCode === 202 || statusCode === 204) {
         await body.dump()
@@ -178,10 +225,10 @@ export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSourc
       }
       return await readJson(body, MAX_ANSWER_BYTES, what)
     } catch (err) {
-      if (deadline.expired) throw new TimeoutError(`${what} took over ${ms} ms`, { cause: err })
+      if (deadline.expired) throw new TryNextManager(new TimeoutError(`${what} took over ${ms} ms`, { cause: err }))
       if (options.signal?.aborted === true) throw options.signal.reason
-      if (err instanceof CdnError) throw err
-      throw new UpstreamError(`manager at ${this.url} is unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      if (err instanceof CdnError || err instanceof TryNextManager) throw err
+      throw new TryNextManager(new UpstreamError(`manager at ${origin} is unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err }))
     } finally {
       deadline.clear()
     }

@@ -1,7 +1,7 @@
 import { describeError } from '../../core/errors.ts'
 import { dialBootstrap, type Host } from '../../core/host.ts'
 import type { Logger } from '../../core/log.ts'
-import type { CallOptions, ManagerInfo } from './manager-client.ts'
+import { signerOf, type CallOptions, type ManagerInfo } from './manager-client.ts'
 import { retryLoop } from './retry-loop.ts'
 
 export interface ManagerLinkComponents {
@@ -49,9 +49,13 @@ export class ManagerLink {
     return this.current
   }
 
-  /** The manager peer ids whose signatures are trusted; undefined until the manager answered once. */
+  /**
+   * The peer ids whose signatures are trusted: the pool's (or, from a manager
+   * older than pools of several managers, that manager's own); undefined
+   * until a manager answered once.
+   */
   trusted (): string[] | undefined {
-    return this.current == null ? undefined : [this.current.peerId]
+    return this.current == null ? undefined : [signerOf(this.current)]
   }
 
   /** One attempt: ask for the manager's info and dial it if not connected. Throws when the manager does not answer. */
@@ -65,8 +69,11 @@ export class ManagerLink {
 
   private async attempt (signal?: AbortSignal): Promise<ManagerInfo> {
     const info = await this.c.manager.info({ signal })
-    if (this.current != null && this.current.peerId !== info.peerId) {
-      this.c.logger.warn({ was: this.current.peerId, now: info.peerId }, 'the manager has a new identity')
+    if (this.current != null && signerOf(this.current) !== signerOf(info)) {
+      this.c.logger.warn({ was: signerOf(this.current), now: signerOf(info) }, 'the pool has a new identity')
+    } else if (this.current != null && this.current.peerId !== info.peerId) {
+      // Another manager of the same pool answered: the one before is down or was left for it.
+      this.c.logger.info({ was: this.current.peerId, now: info.peerId }, 'now talking to another manager of the pool')
     }
     this.current = info
     try {

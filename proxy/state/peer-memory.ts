@@ -5,6 +5,7 @@ import { LRUCache } from 'lru-cache'
 import { describeError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { ManagerInfo } from '../resolve/manager-client.ts'
+import { managerOrigin } from '../resolve/manager-failover.ts'
 
 /** A libp2p peer the proxy met: a node, or the manager. */
 export interface RememberedPeer {
@@ -13,9 +14,12 @@ export interface RememberedPeer {
 }
 
 export interface RememberedManager extends ManagerInfo {
-  /** the URL the proxy was configured with when it learned this identity */
+  /** the URL of the manager that told the proxy this identity */
   url: string
 }
+
+/** manager URLs kept from a pool's list */
+const MAX_MANAGERS = 16
 
 /** The file's shape; `v` lets a later version read an older file. */
 interface StateFile {
@@ -81,9 +85,16 @@ export class PeerMemory {
     }
   }
 
-  /** The remembered manager, if it was learned under this manager URL. */
-  manager (url: string): RememberedManager | undefined {
-    return this.current?.url === url ? this.current : undefined
+  /**
+   * The remembered manager, if it was learned from one of these manager URLs
+   * (or from a manager whose pool listed one of them): the pool behind another
+   * URL is no reason to trust this one's signer.
+   */
+  manager (urls: string | readonly string[]): RememberedManager | undefined {
+    const m = this.current
+    if (m == null) return undefined
+    const pool = new Set([m.url, ...(m.managers ?? [])].map(originOf))
+    return (typeof urls === 'string' ? [urls] : urls).some(u => pool.has(originOf(u))) ? m : undefined
   }
 
   /** Remembered nodes, most recently met first. */
@@ -92,7 +103,14 @@ export class PeerMemory {
   }
 
   rememberManager (url: string, info: ManagerInfo): void {
-    const next: RememberedManager = { url, peerId: info.peerId, multiaddrs: info.multiaddrs.slice(0, this.maxAddrs), http: info.http }
+    const next: RememberedManager = {
+      url,
+      peerId: info.peerId,
+      multiaddrs: info.multiaddrs.slice(0, this.maxAddrs),
+      http: info.http,
+      ...(info.pool != null ? { pool: info.pool } : {}),
+      ...(info.managers != null ? { managers: info.managers.slice(0, MAX_MANAGERS) } : {})
+    }
     if (JSON.stringify(next) === JSON.stringify(this.current)) return
     this.current = next
     this.dirty = true
@@ -132,6 +150,15 @@ export class PeerMemory {
   }
 }
 
+/** A URL's origin, so `http://h:1/` and `http://h:1` are one manager; an unparsable one stays itself. */
+function originOf (url: string): string {
+  try {
+    return managerOrigin(url)
+  } catch {
+    return url
+  }
+}
+
 function isPeer (p: unknown): p is RememberedPeer {
   const v = p as Partial<RememberedPeer> | null
   if (v == null || typeof v.peerId !== 'string' || !Array.isArray(v.multiaddrs) || !v.multiaddrs.every(a => typeof a === 'string')) return false
@@ -145,5 +172,7 @@ function isPeer (p: unknown): p is RememberedPeer {
 
 function isManager (m: unknown): m is RememberedManager {
   const v = m as Partial<RememberedManager> | null
+  if (v?.pool != null && (typeof v.pool !== 'string' || !isPeer({ peerId: v.pool, multiaddrs: [] }))) return false
+  if (v?.managers != null && !(Array.isArray(v.managers) && v.managers.every(u => typeof u === 'string'))) return false
   return typeof v?.url === 'string' && typeof v.http === 'string' && isPeer(v)
 }

@@ -177,6 +177,14 @@ export interface StandInManager {
   /** multiaddrs /api/info announces (empty: no libp2p) */
   multiaddrs: string[]
   /**
+   * What /api/info says beside the signer: a manager of a pool of several has
+   * its own peerId and names the pool (the signer) in `pool`; unset, it
+   * answers as an older manager, its peerId being the signer
+   */
+  poolInfo?: { peerId: string, managers?: string[] }
+  /** every request path, in order */
+  paths: string[]
+  /**
    * The nodes `GET /api/pool/nodes` signs into its list (every holder a
    * publish names joins it); null: the route answers 404, as a manager
    * that does not serve it yet.
@@ -209,6 +217,7 @@ export async function startStandInManager (signer: Signer): Promise<StandInManag
     resolves: new Map(),
     capabilities: [],
     multiaddrs: [],
+    paths: [],
     pool: new Map(),
     listTtlMs: 3600_000,
     listRequests: 0,
@@ -227,7 +236,11 @@ export async function startStandInManager (signer: Signer): Promise<StandInManag
   }
   const server = createServer((req, res) => {
     const url = req.url ?? ''
-    if (req.method === 'GET' && url === '/api/info') return json(res, 200, { peerId: signer.id, multiaddrs: m.multiaddrs, http: m.url })
+    m.paths.push(url)
+    if (req.method === 'GET' && url === '/api/info') {
+      const own = m.poolInfo == null ? { peerId: signer.id } : { peerId: m.poolInfo.peerId, pool: signer.id, managers: m.poolInfo.managers ?? [m.url] }
+      return json(res, 200, { ...own, multiaddrs: m.multiaddrs, http: m.url })
+    }
     if (req.method === 'GET' && url === '/api/pool/nodes') {
       m.listRequests++
       if (m.pool == null) return json(res, 404, { error: { code: 'ERR_NOT_FOUND', message: 'no route' } })
