@@ -240,7 +240,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
     await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null ? { p2p: p2pPort } : {}) })
-    log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
+    log.info({ peerId, http, multiaddrs, manager: managerPeerId, pool: managers.pool, managers: managers.targets().length }, 'node started')
     return { peerId, http, multiaddrs, ended, stop }
   } catch (err) {
     await stop()

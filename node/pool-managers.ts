@@ -122,6 +122,16 @@ export class PoolManagers {
     if (changed) await this.save()
   }
 
+  /** Persists what is kept. A failed write is logged, not thrown: the manager that answered is not at fault, and the next change writes again. */
+  private async save (): Promise<void> {
+    const body = { pool: this.kept.pool, ...(this.kept.encoded != null ? { managers: this.kept.encoded } : {}) }
+    try {
+      await replaceFile(this.file, Buffer.from(`${JSON.stringify(body)}\n`))
+    } catch (err) {
+      this.log.error({ file: this.file, err: describeError(err) }, 'could not keep the pool id and manager list on disk')
+    }
+  }
+
   private takePool (pool: string, from: string): boolean {
     if (this.kept.pool === pool) return false
     if (this.kept.pool != null) {
@@ -151,11 +161,6 @@ export class PoolManagers {
     this.kept = { ...this.kept, encoded, list }
     this.log.info({ seq: list.seq, managers: list.managers.map(m => m.peerId) }, 'new manager list')
     return true
-  }
-
-  private async save (): Promise<void> {
-    const body = { pool: this.kept.pool, ...(this.kept.encoded != null ? { managers: this.kept.encoded } : {}) }
-    await replaceFile(this.file, Buffer.from(`${JSON.stringify(body)}\n`))
   }
 }
 
