@@ -1,5 +1,6 @@
 /**
- * Answers the control protocol: orders from the configured manager are
+ * Answers the control protocol: orders from the pool's managers (the
+ * configured one, and every one on the manager list the pool signed) are
  * validated and executed; any other peer (noise has authenticated its id) is
  * refused with ERR_FORBIDDEN before a byte of its request is read.
  */
@@ -20,11 +21,13 @@ export interface ControlEndpointComponents {
   /** the manager removed this node from the pool; called once the reply is on its way */
   onRemoved?: () => void
   metrics?: Pick<NodeMetrics, 'orders'>
+  /** the other managers whose orders are obeyed (node/pool-managers.ts); default none */
+  managers?: { allows: (peer: string) => boolean }
   logger: Logger
 }
 
 export interface ControlEndpointInit {
-  /** the only peer whose orders are obeyed */
+  /** the configured manager, whose orders are always obeyed */
   managerPeerId: string
 }
 
@@ -41,9 +44,10 @@ export class ControlEndpoint {
     this.managerPeerId = init.managerPeerId
   }
 
-  /** Whether orders from this peer are obeyed (only the configured manager's). */
+  /** Whether orders from this peer are obeyed: the configured manager's and the listed managers'. */
   allows (remotePeer: PeerId | string): boolean {
-    return remotePeer.toString() === this.managerPeerId
+    const peer = remotePeer.toString()
+    return peer === this.managerPeerId || this.c.managers?.allows(peer) === true
   }
 
   /** The request handler itself, usable without a libp2p host. */
@@ -51,8 +55,8 @@ export class ControlEndpoint {
     const from = remotePeer.toString()
     if (!this.allows(from)) {
       this.c.metrics?.orders.inc({ kind: 'unknown', outcome: 'forbidden' })
-      this.log.warn({ peer: from }, 'refused an order from a peer that is not our manager')
-      throw new ForbiddenError(`peer ${from} is not this node's manager`)
+      this.log.warn({ peer: from }, 'refused an order from a peer that is not one of our managers')
+      throw new ForbiddenError(`peer ${from} is not one of this node's managers`)
     }
     let order: ManagerToNode
     try {
@@ -86,7 +90,7 @@ export class ControlEndpoint {
       allow: (peer) => {
         if (this.allows(peer)) return true
         this.c.metrics?.orders.inc({ kind: 'unknown', outcome: 'forbidden' })
-        this.log.warn({ peer: peer.toString() }, 'refused an order from a peer that is not our manager')
+        this.log.warn({ peer: peer.toString() }, 'refused an order from a peer that is not one of our managers')
         return false
       },
       maxRequestBytes: MAX_ORDER_BYTES,

@@ -3,7 +3,7 @@
  * starts them in order and closes them in reverse.
  *
  *   blob store → content index → data plane (HTTP; its URL is announced)
- *   → libp2p host (DHT server) → control endpoint → bootstrap dials
+ *   → libp2p host (DHT server) → pool managers → control endpoint → bootstrap dials
  *   → re-announce held contents → manager link → garbage collector
  */
 import { mkdir } from 'node:fs/promises'
@@ -32,11 +32,16 @@ import { LoadMeter } from './load-meter.ts'
 import { ManagerLink, type LinkEnd, type NodeReport } from './manager-link.ts'
 import { createNodeMetrics } from './node-metrics.ts'
 import { OrderExecutor } from './order-executor.ts'
+import { PoolManagers } from './pool-managers.ts'
 import { checkNotRemoved, leaveDataDir } from './removal.ts'
 
 export interface NodeConfig {
   dataDir: string
-  /** manager's libp2p multiaddr including /p2p/<peerId>; that peer id is the only one whose orders are obeyed */
+  /**
+   * manager's libp2p multiaddr including /p2p/<peerId>: the node's first
+   * heartbeat target, and the only manager it learns the pool id from; orders
+   * are obeyed from it and from the managers on the list that pool signs
+   */
   manager: string
   joinToken: string
   capacity: number            // bytes
@@ -133,6 +138,11 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const peerId = peerIdFromPrivateKey(privateKey).toString()
     const listenHost = config.httpHost ?? NODE_DEFAULTS.httpHost
     const ports = await PortBook.open(config.dataDir)
+    const managers = await PoolManagers.open({ logger: log.child({ part: 'pool' }) }, {
+      configured: { peerId: managerPeerId, multiaddrs: [config.manager] },
+      file: join(config.dataDir, 'pool.json')
+    })
+    let link: ManagerLink | undefined
     const announce = splitAnnounce(config.announce)
     const announceHost = announce.host ?? (announce.http != null ? new URL(announce.http).hostname : defaultAnnounceHost(listenHost))
     // A node announces its own addresses, so a saved port someone took meanwhile is simply replaced.
@@ -155,7 +165,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
       meter,
       metrics,
       registry,
-      health: () => ({ peerId, used: store.used, capacity: store.capacity, blobs: store.count, contents: index.size }),
+      health: () => ({ peerId, used: store.used, capacity: store.capacity, blobs: store.count, contents: index.size, pool: managers.pool, manager: link?.manager }),
       logger: log.child({ part: 'data-plane' })
     }, { host: listenHost, port })
     let dataPlane: DataPlane | undefined
@@ -185,6 +195,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     const control = new ControlEndpoint({
       executor,
       metrics,
+      managers,
       onRemoved: () => { leave({ kind: 'removed', message: 'cdn node rm' }) },
       logger: log.child({ part: 'control' })
     }, { managerPeerId })
@@ -204,22 +215,22 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     )
     closeOnStop('re-announce', async () => { background.abort(new UnavailableError('node stopping')); await reannounce })
 
-    const managerAddr = parseMultiaddr(config.manager)
     const egressCap = Number.isFinite(config.maxEgress) && config.maxEgress > 0 ? config.maxEgress : undefined
     const heldNow = heldWindow()
     const report = (): NodeReport => {
       const load = meter.read()
       return { http, capacity: store.capacity, used: store.used, egressCap, egressRate: load.egressRate, blobs: store.count, contents: busiest(load.contents), held: heldNow(index.contents()) }
     }
-    const link = new ManagerLink({
-      call: async (request, signal) => await rpcCall(host, managerAddr, CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS, maxReplyBytes: MAX_MANAGER_REPLY_BYTES }),
+    link = new ManagerLink({
+      call: async (request, signal, manager) => await rpcCall(host, manager.multiaddrs.map(parseMultiaddr), CONTROL_PROTOCOL, request, { signal, timeout: CONTROL_CALL_TIMEOUT_MS, maxReplyBytes: MAX_MANAGER_REPLY_BYTES }),
+      managers,
       report,
       onDrop: async (contents, signal) => await executor.drop(contents, signal),
       onEnd: leave,
       logger: log.child({ part: 'manager-link' })
     }, { joinToken: config.joinToken, zone: config.zone, heartbeatMs: config.heartbeatMs })
     link.start()
-    closeOnStop('manager-link', async () => { await link.stop() })
+    closeOnStop('manager-link', async () => { await link?.stop() })
 
     const gc = new GarbageCollector({ store, index, logger: log.child({ part: 'gc' }) }, { graceMs: config.gcGraceMs })
     gc.start()
@@ -229,7 +240,7 @@ export async function startNode (config: NodeConfig): Promise<NodeDaemon> {
     // Explicit listen or announce addresses hide the bound port; only a port we chose ourselves is kept.
     const p2pPort = config.listen != null ? undefined : announce.p2p.length > 0 ? (p2pPlan.port > 0 ? p2pPlan.port : undefined) : firstTcpPort(multiaddrs)
     await ports.record({ http: Number(new URL(bound).port), ...(p2pPort != null ? { p2p: p2pPort } : {}) })
-    log.info({ peerId, http, multiaddrs, manager: managerPeerId }, 'node started')
+    log.info({ peerId, http, multiaddrs, manager: managerPeerId, pool: managers.pool, managers: managers.targets().length }, 'node started')
     return { peerId, http, multiaddrs, ended, stop }
   } catch (err) {
     await stop()

@@ -4,6 +4,14 @@
  * no longer knows us (`ack.known === false`, e.g. after it restarted), and
  * retry failures with capped exponential backoff.
  *
+ * A pool may have several managers, and any of them takes any node's
+ * heartbeats. The link talks to one at a time (the configured one first);
+ * after a failure the retry goes to the next on the list, round robin, and
+ * the backoff grows only once a whole round failed, so a node reaches a live
+ * manager well before the pool would declare it dead. Every reply's pool
+ * news goes to the directory (node/pool-managers.ts) before anything in the
+ * reply is acted on.
+ *
  * Two answers end it for good: a join refused for its token (the operator
  * must fix the token; retrying changes nothing) and ERR_REMOVED (an operator
  * removed this node). The daemon learns which through `onEnd`. Each ack's
@@ -11,16 +19,27 @@
  * node holds converges on the catalog within a heartbeat.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CdnError, describeError, ProtocolError, UnavailableError } from '../core/errors.ts'
+import { CdnError, describeError, ProtocolError, TimeoutError, UnavailableError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import { ERR_REMOVED, parseAck, type Heartbeat, type JoinRequest, type NodeToManager } from '../core/wire.ts'
+import { ERR_REMOVED, parseAck, parsePoolNews, type Heartbeat, type JoinRequest, type NodeToManager, type PoolNews } from '../core/wire.ts'
+import type { ManagerTarget } from './pool-managers.ts'
 
 /** What the node reports about itself: a heartbeat's fields; `egressCap` absent means unlimited. */
 export type NodeReport = Omit<Heartbeat, 'type'>
 
+/** The managers to talk to, and where their pool news goes (node/pool-managers.ts). */
+export interface ManagerDirectory {
+  /** whom to heartbeat to, in failover order; never empty */
+  targets: () => ManagerTarget[]
+  /** takes a reply's pool news from `from`; a throw makes the call count as failed */
+  learn: (news: PoolNews, from: string) => Promise<void>
+}
+
 export interface ManagerLinkComponents {
-  /** one control request to the manager, its reply (any shape: it is validated here) */
-  call: (request: NodeToManager, signal: AbortSignal) => Promise<unknown>
+  /** one control request to `manager`, its reply (any shape: it is validated here) */
+  call: (request: NodeToManager, signal: AbortSignal, manager: ManagerTarget) => Promise<unknown>
+  /** default: one manager, whose pool news is ignored */
+  managers?: ManagerDirectory
   /** the node's state now; called once per join or heartbeat (it resets the load meter) */
   report: () => NodeReport
   /** drops the held contents an ack named; awaited before the next heartbeat */
@@ -49,6 +68,18 @@ export interface ManagerLinkInit {
   retryMinMs?: number
   /** default 30 s */
   retryMaxMs?: number
+  /**
+   * ms a heartbeat may take before the next manager is tried; default the
+   * heartbeat interval, within 2–15 s (a manager gone without a word must
+   * not hold the node past the pool's dead-node deadline)
+   */
+  heartbeatCallMs?: number
+}
+
+/** The directory of a link given none: the manager the call reaches, whatever it says of its pool. */
+const ONE_MANAGER: ManagerDirectory = {
+  targets: () => [{ peerId: 'manager', multiaddrs: [] }],
+  learn: async () => {}
 }
 
 /** A manager asking for a heartbeat every few µs would turn us into a busy loop. */
@@ -56,6 +87,7 @@ const MIN_HEARTBEAT_MS = 50
 
 export class ManagerLink {
   private readonly c: ManagerLinkComponents
+  private readonly managers: ManagerDirectory
   private readonly log: Logger
   private readonly init: ManagerLinkInit
   private readonly retryMinMs: number
@@ -66,9 +98,12 @@ export class ManagerLink {
   private beats = 0
   private dropped = 0
   private end?: LinkEnd
+  /** the manager talked to now */
+  private target?: ManagerTarget
 
   constructor (components: ManagerLinkComponents, init: ManagerLinkInit) {
     this.c = components
+    this.managers = components.managers ?? ONE_MANAGER
     this.log = components.logger
     this.init = init
     this.retryMinMs = init.retryMinMs ?? 500
@@ -78,6 +113,11 @@ export class ManagerLink {
   /** Times the manager accepted a join, heartbeats it acknowledged, contents it had dropped, and how the link ended (for status and tests). */
   get stats (): { joins: number, heartbeats: number, dropped: number, refused: boolean, removed: boolean } {
     return { joins: this.joinedCount, heartbeats: this.beats, dropped: this.dropped, refused: this.end?.kind === 'refused', removed: this.end?.kind === 'removed' }
+  }
+
+  /** The peer id of the manager the link talks to now (the last one tried). */
+  get manager (): string | undefined {
+    return this.target?.peerId
   }
 
   start (): void {
@@ -107,7 +147,7 @@ export class ManagerLink {
         } else {
           if (waitFirst) await sleep(interval, undefined, { signal })
           waitFirst = true
-          if (!await this.heartbeat(signal)) {
+          if (!await this.heartbeat(signal, interval)) {
             this.log.info('manager no longer knows this node; joining again')
             interval = undefined
             continue
@@ -125,8 +165,11 @@ export class ManagerLink {
           return
         }
         failures++
-        const delay = this.backoff(failures)
-        this.log.warn({ err: describeError(err), failures, retryInMs: delay }, interval == null ? 'joining the manager failed' : 'heartbeat failed')
+        const failed = this.target?.peerId
+        const managers = this.managers.targets()
+        this.target = nextAfter(managers, failed)
+        const delay = this.backoff(Math.ceil(failures / managers.length))
+        this.log.warn({ err: describeError(err), manager: failed, next: this.target.peerId, failures, retryInMs: delay }, interval == null ? 'joining the manager failed' : 'heartbeat failed')
         // After a failed heartbeat, the retry is itself the next heartbeat.
         waitFirst = false
         try {
@@ -140,8 +183,9 @@ export class ManagerLink {
 
   // Not p-retry: this loop never ends on success (a success only schedules the
   // next heartbeat), and after a failure the retry is the next heartbeat itself.
-  private backoff (failures: number): number {
-    const base = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(failures - 1, 30))
+  /** `rounds`: failed rounds over the whole manager list, the current one included. */
+  private backoff (rounds: number): number {
+    const base = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(rounds - 1, 30))
     // Jitter keeps a pool of nodes restarted together from retrying in lockstep.
     return Math.round(base * (0.5 + Math.random() / 2))
   }
@@ -156,20 +200,32 @@ export class ManagerLink {
       ...(this.init.zone != null ? { zone: this.init.zone } : {}),
       ...(r.egressCap != null ? { egressCap: r.egressCap } : {})
     }
-    const reply = checkReply(await this.c.call(request, signal), 'joined')
+    const manager = this.current()
+    const reply = checkReply(await this.c.call(request, signal, manager), 'joined')
+    await this.managers.learn(parsePoolNews(reply), manager.peerId)
     const asked = Number(reply.heartbeatMs)
     const interval = this.init.heartbeatMs ?? asked
     if (!Number.isFinite(interval) || interval <= 0) throw new ProtocolError(`manager sent an invalid heartbeat interval ${String(reply.heartbeatMs)}`)
     this.joinedCount++
-    this.log.info({ heartbeatMs: interval }, 'joined the manager')
+    this.log.info({ heartbeatMs: interval, manager: manager.peerId }, 'joined the manager')
     return Math.max(MIN_HEARTBEAT_MS, interval)
   }
 
+  /** The manager to talk to: the one of the last call unless it failed, with its addresses as the directory knows them now. */
+  private current (): ManagerTarget {
+    const managers = this.managers.targets()
+    this.target = managers.find(m => m.peerId === this.target?.peerId) ?? managers[0]
+    return this.target
+  }
+
   /** False when the manager answered that it does not know us. */
-  private async heartbeat (signal: AbortSignal): Promise<boolean> {
+  private async heartbeat (signal: AbortSignal, interval: number): Promise<boolean> {
     const r = this.c.report()
     const request: Heartbeat = { type: 'heartbeat', ...r }
-    const ack = parseAck(checkReply(await this.c.call(request, signal), 'ack'))
+    const manager = this.current()
+    const ms = this.init.heartbeatCallMs ?? Math.min(15_000, Math.max(2_000, interval))
+    const ack = parseAck(checkReply(await callWithin(ms, signal, async (s) => await this.c.call(request, s, manager)), 'ack'))
+    await this.managers.learn(ack, manager.peerId)
     if (!ack.known) return false
     this.beats++
     if (ack.drop.length > 0 && this.c.onDrop != null) {
@@ -183,6 +239,23 @@ export class ManagerLink {
       }
     }
     return true
+  }
+}
+
+/** The manager after `failed` on the list, round robin; the first when `failed` is no longer listed. */
+function nextAfter (managers: ManagerTarget[], failed: string | undefined): ManagerTarget {
+  const i = managers.findIndex(m => m.peerId === failed)
+  return managers[(i + 1) % managers.length]
+}
+
+/** Runs `call` with a deadline of its own, so one silent manager costs `ms`, not the whole call timeout. */
+async function callWithin<T> (ms: number, signal: AbortSignal, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = AbortSignal.timeout(ms)
+  try {
+    return await call(AbortSignal.any([signal, deadline]))
+  } catch (err) {
+    if (deadline.aborted && !signal.aborted) throw new TimeoutError(`the manager did not answer within ${ms} ms`, { cause: err })
+    throw err
   }
 }
 
