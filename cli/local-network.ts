@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { BadInputError, CdnError, TimeoutError } from '../core/errors.ts'
@@ -152,6 +152,9 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     if (o.minCopies != null) managerArgs.push('--min-copies', String(o.minCopies))
     if (o.maxCopies != null) managerArgs.push('--max-copies', String(o.maxCopies))
     if (o.postgres === true) {
+      // As root the server runs as `postgres`, which must pass through --dir to reach its own directory:
+      // search permission only (no listing); every secret inside is a 0600 file.
+      if (process.getuid?.() === 0) await chmod(o.dir, (await stat(o.dir)).mode | 0o001)
       cluster = await startLocalPostgres({ dir: join(o.dir, 'postgres'), durable: true })
       process.once('exit', stopCluster)
       // Not secret here (the socket trusts local users), but a connection string never goes in argv.

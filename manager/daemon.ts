@@ -6,7 +6,6 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { IdentifyResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { serveRpc } from '../core/control-rpc.ts'
 import { defaultAnnounceHost, firstTcpPort, httpBase as httpBaseOf, listenMultiaddr, splitAnnounce } from '../core/addresses.ts'
 import { deferClose } from '../core/closing.ts'
@@ -174,15 +173,6 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     }), { fallbackToAny: false })
     closeOnStop('libp2p', async () => { await host.stop() })
     const peerId = host.peerId.toString()
-    // Nodes dial in; after a restart, their last known addresses let orders reach them before they do.
-    for (const n of await catalog.listNodes()) {
-      if (n.addrs.length === 0) continue
-      try {
-        await host.peerStore.merge(peerIdFromString(n.peerId), { multiaddrs: n.addrs.map(a => multiaddr(a)) })
-      } catch (err) {
-        log.warn({ node: n.peerId, err: describeError(err) }, 'could not restore a node address')
-      }
-    }
 
     // Demand only counts while a node reports; a node silent past the death deadline serves nothing.
     const demand = new DemandTracker({ staleMs: deadNodeMs })
@@ -222,7 +212,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     closeOnStop('control protocol', async () => { await host.unhandle(CONTROL_PROTOCOL) })
 
     // ---- services --------------------------------------------------------
-    const nodes = new RpcNodeClient({ libp2p: host, onOrder: (kind, outcome) => { metrics.orders.inc({ kind, outcome }) } })
+    // A node that dialled another manager (or none since a restart) is reached at the addresses the catalog holds.
+    const nodes = new RpcNodeClient({ libp2p: host, knownAddresses: async id => (await catalog.getNode(id))?.addrs ?? [], onOrder: (kind, outcome) => { metrics.orders.inc({ kind, outcome }) } })
     let httpBase = ''
     const publisher = new Publisher({
       catalog,

@@ -3,8 +3,9 @@
  * The pipeline and the delete path depend on the NodeClient interface only,
  * so they can be tested with in-memory nodes.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { rpcCall } from '../../core/control-rpc.ts'
 import { BadInputError, CdnError, UpstreamError } from '../../core/errors.ts'
 import { CONTROL_PROTOCOL, type DeleteOrder, type Deleted, type RemoveOrder, type StoreOrder, type Stored, type StoreResult } from '../../core/wire.ts'
@@ -26,6 +27,12 @@ export interface NodeClient {
 
 export interface RpcNodeClientComponents {
   libp2p: Libp2p
+  /**
+   * A node's libp2p addresses as the catalog knows them. With several
+   * managers a node dials only the one it heartbeats to; the others reach it
+   * through what that one recorded.
+   */
+  knownAddresses?: (peerId: string) => Promise<string[]>
   /** counts every order by kind and outcome */
   onOrder?: (kind: OrderKind, outcome: OrderOutcome) => void
 }
@@ -76,9 +83,10 @@ function parseDeleted (peerId: string, reply: unknown): Deleted {
 }
 
 /**
- * Orders over libp2p. Nodes dial the manager to join, so their connection
- * (or, after a restart, the addresses put in the peer store from the catalog)
- * is what the dial by peer id uses.
+ * Orders over libp2p. Nodes dial the manager to join, so their connection is
+ * what the dial by peer id uses; without one (after a restart, or a node that
+ * heartbeats to another manager) the catalog's addresses are put in the peer
+ * store first.
  */
 export class RpcNodeClient implements NodeClient {
   private readonly c: RpcNodeClientComponents
@@ -111,6 +119,7 @@ export class RpcNodeClient implements NodeClient {
     }
     let outcome: OrderOutcome = 'failed'
     try {
+      await this.learnAddresses(peer)
       const reply = await rpcCall(this.c.libp2p, peer, CONTROL_PROTOCOL, order, { signal: options.signal, timeout: options.timeout ?? this.timeout, maxReplyBytes: MAX_NODE_REPLY_BYTES })
       if (isObj(reply) && reply.type === 'error') outcome = 'refused'
       const parsed = parse(reply)
@@ -122,5 +131,11 @@ export class RpcNodeClient implements NodeClient {
     } finally {
       this.c.onOrder?.(kind, outcome)
     }
+  }
+
+  private async learnAddresses (peer: PeerId): Promise<void> {
+    if (this.c.knownAddresses == null || this.c.libp2p.getConnections(peer).length > 0) return
+    const addrs = await this.c.knownAddresses(peer.toString())
+    if (addrs.length > 0) await this.c.libp2p.peerStore.merge(peer, { multiaddrs: addrs.map(a => multiaddr(a)) })
   }
 }

@@ -18,6 +18,8 @@ export interface Network {
   manager: string
   managerMultiaddr: string
   managerPid: number
+  /** every manager of the pool (`cdn up --managers N`); the first is `manager` */
+  managers: Array<{ url: string, pid: number, multiaddr: string }>
   proxy: string
   proxyPid: number
   /** a publisher token, and a file holding it (`--token-file`) */
@@ -201,22 +203,35 @@ export interface ReplicationWatch {
   stop (): Promise<{ samples: number, violations: string[], lowest: number | null }>
 }
 
-export function watchReplication (manager: string, token: string, everyMs = 100): ReplicationWatch {
+export function watchReplication (manager: string | string[], token: string, everyMs = 100): ReplicationWatch {
   let stopped = false
   let samples = 0
   let lowest: number | null = null
   const violations: string[] = []
+  const managers = typeof manager === 'string' ? [manager] : manager
+  // Several managers share one catalog: any of them answers for the pool, so a killed one is skipped.
+  const read = async (): Promise<any> => {
+    const errors: string[] = []
+    for (const m of managers) {
+      try {
+        const res = await fetch(`${m}/api/health/replication`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
+        return await res.json()
+      } catch (err) {
+        errors.push(`${m}: ${String(err)}`)
+      }
+    }
+    throw new Error(errors.join('; '))
+  }
   const loop = (async () => {
     while (!stopped) {
       try {
-        const res = await fetch(`${manager}/api/health/replication`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
-        const body: any = await res.json()
+        const body = await read()
         samples++
         if (body.lowest != null) lowest = lowest == null ? body.lowest : Math.min(lowest, body.lowest)
         if (body.belowMin > 0) violations.push(`${new Date().toISOString()}: ${body.belowMin} chunks below ${body.minCopies} copies (lowest ${body.lowest})`)
       } catch (err) {
         // The manager being slow for a moment is not a broken invariant; a stopped one ends the test anyway.
-        if (!stopped) violations.push(`watcher could not read the manager: ${String(err)}`)
+        if (!stopped) violations.push(`watcher could not read any manager: ${String(err)}`)
       }
       await new Promise(resolve => setTimeout(resolve, everyMs))
     }
