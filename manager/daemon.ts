@@ -280,7 +280,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
           logger: log
         }, { intervalMs: reconcileMs, moveShare, policy, minCopies, sweepMs: Math.max(50, Math.min(heartbeatMs, deadNodeMs / 3)), managerDeadMs: deadNodeMs }, t)
       }
-    }, { ttlMs: heartbeatMs })
+    }, { ttlMs: Math.max(100, heartbeatMs) })
 
     // ---- HTTP ------------------------------------------------------------
     const httpLimits = { ...MANAGER_HTTP_LIMITS, ...config.httpLimits }

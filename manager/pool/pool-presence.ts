@@ -38,6 +38,7 @@ export class PoolPresence {
   private readonly validityMs: number
   private live: ListedManager[] = []
   private signed?: { fingerprint: string, at: number, record: string }
+  private signing?: Promise<string>
 
   constructor (components: PoolPresenceComponents, init: PoolPresenceInit) {
     this.c = components
@@ -58,10 +59,16 @@ export class PoolPresence {
     return this.live.map(m => m.http)
   }
 
-  /** What joined and ack replies tell a node: the pool id and the signed list of live managers. */
+  /**
+   * What joined and ack replies tell a node: the pool id and the signed list
+   * of live managers (once this manager is on it: before its first refresh,
+   * while it is still binding its ports, the pool id alone).
+   */
   async news (): Promise<PoolNews> {
-    if (this.live.length === 0) await this.refresh()
-    return { pool: this.c.pool.peerId, managers: await this.list() }
+    if (!this.live.some(m => m.peerId === this.c.self().peerId)) return { pool: this.c.pool.peerId }
+    // A burst of heartbeats after a change waits for one signature rather than each signing its own.
+    this.signing ??= this.list().finally(() => { this.signing = undefined })
+    return { pool: this.c.pool.peerId, managers: await this.signing }
   }
 
   /** Leaves the list at once on a clean stop. */

@@ -176,7 +176,7 @@ test('cdn node rm: the node exits 0 with one line and its blobs gone; with --kee
   // The signed node list no longer vouches for them.
   const info = (await getJson(`${net.manager}/api/info`)).body
   const { list } = (await getJson(`${net.manager}/api/pool/nodes`)).body
-  const verified = await verifyRecord<NodeListBody>(list, { kind: 'node-list', trusted: [info.peerId] })
+  const verified = await verifyRecord<NodeListBody>(list, { kind: 'node-list', trusted: [info.pool] })
   assert.equal(verified.body.nodes.map(n => n.peerId).sort(), [...left].sort())
 })
 
