@@ -12,7 +12,7 @@
  *   node bench/several-managers.ts [--size 128MiB] [--files 2]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -90,6 +90,8 @@ async function takeovers (work: string, heartbeat: string): Promise<number[]> {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'cdn-bench-managers-'))
+// As root the clusters run as `postgres`, which must pass through this directory (search only).
+await chmod(work, 0o711)
 try {
   const paths = await Promise.all(Array.from({ length: files }, async (_, i) => {
     const p = join(work, `upload-${i}.bin`)
