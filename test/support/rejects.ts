@@ -14,3 +14,13 @@ export async function rejects (fn: () => Promise<unknown>, expected?: RegExp | (
   if (expected instanceof RegExp) assert.match(String((error as Error)?.message ?? error), expected, message)
   else if (expected != null) assert.ok(expected(error), message ?? `unexpected error: ${String(error)}`)
 }
+
+/** The error `p` rejects with; fails the test when it resolves. */
+export async function caught (p: Promise<unknown>): Promise<Error> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a failure')
+}

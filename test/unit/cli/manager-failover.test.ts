@@ -20,6 +20,7 @@ import { callManager, ManagerRing } from '../../../cli/manager-api.ts'
 import { MANAGER_DEFAULTS } from '../../../manager/defaults.ts'
 import { publish } from '../../../cli/publish.ts'
 import { answering, closedPort, fakeManager, sendJson, type FakeManager } from '../proxy/failover-servers.ts'
+import { caught } from '../../support/rejects.ts'
 
 interface Ctx {
   dir: string
@@ -57,15 +58,6 @@ test.after.each(async (ctx) => {
   await rm(ctx.dir, { recursive: true, force: true })
 })
 
-async function failure (p: Promise<unknown>): Promise<Error> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a failure')
-}
-
 const paths = (m: FakeManager): string[] => m.seen.map(s => `${s.method} ${s.path}`)
 
 test('CDN_MANAGER and --manager: lists, repeats, duplicates, the default, bad URLs', () => {
@@ -99,7 +91,7 @@ test("a live manager's 4xx is final, for a GET and a DELETE", async (ctx) => {
   const refusing = await answering(404, 'unknown content')
   try {
     for (const method of ['GET', 'DELETE'] as const) {
-      const err = await failure(callManager({ manager: [refusing.url, ctx.live.url] }, method, '/api/contents/x'))
+      const err = await caught(callManager({ manager: [refusing.url, ctx.live.url] }, method, '/api/contents/x'))
       assert.instance(err, NotFoundError)
       assert.is(err.message, 'unknown content')
     }
@@ -115,11 +107,11 @@ test('a POST cut after it was sent is not sent again; one refused at connect is'
     return true
   })
   try {
-    const err = await failure(callManager({ manager: [cutter.url, ctx.live.url] }, 'POST', '/api/tokens', { data: '{}', headers: { 'content-type': 'application/json' } }))
+    const err = await caught(callManager({ manager: [cutter.url, ctx.live.url] }, 'POST', '/api/tokens', { data: '{}', headers: { 'content-type': 'application/json' } }))
     assert.instance(err, UpstreamError)
     assert.ok(err.message.includes(cutter.url), err.message)
     assert.equal(paths(ctx.live), [])
-    await failure(callManager({ manager: [ctx.closed, ctx.busy.url, ctx.live.url] }, 'POST', '/api/tokens', { data: '{}', headers: { 'content-type': 'application/json' } }))
+    await caught(callManager({ manager: [ctx.closed, ctx.busy.url, ctx.live.url] }, 'POST', '/api/tokens', { data: '{}', headers: { 'content-type': 'application/json' } }))
     assert.equal(paths(ctx.live), ['POST /api/tokens'], 'reached the live manager (which answers 404 here: final)')
   } finally {
     await cutter.close()
@@ -127,10 +119,10 @@ test('a POST cut after it was sent is not sent again; one refused at connect is'
 })
 
 test('no manager answering: one error names each; one manager fails with the same words as always', async (ctx) => {
-  const err = await failure(callManager({ manager: [ctx.closed, ctx.busy.url] }, 'GET', '/api/contents'))
+  const err = await caught(callManager({ manager: [ctx.closed, ctx.busy.url] }, 'GET', '/api/contents'))
   assert.instance(err, UpstreamError)
   assert.is(err.message, `no manager answered: ${ctx.closed} (cannot reach the manager at ${ctx.closed} (ECONNREFUSED)); ${ctx.busy.url} (shutting down)`)
-  const one = await failure(callManager({ manager: ctx.closed }, 'GET', '/api/contents'))
+  const one = await caught(callManager({ manager: ctx.closed }, 'GET', '/api/contents'))
   assert.is(one.message, `cannot reach the manager at ${ctx.closed} (ECONNREFUSED)`)
 })
 
@@ -154,7 +146,7 @@ test('an upload cut halfway fails naming its manager and is never replayed on an
     return true
   })
   try {
-    const err = await failure(publish(file, { manager: [ctx.closed, dying.url, ctx.live.url], token: 't', proxy: 'http://127.0.0.1:8080', json: true }))
+    const err = await caught(publish(file, { manager: [ctx.closed, dying.url, ctx.live.url], token: 't', proxy: 'http://127.0.0.1:8080', json: true }))
     assert.instance(err, UpstreamError)
     assert.match(err.message, new RegExp(`^the upload to the manager at ${dying.url} failed, and is not sent again to another manager: `))
     assert.not.match(err.message, /\n/)

@@ -22,6 +22,7 @@ import {
   type Signer, type StandInManager, type StandInNode, type TestContent
 } from '../proxy-standins.ts'
 import { answering, closedPort, type FakeManager } from './failover-servers.ts'
+import { caught } from '../../support/rejects.ts'
 
 interface Ctx {
   dir: string
@@ -66,15 +67,6 @@ test.after.each(async (ctx) => {
   await rm(ctx.dir, { recursive: true, force: true })
 })
 
-async function failure (p: Promise<unknown>): Promise<Error> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error
-  }
-  throw new Error('expected a failure')
-}
-
 test('every route goes past a closed port and a 503 to the live manager, and later calls start there', async (ctx) => {
   const [live] = ctx.managers
   const client = new ManagerClient({ deadlines: ctx.deadlines }, { url: [ctx.closed, ctx.busy.url, live.url] })
@@ -104,13 +96,13 @@ test("a live manager's 4xx is final: the next manager is not asked", async (ctx)
   const client = new ManagerClient({ deadlines: ctx.deadlines }, { url: [refusing.url, live.url] })
   const other = new ManagerClient({ deadlines: ctx.deadlines }, { url: [forbidding.url, live.url] })
   try {
-    const missing = await failure(client.resolve(ctx.content.id))
+    const missing = await caught(client.resolve(ctx.content.id))
     assert.instance(missing, NotFoundError)
     assert.match(missing.message, /unknown content/)
-    assert.instance(await failure(other.resolve(ctx.content.id)), ForbiddenError)
+    assert.instance(await caught(other.resolve(ctx.content.id)), ForbiddenError)
     assert.equal(live.paths, [], 'the second manager never heard of it')
     // The refusing manager answered, so it stays the one asked first.
-    assert.instance(await failure(client.info()), NotFoundError)
+    assert.instance(await caught(client.info()), NotFoundError)
     assert.is(refusing.seen.length, 2)
   } finally {
     await client.close()
@@ -124,12 +116,12 @@ test('no manager answering: one error names each of them; one manager fails as i
   const client = new ManagerClient({ deadlines: ctx.deadlines }, { url: [ctx.closed, ctx.busy.url] })
   const single = new ManagerClient({ deadlines: ctx.deadlines }, { url: ctx.closed })
   try {
-    const err = await failure(client.resolve(ctx.content.id))
+    const err = await caught(client.resolve(ctx.content.id))
     assert.instance(err, UpstreamError)
     assert.match(err.message, /^no manager answered: /)
     assert.ok(err.message.includes(`${ctx.closed} (manager at ${ctx.closed} is unreachable`), err.message)
     assert.ok(err.message.includes(`${ctx.busy.url} (manager answered 503: shutting down)`), err.message)
-    const one = await failure(single.info())
+    const one = await caught(single.info())
     assert.instance(one, UpstreamError)
     assert.match(one.message, /^manager at http:\/\/127\.0\.0\.1:\d+ is unreachable/)
   } finally {
