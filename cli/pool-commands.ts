@@ -36,9 +36,9 @@ export async function removeContent (api: ApiOptions, id: string): Promise<any> 
 }
 
 export async function poolStatus (api: ApiOptions): Promise<any> {
-  const [nodes, health] = await Promise.all([callManager(api, 'GET', '/api/nodes'), callManager(api, 'GET', '/api/health/replication')])
+  const [nodes, health, info] = await Promise.all([callManager(api, 'GET', '/api/nodes'), callManager(api, 'GET', '/api/health/replication'), callManager(api, 'GET', '/api/info')])
   // Repair the manager cannot do (too few nodes, full disks, one zone), one line each.
-  return { ...nodes, repairBlocked: health.repairBlocked ?? [] }
+  return { ...nodes, repairBlocked: health.repairBlocked ?? [], managers: info.managers ?? [info.http], controller: health.controller?.holder ?? null }
 }
 
 function percent (part: number, whole: number | null | undefined): string {
@@ -55,7 +55,10 @@ export function formatStatus (res: any): string {
   ])
   const nodes = rows.length === 0 ? 'no nodes' : table(['PEER', 'STATE', 'ZONE', 'USED/CAPACITY', 'EGRESS/CAP', 'CONTENTS', 'COPIES', 'HEALTH', 'HTTP'], rows)
   const blocked = (res.repairBlocked ?? []) as Array<{ message: string }>
-  return blocked.length === 0 ? nodes : `${nodes}\n\nrepair blocked:\n${blocked.map(b => `  ${b.message}`).join('\n')}`
+  const managers = (res.managers ?? []) as string[]
+  // Only worth a line when the pool has several managers: which one repairs, and whom to ask.
+  const pool = managers.length > 1 ? `\n\nmanagers: ${managers.join(' ')}; the controller runs on ${res.controller?.http ?? res.controller?.peerId ?? 'none (lease free)'}` : ''
+  return (blocked.length === 0 ? nodes : `${nodes}\n\nrepair blocked:\n${blocked.map(b => `  ${b.message}`).join('\n')}`) + pool
 }
 
 export async function listEvents (api: ApiOptions, limit: number): Promise<any> {

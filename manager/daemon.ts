@@ -179,7 +179,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const sharedDemand = new SharedDemand({ catalog, tracker: demand, logger: log.child({ part: 'demand' }) })
     let multiaddrs: string[] = []
     let apiBase = ''
-    const presence = new PoolPresence({ managers, meta: poolMeta, pool, self: () => ({ peerId, multiaddrs, http: apiBase }) }, { liveMs: deadNodeMs })
+    const presence = new PoolPresence({ managers, meta: poolMeta, leases, pool, self: () => ({ peerId, multiaddrs, http: apiBase }) }, { liveMs: deadNodeMs })
     const registry = new NodeRegistry({
       catalog,
       tokens,
@@ -302,7 +302,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
         pendingActions: term?.runner.pending ?? 0,
         lastRound: term?.controller.last ?? null,
         repairBlocked: repairBlocked.current,
-        controller: { self: lease.epoch != null, ...(lease.epoch != null ? { epoch: lease.epoch } : {}) }
+        controller: { self: lease.epoch != null, ...(lease.epoch != null ? { epoch: lease.epoch } : {}), holder: presence.controller() ?? null }
       }),
       reports,
       nodeList: async () => await nodeList.current(),

@@ -46,7 +46,7 @@ export interface ApiComponents {
   /** ms an upload may wait for the client's next bytes before it is cut (default: core/http-guard.ts's idle timeout) */
   uploadIdleMs?: number
   /** the replication invariant's minimum and the controller's last round, for GET /api/health/replication */
-  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[], controller?: { self: boolean, epoch?: number } }
+  replication: () => { minCopies: number, pendingActions: number, lastRound: unknown, repairBlocked?: unknown[], controller?: { self: boolean, epoch?: number, holder?: { peerId: string, http?: string } | null } }
   /** bad-copy reports: rate-limited, verified by fetching the copy before anything changes */
   reports: Pick<ReportVerifier, 'submit'>
   /** the signed node list (kind `node-list`) for GET /api/pool/nodes */

@@ -10,13 +10,17 @@
  */
 import { signRecord, type ListedManager, type ManagerListBody } from '../../core/signed-record.ts'
 import type { PoolNews } from '../../core/wire.ts'
+import type { LeaseStore } from '../catalog/leases.ts'
 import type { ManagerStore } from '../catalog/managers.ts'
 import type { PoolMeta } from '../catalog/pool-meta.ts'
 import type { PoolIdentity } from './pool-identity.ts'
+import { CONTROLLER_LEASE } from './controller-lease.ts'
 
 export interface PoolPresenceComponents {
   managers: Pick<ManagerStore, 'touch' | 'live' | 'leave'>
   meta: Pick<PoolMeta, 'nextSeq'>
+  /** who holds the controller lease, for status (any manager can say) */
+  leases?: Pick<LeaseStore, 'holder'>
   pool: PoolIdentity
   /** this manager as others reach it */
   self: () => ListedManager
@@ -37,6 +41,7 @@ export class PoolPresence {
   private readonly liveMs: number
   private readonly validityMs: number
   private live: ListedManager[] = []
+  private controllerId?: string
   private signed?: { fingerprint: string, at: number, record: string }
   private signing?: Promise<string>
 
@@ -51,7 +56,15 @@ export class PoolPresence {
   async refresh (): Promise<ListedManager[]> {
     await this.c.managers.touch(this.c.self())
     this.live = (await this.c.managers.live(this.liveMs)).map(m => ({ peerId: m.peerId, multiaddrs: m.multiaddrs, http: m.http }))
+    const lease = await this.c.leases?.holder(CONTROLLER_LEASE)
+    this.controllerId = lease != null && lease.expiresAt > lease.now ? lease.holder : undefined
     return this.live
+  }
+
+  /** The manager running the controller, as of the last refresh (none while the lease is free). */
+  controller (): { peerId: string, http?: string } | undefined {
+    if (this.controllerId == null) return undefined
+    return { peerId: this.controllerId, http: this.live.find(m => m.peerId === this.controllerId)?.http }
   }
 
   /** The live managers' API base URLs, as of the last refresh. */

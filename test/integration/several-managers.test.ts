@@ -12,7 +12,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { readFile, rm } from 'node:fs/promises'
-import { cdnJson, eventually, getJson, hotLoad, poolContents, poolNodes, randomFile, sha256File, startNetwork, tempDir, watchReplication, type Network, type ReplicationWatch } from './harness.ts'
+import { cdn, cdnJson, eventually, getJson, hotLoad, poolContents, poolNodes, randomFile, sha256File, startNetwork, tempDir, watchReplication, type Network, type ReplicationWatch } from './harness.ts'
 
 const MiB = 1024 * 1024
 const MIN_COPIES = 2
@@ -124,6 +124,13 @@ test('kill -9 of the controller\'s manager during a publish on another manager a
   const load = await viewers.stop()
   assert.ok(load.downloads > 0, 'downloads ran')
   assert.equal(load.failures, [], 'no download failed while the manager died')
+
+  // An operator asking any survivor learns where the controller runs now.
+  const [now] = await controllers(ctx)
+  await eventually('cdn status names the new controller', async () => {
+    const status = await cdn(['status', '--manager', others.join(','), '--token-file', net.adminTokenFile])
+    return status.code === 0 && status.stdout.includes(`the controller runs on ${now}`)
+  })
 
   // Nodes whose manager died moved to the others in time: none was declared dead.
   const events = await getJson(`${others[0]}/api/events?limit=500`, net.adminToken)
