@@ -53,7 +53,7 @@ function sha256 (b: Uint8Array): string {
 }
 
 /** A publish whose body is sent in two halves, with `between` run after the first half is on the wire. */
-async function publishInTwoHalves (manager: string, token: string, bytes: Buffer, between: () => Promise<void>): Promise<{ status: number, body: any }> {
+async function publishInTwoHalves (manager: string, token: string, name: string, bytes: Buffer, between: () => Promise<void>): Promise<{ status: number, body: any }> {
   const half = Math.floor(bytes.length / 2)
   let sentHalf!: () => void
   const halfway = new Promise<void>(resolve => { sentHalf = resolve })
@@ -70,7 +70,7 @@ async function publishInTwoHalves (manager: string, token: string, bytes: Buffer
     method: 'POST',
     body,
     duplex: 'half',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': String(bytes.length), 'x-cdn-name': 'during.bin' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': String(bytes.length), 'x-cdn-name': name },
     signal: AbortSignal.timeout(300_000)
   } as RequestInit)
   await halfway
@@ -101,7 +101,7 @@ test('kill -9 of the controller\'s manager during a publish on another manager a
 
   const bytes = Buffer.from(await readFile(await randomFile(ctx.dir, 'during.bin', 12 * MiB)))
   let takeover: Promise<number> | undefined
-  const published = await publishInTwoHalves(others[1], net.token, bytes, async () => {
+  const published = await publishInTwoHalves(others[1], net.token, 'during.bin', bytes, async () => {
     process.kill(victim.pid, 'SIGKILL')
     const killedAt = performance.now()
     ctx.killed.add(victim.url)
@@ -137,6 +137,25 @@ test('kill -9 of the controller\'s manager during a publish on another manager a
   assert.equal(events.body.events.filter((e: any) => e.kind === 'node-dead').map((e: any) => e.node), [], 'no node missed its heartbeats')
   const nodes = await poolNodes(others[0], net.adminToken)
   assert.is(nodes.filter(n => n.state === 'alive').length, net.nodes.length)
+})
+
+test('kill -9 of the manager receiving a publish: the upload fails for its client, and the controller collects its blobs', async (ctx) => {
+  const { net } = ctx
+  const [controller] = await controllers(ctx)
+  const receiver = net.managers.find(m => m.url !== controller && !ctx.killed.has(m.url))!
+  const bytes = Buffer.from(await readFile(await randomFile(ctx.dir, 'orphan.bin', 8 * MiB)))
+  const outcome = await publishInTwoHalves(receiver.url, net.token, 'orphan.bin', bytes, async () => {
+    // The first half is staged and on its way to nodes before the manager dies.
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    process.kill(receiver.pid, 'SIGKILL')
+    ctx.killed.add(receiver.url)
+  }).then(r => `answered ${r.status}`, (err: unknown) => `failed: ${String(err)}`)
+  assert.match(outcome, /^failed/, 'the client learns its upload did not go through')
+  await eventually('the controller collected the dead manager\'s upload', async () => {
+    const events = await getJson(`${controller}/api/events?limit=500`, net.adminToken)
+    return events.body.events.some((e: any) => e.kind === 'publish-failed' && e.detail?.reason === 'its manager died')
+  }, 60_000, 250)
+  assert.not.ok((await poolContents(controller, net.adminToken)).some(c => c.name === 'orphan.bin'), 'nothing of it was published')
 })
 
 test('kill -9 of a node after that: the new controller repairs its chunks', async (ctx) => {
