@@ -47,7 +47,8 @@ export async function serveName (c: NameRouteComponents, req: IncomingMessage, r
   } finally {
     res.off('close', onClose)
   }
-  revalidateEachTime(res, { 'x-cdn-name': encodeURIComponent(name), 'x-cdn-generation': String(resolved.seq), 'content-location': `/c/${resolved.content}` })
+  // Which generation answered, and on whose word (`kept`: the manager did not answer), for people and tests.
+  revalidateEachTime(res, { 'x-cdn-name': encodeURIComponent(name), 'x-cdn-generation': String(resolved.seq), 'x-cdn-name-from': resolved.from, 'content-location': `/c/${resolved.content}` })
   await serveContent(c, req, res, resolved.content, access)
 }
 
