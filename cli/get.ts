@@ -8,6 +8,9 @@ import { parseCapability } from '../proxy/capability.ts'
 import { createFetchClient } from '../proxy/client.ts'
 import type { Logger } from '../core/log.ts'
 import { byteProgress } from './progress.ts'
+import { isBlobId, parseName } from '../core/names.ts'
+import type { ApiOptions } from './manager-api.ts'
+import { pickGeneration, versions } from './names.ts'
 
 export interface GetOptions {
   /** the manager's API URL, or several managers of one pool, tried in turn */
@@ -16,6 +19,9 @@ export interface GetOptions {
   json: boolean
   logger: Logger
   ca?: Buffer
+  /** for a name: the generation (number or ISO time), listed with `api`'s token */
+  at?: string
+  api?: ApiOptions
 }
 
 /**
@@ -38,6 +44,18 @@ export function parseTarget (target: string): { id: string, key?: Uint8Array, ca
   return { id: parseContentId(target).toString() }
 }
 
+/** A name rather than an id or a link: anything that is not a content id. */
+export function isNameTarget (target: string): boolean {
+  return !target.startsWith('cdn://') && !isBlobId(target)
+}
+
+/** The content id a name points at: its newest generation (a verified record), or the one `--at` picks. */
+async function idOfName (name: string, opts: GetOptions, client: { names: { resolve: (n: string, o: { signal: AbortSignal }) => Promise<{ content: string }> } }, signal: AbortSignal): Promise<string> {
+  if (opts.at == null) return (await client.names.resolve(name, { signal })).content
+  if (opts.api == null) throw new BadInputError('--at needs the manager and a token (--token-file)')
+  return pickGeneration((await versions(opts.api, name)).generations, opts.at).content
+}
+
 export interface GetResult { id: string, file: string, size: number, name: string, type: string, sources: Record<string, number> }
 
 /**
@@ -45,7 +63,10 @@ export interface GetResult { id: string, file: string, size: number, name: strin
  * every byte is verified, so a failed get never leaves a truncated file.
  */
 export async function get (target: string, opts: GetOptions): Promise<GetResult> {
-  const { id, key, capability } = parseTarget(target)
+  const named = isNameTarget(target) ? parseName(target) : undefined
+  if (named == null && opts.at != null) throw new BadInputError('--at picks a generation of a name; an id is one content already')
+  const parsed = named == null ? parseTarget(target) : undefined
+  const { key, capability } = parsed ?? {}
   const client = await createFetchClient({ managerUrl: opts.manager, ca: opts.ca, logger: opts.logger })
   const tmp = `${opts.output}.part-${process.pid}`
   const ac = new AbortController()
@@ -54,6 +75,7 @@ export async function get (target: string, opts: GetOptions): Promise<GetResult>
   let bar = byteProgress('get', 0, false)
   let sources: Record<string, number> = {}
   try {
+    const id = parsed?.id ?? await idOfName(named!, opts, client, ac.signal)
     const content = await client.engine.open(id, {
       key,
       capability,

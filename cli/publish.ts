@@ -16,6 +16,10 @@ export interface PublishOptions extends ApiOptions {
   ttlMs?: number
   /** resolvable only with a capability (cdn share) or a token that may read it */
   private?: boolean
+  /** publish as the next generation of this stable name (`x-cdn-publish-name`) */
+  publishName?: string
+  /** the name keeps its newest N generations (`x-cdn-keep`) */
+  keep?: number
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -46,7 +50,7 @@ export function mediaTypeOf (file: string): string {
 }
 
 /** `link` carries the key for a public content; a private one's link and url need a capability (`cdn share`). */
-export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, private: boolean, expiresAt?: string }
+export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, private: boolean, expiresAt?: string, name?: string, seq?: number }
 
 export async function publish (file: string, opts: PublishOptions): Promise<PublishResult> {
   if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token-file FILE or CDN_TOKEN')
@@ -76,6 +80,8 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
   if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
   if (opts.private === true) headers['x-cdn-private'] = '1'
+  if (opts.publishName != null) headers['x-cdn-publish-name'] = encodeURIComponent(opts.publishName)
+  if (opts.keep != null) headers['x-cdn-keep'] = String(opts.keep)
   try {
     const target = await uploadTarget(opts)
     const body = createReadStream(file).pipe(counter)
@@ -91,7 +97,8 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
       size: Number(res.size),
       chunks: Number(res.chunks),
       replicas: Number(res.replicas),
-      ...(res.expiresAt != null ? { expiresAt: String(res.expiresAt) } : {})
+      ...(res.expiresAt != null ? { expiresAt: String(res.expiresAt) } : {}),
+      ...(res.seq != null ? { name: String(res.name), seq: Number(res.seq) } : {})
     }
   } finally {
     bar.stop()

@@ -3,8 +3,11 @@ import type { Command } from 'commander'
 import { createCommandLogger } from '../core/log.ts'
 import { loadCa } from '../core/tls-client.ts'
 import { requireWritableDir } from './cli-basics.ts'
-import { apiCommand, apiOptions, caOption, durationMs, intArg, managerOption, managerUrls, print, proxyOption, proxyUrl } from './cli-options.ts'
+import { apiCommand, apiOptions, durationMs, intArg, managerUrls, print, proxyOption, proxyUrl } from './cli-options.ts'
 import { get } from './get.ts'
+import { formatVersions, versions } from './names.ts'
+import { BadInputError } from '../core/errors.ts'
+import { parseName } from '../core/names.ts'
 import { formatContents, listContents, removeContent } from './pool-commands.ts'
 import { publish } from './publish.ts'
 import { share } from './token-commands.ts'
@@ -14,14 +17,18 @@ export function addPublishCommands (program: Command): void {
     .description('upload a file; prints its id, gateway URL and link (publisher or admin token)')
     .addOption(proxyOption())
     .option('--replicas <n>', 'copies per chunk', intArg('--replicas', 1))
-    .option('--name <name>', 'name shown to viewers (default: the file name)')
+    .option('--name <name>', 'publish as the next generation of this stable name (e.g. films/launch.mp4; the first publisher owns it), also shown to viewers (default: no name, the file name shown)')
+    .option('--keep <n>', 'with --name: keep only the newest N generations, deleting older ones from the pool', intArg('--keep', 1))
     .option('--type <mediaType>', 'media type (default: from the extension)')
     .option('--ttl <duration>', 'delete the content everywhere this long after it is published, e.g. 30m, 7d')
     .option('--private', 'resolvable only with a capability (cdn share) or a token allowed to read it')
     .option('--json', 'print one JSON line')
     .action(async (file: string, o) => {
-      const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true })
-      print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
+      if (o.keep != null && o.name == null) throw new BadInputError('--keep needs --name')
+      const publishName = o.name == null ? undefined : parseName(o.name)
+      const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true, publishName, keep: o.keep })
+      const named = r.seq == null ? '' : `\nname: ${r.name} (generation ${r.seq}), ${new URL(`/n/${r.name}`, proxyUrl(o)).toString()}`
+      print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${named}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
     })
 
   apiCommand(program.command('share <id>'))
@@ -37,16 +44,24 @@ export function addPublishCommands (program: Command): void {
 }
 
 export function addReadCommands (program: Command, verbose: () => boolean): void {
-  program.command('get <id>')
-    .description('download a content (id or cdn:// link) to a file, verifying every chunk')
+  apiCommand(program.command('get <id>'))
+    .description('download a content (id, cdn:// link, or a name: its newest generation) to a file, verifying every chunk')
     .requiredOption('-o, --output <file>', 'where to write')
-    .addOption(managerOption())
-    .addOption(caOption())
+    .option('--at <generation>', 'for a name: that generation, by number or ISO time (lists generations: admin, reader or owner token)')
     .option('--json', 'print one JSON line')
     .action(async (id: string, o) => {
       await requireWritableDir(o.output)
-      const r = await get(id, { manager: managerUrls(o), ca: await loadCa(o.ca), output: o.output, json: o.json === true, logger: createCommandLogger('get', verbose()) })
+      const api = o.at == null ? undefined : await apiOptions(o)
+      const r = await get(id, { manager: managerUrls(o), ca: await loadCa(o.ca), output: o.output, json: o.json === true, at: o.at, api, logger: createCommandLogger('get', verbose()) })
       print(o.json === true, r, `${r.file}: ${r.size} bytes (${r.name}, ${r.type}) from ${Object.keys(r.sources).length} sources`)
+    })
+
+  apiCommand(program.command('versions <name>'))
+    .description('list the generations of a name: number, time, size, bytes each added (its owner, an admin or a reader)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const r = await versions(await apiOptions(o), parseName(name))
+      print(o.json === true, r, formatVersions(r))
     })
 
   apiCommand(program.command('ls'))

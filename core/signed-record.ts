@@ -1,7 +1,8 @@
 /**
  * Small statements signed by the pool's identity (an Ed25519 key its managers
  * share, `pool.key`): capabilities that name a content, the list of nodes a
- * proxy may fetch from, and the list of managers a node may obey. Each carries a kind and an expiry, and the kind is part of
+ * proxy may fetch from, the list of managers a node may obey, and where a
+ * name points. Each carries a kind and an expiry, and the kind is part of
  * what is signed, so a statement of one kind can never be replayed as another.
  *
  * Encoding: `base64url(JSON body) "." base64url(signature)`, short enough for
@@ -121,4 +122,17 @@ export interface ManagerListBody extends RecordBody {
   kind: 'manager-list'
   seq: number
   managers: ListedManager[]
+}
+
+/**
+ * Where a name of the pool points: its newest generation. A proxy keeps the
+ * highest `seq` it verified per name and never goes back to a lower one.
+ */
+export interface NameRecordBody extends RecordBody {
+  kind: 'name-record'
+  name: string
+  /** the generation's number: grows by one with every publish under the name */
+  seq: number
+  /** the generation's content id */
+  content: string
 }

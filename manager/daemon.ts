@@ -20,6 +20,7 @@ import { ADMIN_TOKEN_FILE, ensureAdminToken } from './api/admin-token.ts'
 import { createApiServer } from './api/api-server.ts'
 import { createApiHandler, type ApiComponents } from './api/api.ts'
 import { Capabilities } from './api/capabilities.ts'
+import { NameService } from './api/name-service.ts'
 import { Chore } from '../core/chore.ts'
 import { KeySealer, loadMasterKey, MASTER_KEY_FILE } from './catalog/key-sealing.ts'
 import { catalogLocation, openCatalog } from './catalog/open.ts'
@@ -147,7 +148,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const masterKeyFile = config.masterKeyFile ?? join(config.dataDir, MASTER_KEY_FILE)
     const master = await loadMasterKey(masterKeyFile, true)
     if (master.created) log.info({ path: masterKeyFile }, 'made the pool master key that seals content keys; managers of this pool share this file')
-    const { catalog, tokens, keys, lifecycle, poolMeta, managers, leases, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    const { catalog, tokens, keys, lifecycle, poolMeta, managers, leases, names, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
     const poolKeyFile = config.poolKeyFile ?? join(config.dataDir, POOL_KEY_FILE)
     const pool = await openPoolIdentity({ file: poolKeyFile, create: config.poolKeyFile == null, managerKey: privateKey, meta: poolMeta })
@@ -306,6 +307,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }),
       reports,
       nodeList: async () => await nodeList.current(),
+      names: { store: names, service: new NameService({ names, deleter, signer: pool, logger: log.child({ part: 'names' }) }) },
       logger: log.child({ part: 'api' })
     }
     const consoleUi = createConsole({

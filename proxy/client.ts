@@ -1,11 +1,14 @@
 import { silentLogger, type Logger } from '../core/log.ts'
 import type { FetchEngine } from './fetch/fetch-engine.ts'
 import { startFetchStack } from './fetch-stack.ts'
+import type { NameResolver } from './resolve/name-records.ts'
 
 export type { FetchEngine, OpenedContent, OpenOptions, Progress } from './fetch/fetch-engine.ts'
 
 export interface FetchClient {
   engine: FetchEngine
+  /** where the pool's names point, each record verified against the pool's identity */
+  names: NameResolver
   /** Cancels reads in progress and releases the host, connections and timers. */
   close (): Promise<void>
 }
@@ -23,5 +26,5 @@ export async function createFetchClient (opts: { managerUrl: string | readonly s
     requireManager: true,
     signal: opts.signal
   })
-  return { engine: stack.engine, close: stack.close }
+  return { engine: stack.engine, names: stack.names, close: stack.close }
 }

@@ -79,7 +79,7 @@ export async function startProxy (config: ProxyConfig): Promise<ProxyDaemon> {
   let server: Server
   let port = 0
   try {
-    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, logger: logger.child({ part: 'gateway' }) }, {
+    const gateway = createGateway({ engine: stack.engine, tracker, registry, metrics, names: stack.names, logger: logger.child({ part: 'gateway' }) }, {
       suffix: config.suffix ?? PROXY_DEFAULTS.suffix,
       listenHost: host,
       listenPort: () => port,

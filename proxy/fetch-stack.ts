@@ -15,6 +15,7 @@ import { loggableUrl } from './capability.ts'
 import { ManagerLink } from './resolve/manager-link.ts'
 import type { FetchMetrics } from './metrics.ts'
 import { PoolNodeList, type NodeListInit } from './resolve/node-list.ts'
+import { NameRecords, type NameRecordsInit } from './resolve/name-records.ts'
 import { PeerMemory } from './state/peer-memory.ts'
 import { Resolver, type ResolverInit } from './resolve/resolver.ts'
 import { Scoreboard, type ScoreboardInit } from './fetch/scoreboard.ts'
@@ -48,6 +49,7 @@ export interface FetchStackInit {
   fetcher?: ChunkFetcherInit
   resolver?: ResolverInit
   nodeList?: Omit<NodeListInit, 'file'>
+  names?: Omit<NameRecordsInit, 'file'>
   scoreboard?: ScoreboardInit
   engine?: FetchEngineInit
 }
@@ -63,6 +65,8 @@ export interface FetchStack {
   memory?: PeerMemory
   /** the nodes the pool vouches for */
   nodeList: PoolNodeList
+  /** where the pool's names point, verified and kept (`names.json` in `stateDir`) */
+  names: NameRecords
   close (): Promise<void>
 }
 
@@ -152,6 +156,9 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     if (init.requireManager) await link.connect(init.signal)
     link.start()
     if (remembered != null) logger.info({ signer: signerOf(remembered) }, 'trusting the remembered pool identity until a manager answers')
+    const names = new NameRecords({ manager, trusted, logger: child('names') }, { file: init.stateDir == null ? undefined : join(init.stateDir, 'names.json'), ...init.names })
+    await names.load()
+    defer('name records', async () => { await names.close() })
     const scoreboard = new Scoreboard(init.scoreboard)
     const managerApi: ManagerApi = keeper == null
       ? manager
@@ -187,7 +194,7 @@ export async function startFetchStack (init: FetchStackInit): Promise<FetchStack
     defer('resolver', () => { resolver.close() })
     const engine = new DefaultFetchEngine({ resolver, fetcher, scoreboard, cache, reporter: manager, logger: child('engine'), metrics: init.metrics }, init.engine)
     defer('fetch engine', async () => { await engine.close() })
-    return { engine, scoreboard, host, link, cache, memory, nodeList: list, close }
+    return { engine, scoreboard, host, link, cache, memory, nodeList: list, names, close }
   } catch (err) {
     await close()
     throw err

@@ -27,6 +27,9 @@ import type { ReportVerifier } from '../replication/report-verifier.ts'
 import type { Staging } from '../publish/staging.ts'
 import { checkPeerId, contentJson, DEFAULT_EVENTS, DIGITS, MAX_EVENTS, MAX_REASON_CHARS, MAX_REPORT_BYTES, nodeJson, optionalSeconds, parsePublishHeaders, publishOutcome, readObjectBody, sendBlob, singleHeader, TOKEN_ID, tokenJson, withPeer } from './wire.ts'
 import { checkRole, checkTokenName, type Principal, type TokenStore } from '../catalog/tokens.ts'
+import type { NameStore } from '../catalog/names.ts'
+import { nameRoutes } from './name-routes.ts'
+import type { NameService } from './name-service.ts'
 
 export interface ApiComponents {
   catalog: Catalog
@@ -53,6 +56,8 @@ export interface ApiComponents {
   nodeList: () => Promise<string>
   /** the web console under /ui (manager/ui/), with its own session login; absent: no console */
   ui?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
+  /** names and generations (name-routes.ts); absent: publishes name nothing and /api/names is not served */
+  names?: { store: NameStore, service: NameService }
   logger: Logger
 }
 
@@ -118,10 +123,14 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     try {
       const who = await c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
+      const named = await c.names?.service.beforePublish(req.headers, who)
       const result = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
       await durable()
+      // Once the content is visible: a generation is appended, and older ones beyond keep deleted.
+      const generation = named == null ? undefined : await c.names?.service.afterPublish(named, result, who)
+      if (generation != null) await durable()
       c.metrics.publishes.inc({ outcome: 'ok' })
-      sendJson(res, 201, { ...result, private: h.private })
+      sendJson(res, 201, { ...result, private: h.private, ...generation })
     } catch (err) {
       c.metrics.publishes.inc({ outcome: publishOutcome(err) })
       // What is left of the body is not wanted: answer, then close rather than read it all.
@@ -304,7 +313,8 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     { pattern: /^\/api\/reports$/, methods: { POST: report } },
     { pattern: /^\/api\/pool\/nodes$/, methods: { GET: poolNodes } },
     { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },
-    { pattern: /^\/metrics$/, methods: { GET: metrics } }
+    { pattern: /^\/metrics$/, methods: { GET: metrics } },
+    ...(c.names == null ? [] : nameRoutes({ names: c.names.store, service: c.names.service, catalog: c.catalog, tokens: c.tokens, capabilities: c.capabilities }))
   ]
   const routes = options.blobsOnly === true ? allRoutes.filter(r => r.methods.GET === manifest || r.methods.GET === staged) : allRoutes
 

@@ -14,7 +14,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { SchemaTooNewError } from './errors.ts'
 import type { SqlEngine } from './engine.ts'
-import { POSTGRES_V1, POSTGRES_V2, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, upgradeSqliteBaseline } from './schema.ts'
+import { POSTGRES_V1, POSTGRES_V2, POSTGRES_V3, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, SQLITE_V3, upgradeSqliteBaseline } from './schema.ts'
 
 interface Migration {
   version: number
@@ -41,6 +41,11 @@ const MIGRATIONS: Migration[] = [
       await db.exec(POSTGRES_V2)
       await db.prepare(SEED_COUNTERS).run(Date.now())
     }
+  },
+  {
+    version: 3,
+    sqlite: db => { db.exec(SQLITE_V3) },
+    postgres: async db => { await db.exec(POSTGRES_V3) }
   }
 ]
 

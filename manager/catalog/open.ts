@@ -1,8 +1,8 @@
 /**
  * Opens the manager's database and the stores built on it: the catalog,
- * the tokens, the content keys, and what several managers share (the pool's
- * identity, its managers, the controller lease). The daemon holds what this returns and
- * never the engine itself.
+ * the tokens, the content keys, names and their generations, and what
+ * several managers share (the pool's identity, its managers, the controller
+ * lease). The daemon holds what this returns and never the engine itself.
  */
 import { join } from 'node:path'
 import { Catalog, type CatalogInit } from './catalog.ts'
@@ -16,6 +16,7 @@ import { TokenStore } from './tokens.ts'
 import { PoolMeta } from './pool-meta.ts'
 import { ManagerStore } from './managers.ts'
 import { LeaseStore } from './leases.ts'
+import { NameStore } from './names.ts'
 
 /** The SQLite catalog's file name in a manager's data directory. */
 export const SQLITE_FILE = 'catalog.db'
@@ -32,6 +33,8 @@ export interface OpenCatalog {
   managers: ManagerStore
   /** duties one manager holds at a time (the replication controller) */
   leases: LeaseStore
+  /** names and their generations */
+  names: NameStore
   /** content keys found stored in clear (by a manager from before sealing) and sealed at this open */
   keysSealed: number
   /** which engine holds the catalog, for logs (never the connection string) */
@@ -69,6 +72,7 @@ export async function storesOn (db: SqlEngine, sealer: KeySealer, init: CatalogI
     poolMeta: new PoolMeta(db),
     managers: new ManagerStore(db),
     leases: new LeaseStore(db),
+    names: new NameStore(db),
     keysSealed,
     engine: db.dialect.name,
     close: async () => { await db.close() }

@@ -322,3 +322,33 @@ export const SQLITE_V2 = V2_TABLES('INTEGER', 'TEXT', ' STRICT')
 export const POSTGRES_V2 = V2_TABLES('BIGINT', 'TEXT COLLATE "C"', '')
 /** Seeds `signed_seq` above the clock-based sequences of older managers. */
 export const SEED_COUNTERS = 'INSERT INTO counters (name, value) VALUES (\'signed_seq\', ?)'
+
+/**
+ * Version 3: names and their generations.
+ * - `names`: a stable name of the pool, owned by the token that first
+ *   published under it; `keep` (null: all) is how many generations it keeps.
+ * - `generations`: each publish under a name, numbered from 1 without gaps
+ *   reused (`seq`); a row stays when its content is deleted by hand, so the
+ *   sequence never goes back, and goes when `keep` prunes it.
+ */
+const V3_TABLES = (big: string, text: string, strict: string): string => `
+CREATE TABLE names (
+  name ${text} PRIMARY KEY,
+  owner ${text} NOT NULL,
+  created_at ${big} NOT NULL,
+  keep ${big}
+)${strict};
+
+CREATE TABLE generations (
+  name ${text} NOT NULL REFERENCES names (name) ON DELETE CASCADE,
+  seq ${big} NOT NULL,
+  content ${text} NOT NULL,
+  created_at ${big} NOT NULL,
+  size ${big} NOT NULL,
+  PRIMARY KEY (name, seq)
+)${strict};
+CREATE INDEX generations_by_content ON generations (content);
+`
+
+export const SQLITE_V3 = V3_TABLES('INTEGER', 'TEXT', ' STRICT')
+export const POSTGRES_V3 = V3_TABLES('BIGINT', 'TEXT COLLATE "C"', '')

@@ -1,6 +1,7 @@
 /**
  * The proxy's HTTP front and its routes:
  * - `GET|HEAD /c/<id>[/<name>][?k=<key>|?cap=<capability>]`: a content (content-route.ts);
+ * - `GET|HEAD /n/<name>`: a name's newest generation, served the same way (name-route.ts);
  * - the same for `http://<id>.<suffix>/…` when the browser uses us as its
  *   HTTP proxy (only that suffix: this is not an open proxy);
  * - `/proxy.pac`: routes exactly that suffix through us;
@@ -22,6 +23,8 @@ import type { Logger } from '../../core/log.ts'
 import { serveMetrics } from '../../core/metrics.ts'
 import { parseCapability } from '../capability.ts'
 import { serveContent, type Access } from './content-route.ts'
+import { NAME_PATH, serveName } from './name-route.ts'
+import type { NameResolver } from '../resolve/name-records.ts'
 import { chartAssets, pageHeaders, sendAsset } from '../../core/web-assets.ts'
 import { dashboardPage, playerPage, type PlayerInfo } from './dashboard-page.ts'
 import { dashboardSnapshot } from './dashboard-snapshot.ts'
@@ -37,6 +40,8 @@ export interface GatewayComponents {
   tracker: DownloadTracker
   registry: Registry
   metrics?: GatewayMetrics
+  /** `/n/<name>` (name-route.ts); absent: ids only */
+  names?: NameResolver
   logger: Logger
 }
 
@@ -53,7 +58,7 @@ export interface GatewayInit {
   dashboardIntervalMs?: number
 }
 
-type Route = 'content' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'asset' | 'metrics' | 'health' | 'other'
+type Route = 'content' | 'name' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'asset' | 'metrics' | 'health' | 'other'
 
 const CONTENT_PATH = /^\/c\/([^/]+)(?:\/[^/]*)?$/
 const PLAYER_PATH = /^\/play\/([^/]+)$/
@@ -61,6 +66,7 @@ const ASSET_PATH = /^\/assets\/([^/]+)$/
 
 function routeOf (pathname: string): Route {
   if (CONTENT_PATH.test(pathname)) return 'content'
+  if (NAME_PATH.test(pathname)) return 'name'
   if (PLAYER_PATH.test(pathname)) return 'player'
   if (ASSET_PATH.test(pathname)) return 'asset'
   switch (pathname) {
@@ -131,6 +137,7 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
     switch (route) {
       case 'host-content': return await serveContent(components, req, res, parseId(hostLabel ?? ''), accessOf(url))
       case 'content': return await serveContent(components, req, res, parseId(CONTENT_PATH.exec(url.pathname)![1]), accessOf(url))
+      case 'name': return await serveName(components, req, res, url, accessOf(url))
       case 'player': {
         const id = parseId(PLAYER_PATH.exec(url.pathname)![1])
         // Checked before it goes into the page, whose media URL carries the same access the page was opened with.

@@ -70,6 +70,11 @@ export interface NodeListSource {
   poolNodes (options?: CallOptions): Promise<string>
 }
 
+/** What name resolution needs of a manager: `GET /api/names/<name>`, the signed record as received (still to be verified). */
+export interface NameRecordSource {
+  nameRecord (name: string, options?: ResolveCallOptions): Promise<string>
+}
+
 export interface BadCopyReporter {
   report (report: BadCopyReport, options?: CallOptions): Promise<void>
 }
@@ -94,7 +99,7 @@ const MAX_ANSWER_BYTES = 96 * 1024 * 1024
  * a deadline. Given several managers of one pool, every call fails over
  * (manager-failover.ts) and starts with the manager that answered last.
  */
-export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSource {
+export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSource, NameRecordSource {
   private readonly ring: ManagerRing
   /** one connection pool per manager origin, made when first used */
   private readonly pools = new Map<string, Pool>()
@@ -175,6 +180,21 @@ export class ManagerClient implements ManagerApi, BadCopyReporter, NodeListSourc
     const body = await this.call('GET', '/api/pool/nodes', undefined, options) as { list?: unknown } | null
     if (typeof body?.list !== 'string') throw new UpstreamError('manager /api/pool/nodes answer lacks its signed list')
     return body.list
+  }
+
+  async nameRecord (name: string, options: ResolveCallOptions = {}): Promise<string> {
+    const headers: Record<string, string> = options.capability == null ? {} : { [CAPABILITY_HEADER]: options.capability }
+    let body: { record?: unknown } | null
+    try {
+      body = await this.call('GET', `/api/names/${encodeURIComponent(name)}`, undefined, options, headers) as { record?: unknown } | null
+    } catch (err) {
+      if (err instanceof UnauthorizedError || err instanceof ForbiddenError) {
+        throw new ForbiddenError(`the manager refused to resolve the name ${name}: ${err.message}`, { cause: err })
+      }
+      throw err
+    }
+    if (typeof body?.record !== 'string') throw new UpstreamError(`manager answer for the name ${name} lacks its record`)
+    return body.record
   }
 
   async report (report: BadCopyReport, options: CallOptions = {}): Promise<void> {
