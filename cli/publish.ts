@@ -8,6 +8,8 @@ import { byteProgress } from './progress.ts'
 
 export interface PublishOptions extends ApiOptions {
   replicas?: number
+  /** cut by content ('cdc') or at fixed offsets; default: the manager's choice */
+  chunking?: 'fixed' | 'cdc'
   name?: string
   type?: string
   proxy: string
@@ -76,6 +78,7 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
   if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
   if (opts.private === true) headers['x-cdn-private'] = '1'
+  if (opts.chunking != null) headers['x-cdn-chunking'] = opts.chunking
   try {
     const target = await uploadTarget(opts)
     const body = createReadStream(file).pipe(counter)

@@ -24,12 +24,15 @@ export interface CdcSizes {
 }
 
 /**
- * Chosen by bench/cdc-sizes.ts (table in the README): at 256 KiB / 1 MiB /
- * 4 MiB an edit costs one or two chunks, chunks stay near the fixed 1 MiB
- * that the fetch scheduler is tuned for, and a 64 GiB upload stays well under
- * the manifest's chunk limit.
+ * Chosen by bench/cdc-sizes.ts (table in the README). Every 1 MiB-average set
+ * shares over 99% of an edited 256 MiB file's chunks and sends about 2 MiB
+ * for a 4 KiB insertion; 512 KiB / 1 MiB / 2 MiB does it chunking about twice
+ * as fast as 256 KiB / 1 MiB / 4 MiB (half of each chunk is never hashed),
+ * with half the largest chunk to buffer. Smaller averages send less per edit
+ * but make four times the chunks (manifest, catalog rows, requests), and
+ * chunks near 1 MiB are what the fetch scheduler is tuned for.
  */
-export const CDC_DEFAULTS: Readonly<CdcSizes> = Object.freeze({ min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 })
+export const CDC_DEFAULTS: Readonly<CdcSizes> = Object.freeze({ min: 512 * 1024, avg: 1024 * 1024, max: 2 * 1024 * 1024 })
 
 /** Bits the two masks add to and take from log2(avg) (FastCDC's normalization level). */
 const NORMALIZATION = 2

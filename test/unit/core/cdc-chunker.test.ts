@@ -108,7 +108,7 @@ test('an empty stream gives no chunk; a short one gives one', async () => {
 })
 
 test('the defaults are the measured ones, and bad sizes are refused', () => {
-  assert.equal({ ...CDC_DEFAULTS }, { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 })
+  assert.equal({ ...CDC_DEFAULTS }, { min: 512 * 1024, avg: 1024 * 1024, max: 2 * 1024 * 1024 })
   for (const bad of [{ min: 1024, avg: 3000, max: 9000 }, { min: 4096, avg: 4096, max: 9000 }, { min: 1024, avg: 4096, max: 4096 }, { min: 0, avg: 4096, max: 9000 }, { min: 1, avg: 32, max: 100 }]) {
     assert.throws(() => checkCdcSizes(bad), (e: unknown) => e instanceof BadInputError, JSON.stringify(bad))
   }
