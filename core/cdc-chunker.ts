@@ -26,9 +26,9 @@ export interface CdcSizes {
 /**
  * Chosen by bench/cdc-sizes.ts (table in the README). Every 1 MiB-average set
  * shares over 99% of an edited 256 MiB file's chunks and sends about 2 MiB
- * for a 4 KiB insertion; 512 KiB / 1 MiB / 2 MiB does it chunking about twice
- * as fast as 256 KiB / 1 MiB / 4 MiB (half of each chunk is never hashed),
- * with half the largest chunk to buffer. Smaller averages send less per edit
+ * for a 4 KiB insertion; 512 KiB / 1 MiB / 2 MiB was the fastest of them
+ * (the first half of each chunk is never hashed), with half the largest
+ * chunk to buffer. Smaller averages send less per edit
  * but make four times the chunks (manifest, catalog rows, requests), and
  * chunks near 1 MiB are what the fetch scheduler is tuned for.
  */
