@@ -25,6 +25,8 @@ export interface UpOptions {
   proxyPort: number
   replicas?: number
   chunkSize?: string
+  /** the manager's --chunking: fixed or cdc */
+  chunking?: string
   heartbeat?: string
   deadAfter?: string
   nodeCapacity: string
@@ -145,6 +147,7 @@ export async function startLocalNetwork (o: UpOptions): Promise<LocalNetwork> {
     const managerArgs = ['manager', 'start', '--http-port', String(o.managerPort), '--p2p-port', String(p2pPort)]
     if (o.replicas != null) managerArgs.push('--replicas', String(o.replicas))
     if (o.chunkSize != null) managerArgs.push('--chunk-size', o.chunkSize)
+    if (o.chunking != null) managerArgs.push('--chunking', o.chunking)
     if (o.heartbeat != null) managerArgs.push('--heartbeat', o.heartbeat)
     if (o.deadAfter != null) managerArgs.push('--dead-after', o.deadAfter)
     if (o.reconcile != null) managerArgs.push('--reconcile', o.reconcile)

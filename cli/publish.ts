@@ -8,6 +8,8 @@ import { byteProgress } from './progress.ts'
 
 export interface PublishOptions extends ApiOptions {
   replicas?: number
+  /** cut by content ('cdc') or at fixed offsets; default: the manager's choice */
+  chunking?: 'fixed' | 'cdc'
   name?: string
   type?: string
   proxy: string
@@ -82,6 +84,7 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
   if (opts.private === true) headers['x-cdn-private'] = '1'
   if (opts.publishName != null) headers['x-cdn-publish-name'] = encodeURIComponent(opts.publishName)
   if (opts.keep != null) headers['x-cdn-keep'] = String(opts.keep)
+  if (opts.chunking != null) headers['x-cdn-chunking'] = opts.chunking
   try {
     const target = await uploadTarget(opts)
     const body = createReadStream(file).pipe(counter)

@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import { createCommandLogger } from '../core/log.ts'
 import { loadCa } from '../core/tls-client.ts'
+import { parseChunkingMode } from '../manager/publish/chunker.ts'
 import { requireWritableDir } from './cli-basics.ts'
 import { apiCommand, apiOptions, durationMs, intArg, managerUrls, print, proxyOption, proxyUrl } from './cli-options.ts'
 import { get } from './get.ts'
@@ -22,11 +23,12 @@ export function addPublishCommands (program: Command): void {
     .option('--type <mediaType>', 'media type (default: from the extension)')
     .option('--ttl <duration>', 'delete the content everywhere this long after it is published, e.g. 30m, 7d')
     .option('--private', 'resolvable only with a capability (cdn share) or a token allowed to read it')
+    .option('--chunking <mode>', "cut by content (cdc: an edited file shares most chunks) or at fixed offsets (fixed); default: the manager's --chunking")
     .option('--json', 'print one JSON line')
     .action(async (file: string, o) => {
       if (o.keep != null && o.name == null) throw new BadInputError('--keep needs --name')
       const publishName = o.name == null ? undefined : parseName(o.name)
-      const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true, publishName, keep: o.keep })
+      const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true, publishName, keep: o.keep, chunking: o.chunking == null ? undefined : parseChunkingMode(o.chunking, '--chunking') })
       const named = r.seq == null ? '' : `\nname: ${r.name} (generation ${r.seq}), ${new URL(`/n/${r.name}`, proxyUrl(o)).toString()}`
       print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${named}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
     })

@@ -6,6 +6,7 @@ import { createLogger } from '../core/log.ts'
 import { loadCa } from '../core/tls-client.ts'
 import { durationText, parseDuration, parseRate, parseSize, sizeText } from '../core/units.ts'
 import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
+import { parseChunkingMode } from '../manager/publish/chunker.ts'
 import { NODE_DEFAULTS } from '../node/defaults.ts'
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
 import { addAddressOptions, addressConfig, namingPortFlags } from './address-options.ts'
@@ -58,7 +59,8 @@ export function addManagerCommands (manager: Command): void {
     .option('--tls-cert <file>', 'serve the API over HTTPS with this PEM certificate (chain); needs --tls-key')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--replicas <n>', 'default copies per chunk', intArg('--replicas', 1), d.replicas)
-    .option('--chunk-size <size>', 'chunk size', sizeText(d.chunkSize))
+    .option('--chunk-size <size>', 'size of fixed chunks', sizeText(d.chunkSize))
+    .option('--chunking <mode>', 'how uploads are cut unless they say: fixed (--chunk-size) or cdc (by content, 512 KiB to 2 MiB, so an edited file shares most chunks)', d.chunking)
     .option('--max-upload <size>', 'largest accepted upload', sizeText(d.maxUploadBytes))
     .option('--heartbeat <duration>', 'heartbeat interval told to nodes', durationText(d.heartbeatMs))
     .option('--dead-after <duration>', 'silence after which a node is dead (default 3 heartbeats)')
@@ -82,6 +84,7 @@ export function addManagerCommands (manager: Command): void {
         tls: await managerTls(o),
         replicas: o.replicas,
         chunkSize: parseSize(o.chunkSize),
+        chunking: parseChunkingMode(o.chunking, '--chunking'),
         maxUploadBytes: parseSize(o.maxUpload),
         heartbeatMs: parseDuration(o.heartbeat),
         deadNodeMs: o.deadAfter != null ? parseDuration(o.deadAfter) : undefined,

@@ -22,7 +22,8 @@ export function addUpCommand (program: Command): void {
     .option('--manager-p2p-port <port>', `manager libp2p port, in every node's --manager address (0: any; default ${MANAGER_DEFAULTS.p2pPort}, or any when --manager-port is 0)`, intArg('--manager-p2p-port'))
     .option('--proxy-port <port>', 'proxy HTTP port (0: any)', intArg('--proxy-port'), PROXY_DEFAULTS.httpPort)
     .option('--replicas <n>', 'default copies per chunk', intArg('--replicas', 1))
-    .option('--chunk-size <size>', 'chunk size')
+    .option('--chunk-size <size>', 'size of fixed chunks')
+    .option('--chunking <mode>', 'how the manager cuts uploads: fixed or cdc (by content)')
     .option('--heartbeat <duration>', 'node heartbeat interval')
     .option('--dead-after <duration>', 'silence after which a node is dead')
     .option('--reconcile <duration>', 'interval of the replication controller')
@@ -38,7 +39,7 @@ export function addUpCommand (program: Command): void {
     .action(async (o) => {
       const net = await startLocalNetwork({
         nodes: o.nodes, managers: o.managers, postgres: o.postgres === true, dir: o.dir, managerPort: o.managerPort, managerP2pPort: o.managerP2pPort, proxyPort: o.proxyPort, replicas: o.replicas,
-        chunkSize: o.chunkSize, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache,
+        chunkSize: o.chunkSize, chunking: o.chunking, heartbeat: o.heartbeat, deadAfter: o.deadAfter, nodeCapacity: o.nodeCapacity, nodeEgress: o.nodeEgress, proxyCache: o.proxyCache,
         reconcile: o.reconcile, moveShare: o.moveShare, minCopies: o.minCopies, maxCopies: o.maxCopies,
         nodeZones: o.nodeZones != null ? String(o.nodeZones).split(',').map((z: string) => z.trim()).filter((z: string) => z !== '') : undefined
       })

@@ -5,7 +5,10 @@ import { decryptMetadata, encryptMetadata } from './chunk-crypto.ts'
 import { BadInputError, SignatureError } from './errors.ts'
 import { manifestCid, parseBlobId } from './ids.ts'
 
+/** Fixed-size chunks: chunk i starts at i × chunkSize. */
 export const MANIFEST_VERSION = 1
+/** Chunks of varying size (content-defined): `offsets` says where each starts. */
+export const MANIFEST_VERSION_OFFSETS = 2
 export const CIPHER = 'aes-256-gcm/index-nonce'
 /** Signatures cover this prefix too, so a manifest signature can never be replayed as another message. */
 const SIGNING_DOMAIN = new TextEncoder().encode('cdn-manifest-v1\n')
@@ -16,8 +19,11 @@ export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 export interface ManifestBody {
   v: number
   size: number
+  /** v1: every chunk's size (the last may be short); v2: the largest a chunk may be (readers size buffers by it) */
   chunkSize: number
   chunks: string[]
+  /** v2 only: the start byte of each chunk, increasing, the first 0 */
+  offsets?: number[]
   createdAt: string
   publisher: string
   cipher: string
@@ -42,13 +48,18 @@ export interface SignedManifest {
   id: CID
 }
 
-/** Fixed key order makes the encoding canonical, so the bytes (and the content id) are reproducible. */
+/**
+ * Fixed key order makes the encoding canonical, so the bytes (and the content
+ * id) are reproducible. A v1 body has no `offsets` key at all: its bytes are
+ * those of every manifest signed before v2 existed.
+ */
 function bodyBytes (b: ManifestBody): Uint8Array {
   const ordered: ManifestBody = {
     v: b.v,
     size: b.size,
     chunkSize: b.chunkSize,
     chunks: b.chunks,
+    ...(b.v === MANIFEST_VERSION_OFFSETS ? { offsets: b.offsets } : {}),
     createdAt: b.createdAt,
     publisher: b.publisher,
     cipher: b.cipher,
@@ -73,8 +84,23 @@ export function openMetadata (key: Uint8Array, manifest: Manifest): ContentMetad
   return { name: String(parsed.name ?? ''), type: String(parsed.type ?? 'application/octet-stream') }
 }
 
+/** True when `offsets` are exactly where fixed-size chunks of `chunkSize` would start: then v1 says it all. */
+function fixedLayout (offsets: readonly number[], chunkSize: number): boolean {
+  return offsets.every((o, i) => o === i * chunkSize)
+}
+
+/**
+ * Signs a manifest. Given `offsets`, it is a v2 manifest unless the chunks
+ * happen to be laid out as fixed-size ones, which stay v1: same bytes, same
+ * content id as ever.
+ */
 export async function signManifest (body: Omit<ManifestBody, 'signer' | 'v' | 'cipher'>, key: PrivateKey, signer: string): Promise<SignedManifest> {
-  const full: ManifestBody = { v: MANIFEST_VERSION, cipher: CIPHER, ...body, signer }
+  const { offsets, ...rest } = body
+  const variable = offsets != null && !fixedLayout(offsets, body.chunkSize)
+  const full: ManifestBody = variable
+    ? { v: MANIFEST_VERSION_OFFSETS, cipher: CIPHER, ...rest, offsets, signer }
+    : { v: MANIFEST_VERSION, cipher: CIPHER, ...rest, signer }
+  checkLayout(full)
   const sig = await key.sign(bodyBytes(full))
   const manifest: Manifest = { ...full, sig: Buffer.from(sig).toString('base64') }
   const bytes = new TextEncoder().encode(JSON.stringify(manifest))
@@ -96,10 +122,11 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
     throw new BadInputError('invalid manifest: not JSON', { cause: err })
   }
   if (m == null || typeof m !== 'object') throw new BadInputError('invalid manifest: not an object')
-  field(m.v === MANIFEST_VERSION, 'v', 0)
+  field(m.v === MANIFEST_VERSION || m.v === MANIFEST_VERSION_OFFSETS, 'v', 0)
   field(Number.isSafeInteger(m.size) && m.size >= 0, 'size', 0)
   field(Number.isSafeInteger(m.chunkSize) && m.chunkSize > 0, 'chunkSize', 0)
-  field(Array.isArray(m.chunks) && m.chunks.length === Math.ceil(m.size / m.chunkSize), 'chunks', 0)
+  field(Array.isArray(m.chunks), 'chunks', 0)
+  checkLayout(m)
   for (const c of m.chunks) parseBlobId(c)
   for (const k of ['createdAt', 'publisher', 'cipher', 'meta', 'signer', 'sig']) field(typeof m[k] === 'string', k, 0)
   field(m.cipher === CIPHER, 'cipher', 0)
@@ -126,7 +153,62 @@ export async function verifyManifest (m: Manifest, trusted?: string[]): Promise<
   if (!ok) throw new SignatureError()
 }
 
-/** Byte length of chunk `index` (the last one may be short). */
-export function chunkLength (m: Pick<Manifest, 'size' | 'chunkSize'>, index: number): number {
-  return Math.min(m.chunkSize, m.size - index * m.chunkSize)
+/**
+ * Checks that the chunks tile the content: v1, ⌈size / chunkSize⌉ of them;
+ * v2, one offset per chunk, from 0, increasing, within `size`, no chunk
+ * longer than `chunkSize`.
+ */
+function checkLayout (m: Pick<ManifestBody, 'v' | 'size' | 'chunkSize' | 'chunks' | 'offsets'>): void {
+  if (m.v === MANIFEST_VERSION) {
+    field(m.offsets === undefined, 'offsets', 0)
+    field(m.chunks.length === Math.ceil(m.size / m.chunkSize), 'chunks', 0)
+    return
+  }
+  const offsets: unknown = m.offsets
+  field(Array.isArray(offsets) && offsets.length === m.chunks.length, 'offsets', 0)
+  const starts = offsets as unknown[]
+  let previous = -1
+  for (let i = 0; i < starts.length; i++) {
+    const o = starts[i]
+    const ok = typeof o === 'number' && Number.isSafeInteger(o) && (i === 0 ? o === 0 : o > previous) && o < m.size && o - Math.max(0, previous) <= m.chunkSize
+    field(ok, 'offsets', 0)
+    previous = o as number
+  }
+  field(m.size - Math.max(0, previous) <= m.chunkSize && (starts.length > 0 || m.size === 0), 'offsets', 0)
+}
+
+/** What locating a chunk needs from a manifest, whatever its version. */
+export type ChunkLayout = Pick<Manifest, 'size' | 'chunkSize'> & { offsets?: readonly number[] }
+
+function chunkCount (m: ChunkLayout): number {
+  return m.offsets != null ? m.offsets.length : Math.ceil(m.size / m.chunkSize)
+}
+
+/** First byte of chunk `index`; `index` = the chunk count gives `size` (the end of the last chunk). */
+export function chunkStart (m: ChunkLayout, index: number): number {
+  const count = chunkCount(m)
+  if (!Number.isSafeInteger(index) || index < 0 || index > count) throw new BadInputError(`chunk ${index} is outside 0..${count}`)
+  if (index === count) return m.size
+  return m.offsets != null ? m.offsets[index] : index * m.chunkSize
+}
+
+/** Byte length of chunk `index` (in v1, the last one may be short). */
+export function chunkLength (m: ChunkLayout, index: number): number {
+  return chunkStart(m, index + 1) - chunkStart(m, index)
+}
+
+/** The chunk holding byte `byte` of the content (a binary search over v2's offsets). */
+export function chunkAt (m: ChunkLayout, byte: number): number {
+  if (!Number.isSafeInteger(byte) || byte < 0 || byte >= m.size) throw new BadInputError(`byte ${byte} is outside a content of ${m.size} bytes`)
+  const offsets = m.offsets
+  if (offsets == null) return Math.floor(byte / m.chunkSize)
+  // The last chunk whose start is at or before the byte.
+  let lo = 0
+  let hi = offsets.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (offsets[mid] <= byte) lo = mid
+    else hi = mid - 1
+  }
+  return lo
 }

@@ -75,6 +75,7 @@ export interface ManagerConfig {
   httpLimits?: HttpLimits      // default: core/http-guard.ts's, with no whole-request deadline (uploads) and 256 connections per client
   replicas?: number            // default 3
   chunkSize?: number           // default 1 MiB
+  chunking?: 'fixed' | 'cdc'   // default 'fixed'; 'cdc' cuts uploads by content unless they ask for fixed chunks
   maxUploadBytes?: number      // default 64 GiB
   uploadTimeoutMs?: number     // default 6 h
   heartbeatMs?: number         // told to nodes in `joined`, default 5000; also the controller lease's lifetime
@@ -231,6 +232,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     }, {
       replicas: config.replicas,
       chunkSize: config.chunkSize,
+      chunking: config.chunking,
       maxUploadBytes: config.maxUploadBytes,
       uploadTimeoutMs: config.uploadTimeoutMs
     })

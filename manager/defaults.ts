@@ -15,6 +15,8 @@ export const MANAGER_DEFAULTS = {
   /** copies per chunk when an upload names none */
   replicas: 3,
   chunkSize: 1024 * 1024,
+  /** how uploads are cut unless they say: 'fixed' (chunkSize) or 'cdc' (by content, core/cdc-chunker.ts) */
+  chunking: 'fixed' as 'fixed' | 'cdc',
   maxUploadBytes: 64 * 1024 ** 3,
   uploadTimeoutMs: 6 * 3_600_000,
   /** told to nodes when they join */

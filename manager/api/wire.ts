@@ -12,6 +12,7 @@ import type { ContentRow, NodeHoldings, NodeRow } from '../catalog/catalog.ts'
 import type { TokenInfo } from '../catalog/tokens.ts'
 import type { PublishOutcome } from '../metrics.ts'
 import type { PublishRequest } from '../publish/publish.ts'
+import { parseChunkingMode, type ChunkingMode } from '../publish/chunker.ts'
 
 export const MAX_NAME_CHARS = 1024
 export const MAX_TYPE_CHARS = 255
@@ -40,13 +41,19 @@ export function intHeader (headers: IncomingHttpHeaders, name: string): number |
 }
 
 /** What a publish request's headers say; `private` is `x-cdn-private: 1`. */
-export type PublishHeaders = Pick<PublishRequest, 'name' | 'type' | 'replicas' | 'chunkSize' | 'length' | 'ttlSeconds'> & { private: boolean }
+export type PublishHeaders = Pick<PublishRequest, 'name' | 'type' | 'replicas' | 'chunkSize' | 'chunking' | 'length' | 'ttlSeconds'> & { private: boolean }
 
 export function flagHeader (headers: IncomingHttpHeaders, name: string): boolean {
   const v = singleHeader(headers, name)?.trim()
   if (v == null || v === '0') return false
   if (v === '1') return true
   throw new BadInputError(`header ${name} must be 1 or 0`)
+}
+
+/** `x-cdn-chunking: cdc|fixed`, how the upload is cut (absent: the manager's default). */
+function chunkingHeader (headers: IncomingHttpHeaders): ChunkingMode | undefined {
+  const v = singleHeader(headers, 'x-cdn-chunking')
+  return v == null ? undefined : parseChunkingMode(v.trim(), 'header x-cdn-chunking')
 }
 
 /** Reads the publish headers of PROTOCOLS.md; ranges are the publisher's to check. */
@@ -75,6 +82,7 @@ export function parsePublishHeaders (headers: IncomingHttpHeaders): PublishHeade
     private: flagHeader(headers, 'x-cdn-private'),
     replicas: intHeader(headers, 'x-cdn-replicas'),
     chunkSize: intHeader(headers, 'x-cdn-chunk-size'),
+    chunking: chunkingHeader(headers),
     length: intHeader(headers, 'content-length')
   }
 }

@@ -3,6 +3,7 @@
  * memory, whatever the stream's size: the body of a 64 GiB upload is never
  * held, only the chunk being filled.
  */
+import { cdcChunks, type CdcSizes } from '../../core/cdc-chunker.ts'
 import { BadInputError, TooLargeError } from '../../core/errors.ts'
 
 export interface ChunkerOptions {
@@ -12,6 +13,8 @@ export interface ChunkerOptions {
 
 export interface Chunk {
   index: number
+  /** where the chunk starts in the stream */
+  offset?: number
   /**
    * The chunk's bytes. A view of the chunker's one buffer: valid until the
    * consumer asks for the next chunk, so use it (encrypt, hash) or copy it first.
@@ -47,4 +50,31 @@ export async function * chunkStream (source: AsyncIterable<Uint8Array>, chunkSiz
   }
   if (filled > 0) yield { index: index++, bytes: buffer.subarray(0, filled) }
   return total
+}
+
+/** How an upload is cut: at fixed offsets, or where its content says (core/cdc-chunker.ts). */
+export type Chunking = { kind: 'fixed', chunkSize: number } | { kind: 'cdc', sizes: CdcSizes }
+
+export const CHUNKING_MODES = ['fixed', 'cdc'] as const
+export type ChunkingMode = typeof CHUNKING_MODES[number]
+
+export function parseChunkingMode (text: string, where: string): ChunkingMode {
+  if (!(CHUNKING_MODES as readonly string[]).includes(text)) throw new BadInputError(`${where} must be one of ${CHUNKING_MODES.join(', ')}, got "${text.slice(0, 40)}"`)
+  return text as ChunkingMode
+}
+
+/** Passes the stream through, refusing it once it is over `maxBytes`. */
+async function * capped (source: AsyncIterable<Uint8Array>, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let total = 0
+  for await (const piece of source) {
+    total += piece.length
+    if (total > maxBytes) throw new TooLargeError(`upload is over the ${maxBytes}-byte limit`)
+    yield piece
+  }
+}
+
+/** Chunks a stream the way `chunking` says, with one (largest) chunk in memory; returns the stream's length. */
+export function chunksOf (source: AsyncIterable<Uint8Array>, chunking: Chunking, options: ChunkerOptions = {}): AsyncGenerator<Chunk, number> {
+  if (chunking.kind === 'fixed') return chunkStream(source, chunking.chunkSize, options)
+  return cdcChunks(options.maxBytes != null ? capped(source, options.maxBytes) : source, chunking.sizes)
 }

@@ -1,8 +1,9 @@
 /**
  * The publish pipeline: bytes in, a visible content out, or nothing at all.
  *
- * The body is read through the chunker; each chunk is encrypted under a fresh
- * content key, hashed to its chunk id, staged on disk and handed to the copy
+ * The body is read through the chunker (fixed-size chunks, or content-defined
+ * ones when asked: then the manifest records each chunk's offset); each chunk
+ * is encrypted under a fresh content key, hashed to its chunk id, staged on disk and handed to the copy
  * dispatcher, which gets R confirmed copies onto nodes. When the body ends,
  * its length is checked, the manifest is built, signed and stored on every
  * node holding a chunk (so they index and provide the content), and only then,
@@ -18,6 +19,7 @@
 import { randomUUID } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
+import { CDC_DEFAULTS, checkCdcSizes, type CdcSizes } from '../../core/cdc-chunker.ts'
 import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
 import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../../core/errors.ts'
 import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
@@ -26,7 +28,7 @@ import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } f
 import type { Catalog } from '../catalog/catalog.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 import { MANAGER_DEFAULTS } from '../defaults.ts'
-import { chunkStream } from './chunker.ts'
+import { chunksOf, type Chunking, type ChunkingMode } from './chunker.ts'
 import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
@@ -63,8 +65,12 @@ export interface PublishComponents {
 export interface PublishInit {
   /** copies per chunk when the request names none (default 3) */
   replicas?: number
-  /** default 1 MiB */
+  /** size of fixed chunks (default 1 MiB) */
   chunkSize?: number
+  /** how uploads are cut when the request does not say: 'fixed' (default) or 'cdc' (content-defined) */
+  chunking?: ChunkingMode
+  /** min / avg / max of content-defined chunks (default CDC_DEFAULTS: 512 KiB / 1 MiB / 2 MiB) */
+  cdcSizes?: CdcSizes
   /** default 64 GiB */
   maxUploadBytes?: number
   /** ms for a whole upload (default 6 h) */
@@ -90,7 +96,10 @@ export interface PublishRequest {
   name: string
   type: string
   replicas?: number
+  /** fixed chunks of this size (refused together with chunking 'cdc') */
   chunkSize?: number
+  /** 'cdc' cuts by content; default: the manager's choice, or 'fixed' when a chunk size is given */
+  chunking?: ChunkingMode
   /** the declared length (content-length); a body that ends short of it is truncated */
   length?: number
   /** seconds from the moment the content becomes visible until it is deleted everywhere */
@@ -111,7 +120,7 @@ export interface PublishResult {
 }
 
 const { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs } = MANAGER_DEFAULTS
-const PUBLISH_DEFAULTS: Required<PublishInit> = { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs }
+const PUBLISH_DEFAULTS: Required<PublishInit> = { replicas, chunkSize, chunking: 'fixed', cdcSizes: CDC_DEFAULTS, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs }
 
 function checkInt (name: string, v: number, min: number, max: number): number {
   if (!Number.isSafeInteger(v) || v < min || v > max) throw new BadInputError(`${name} must be an integer from ${min} to ${max}, got ${v}`)
@@ -123,6 +132,8 @@ export class Publisher {
   private readonly log: Logger
   private readonly replicas: number
   private readonly chunkSize: number
+  private readonly chunking: ChunkingMode
+  private readonly cdcSizes: CdcSizes
   private readonly maxUploadBytes: number
   private readonly uploadTimeoutMs: number
   private readonly blobsPerOrder: number
@@ -137,6 +148,8 @@ export class Publisher {
     const o = withDefaults(PUBLISH_DEFAULTS, init)
     this.replicas = checkInt('replicas', o.replicas, 1, MAX_REPLICAS)
     this.chunkSize = checkInt('chunk size', o.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    this.chunking = o.chunking
+    this.cdcSizes = checkCdcSizes(o.cdcSizes)
     this.maxUploadBytes = o.maxUploadBytes
     this.uploadTimeoutMs = o.uploadTimeoutMs
     this.blobsPerOrder = o.blobsPerOrder
@@ -161,12 +174,23 @@ export class Publisher {
     while (this.active.size > 0) await Promise.allSettled([...this.active])
   }
 
+  /** The request's chunking: an explicit chunk size means fixed chunks, and cannot go with 'cdc'. */
+  private chunkingOf (req: PublishRequest): Chunking {
+    if (req.chunking === 'cdc' && req.chunkSize != null) throw new BadInputError('a chunk size applies to fixed chunking only; content-defined chunking sets its own sizes')
+    const mode = req.chunking ?? (req.chunkSize != null ? 'fixed' : this.chunking)
+    if (mode === 'cdc') return { kind: 'cdc', sizes: this.cdcSizes }
+    return { kind: 'fixed', chunkSize: checkInt('chunk size', req.chunkSize ?? this.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE) }
+  }
+
   private async run (req: PublishRequest): Promise<PublishResult> {
     const replicas = checkInt('replicas', req.replicas ?? this.replicas, 1, MAX_REPLICAS)
-    const chunkSize = checkInt('chunk size', req.chunkSize ?? this.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
+    const chunking = this.chunkingOf(req)
+    // The largest chunk sizes buffers and room checks (and is the manifest's chunkSize); the smallest bounds the count.
+    const chunkSize = chunking.kind === 'fixed' ? chunking.chunkSize : chunking.sizes.max
+    const smallest = chunking.kind === 'fixed' ? chunking.chunkSize : chunking.sizes.min
     if (req.length != null) {
       if (req.length > this.maxUploadBytes) throw new TooLargeError(`upload of ${req.length} bytes is over the ${this.maxUploadBytes}-byte limit`)
-      if (Math.ceil(req.length / chunkSize) > MAX_CHUNKS) throw new TooLargeError(`upload of ${req.length} bytes needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
+      if (Math.ceil(req.length / smallest) > MAX_CHUNKS) throw new TooLargeError(`upload of ${req.length} bytes may need more than ${MAX_CHUNKS} chunks of ${smallest} bytes; use larger chunks`)
     }
     if (this.c.shutdown.aborted) throw new UnavailableError('manager is shutting down')
     const pool = await this.c.candidates()
@@ -182,7 +206,7 @@ export class Publisher {
     const log = this.log.child({ upload: uploadId })
     const staged = new Set<string>()
     await this.c.catalog.createUpload({ uploadId, name: req.name, type: req.type, chunkSize, replicas, createdAt, publisher: req.publisher, owner: req.owner, private: req.private, manager: this.c.manager ?? null })
-    log.info({ name: req.name, length: req.length, replicas, chunkSize, publisher: req.publisher }, 'upload started')
+    log.info({ name: req.name, length: req.length, replicas, chunking: chunking.kind, chunkSize, publisher: req.publisher }, 'upload started')
 
     const dispatcher = new CopyDispatcher({
       nodes: this.c.nodes,
@@ -203,11 +227,13 @@ export class Publisher {
     try {
       // ---- chunks --------------------------------------------------------
       const chunkIds: string[] = []
-      const chunks = chunkStream(readBody(req.body, signal), chunkSize, { maxBytes: this.maxUploadBytes })
+      const offsets: number[] = []
+      const chunks = chunksOf(readBody(req.body, signal), chunking, { maxBytes: this.maxUploadBytes })
       let step = await chunks.next()
       while (step.done !== true) {
         const { index, bytes } = step.value
-        if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks of ${chunkSize} bytes; use larger chunks`)
+        if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
+        offsets.push(step.value.offset ?? index * chunkSize)
         const { cid, size } = await this.stageChunk(key, index, bytes)
         const id = cid.toString()
         staged.add(id)
@@ -227,6 +253,8 @@ export class Publisher {
         size,
         chunkSize,
         chunks: chunkIds,
+        // Content-defined chunks that all came out full-size still make a version 1 manifest.
+        ...(chunking.kind === 'cdc' ? { offsets } : {}),
         createdAt,
         publisher: req.publisher,
         meta: sealMetadata(key, { name: req.name, type: req.type })

@@ -1,7 +1,7 @@
 import type { CID } from 'multiformats/cid'
 import { TAG_BYTES } from '../../core/chunk-crypto.ts'
 import { parseBlobId } from '../../core/ids.ts'
-import { chunkLength, type Manifest } from '../../core/manifest.ts'
+import { chunkLength, chunkStart, type Manifest } from '../../core/manifest.ts'
 
 /** A manifest's chunks as a read needs them: blob ids parsed once, sizes on the wire and in plaintext. */
 export class ChunkTable {
@@ -31,15 +31,19 @@ export class ChunkTable {
     return chunkLength(this.manifest, index) + TAG_BYTES
   }
 
-  /** bytes a full chunk's blob takes on the wire */
+  /**
+   * bytes a typical full chunk's blob takes on the wire, what the window is
+   * sized by: `chunkSize` for fixed chunks; for content-defined ones the
+   * mean, since their `chunkSize` is the largest allowed, rarely reached
+   */
   get fullBlobBytes (): number {
-    return this.manifest.chunkSize + TAG_BYTES
+    const m = this.manifest
+    if (m.offsets == null || m.chunks.length === 0) return m.chunkSize + TAG_BYTES
+    return Math.ceil(m.size / m.chunks.length) + TAG_BYTES
   }
 
   /** plaintext bytes of chunks `from` to `to` (excluded) */
   plainBytes (from: number, to: number): number {
-    let total = 0
-    for (let i = from; i < to; i++) total += chunkLength(this.manifest, i)
-    return total
+    return chunkStart(this.manifest, to) - chunkStart(this.manifest, from)
   }
 }

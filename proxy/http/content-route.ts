@@ -7,6 +7,7 @@
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { UpstreamError } from '../../core/errors.ts'
+import { chunkAt, chunkStart, type ChunkLayout } from '../../core/manifest.ts'
 import type { Logger } from '../../core/log.ts'
 import { ifMatch, noneMatch } from '../../core/etag.ts'
 import { parseRange, rangeStillValid } from './byte-range.ts'
@@ -100,7 +101,7 @@ export async function serveContent (c: ContentRouteComponents, req: IncomingMess
       res.end()
       return
     }
-    await streamSpan(c, res, head, stat.manifest.chunkSize, span, access, ac.signal)
+    await streamSpan(c, res, head, stat.manifest, span, access, ac.signal)
   } catch (err) {
     if (ac.signal.aborted) {
       c.logger.debug({ id }, 'client went away; read cancelled')
@@ -117,9 +118,10 @@ function writeHead (res: ServerResponse, head: ContentHead, span: Span): void {
   else sendContentHead(res, head)
 }
 
-async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head: ContentHead, chunkSize: number, span: Span, access: Access, signal: AbortSignal): Promise<void> {
-  const startChunk = Math.floor(span.start / chunkSize)
-  const endChunk = Math.floor(span.end / chunkSize) + 1
+async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head: ContentHead, layout: ChunkLayout, span: Span, access: Access, signal: AbortSignal): Promise<void> {
+  // Fixed or content-defined chunks alike: the manifest says where each starts.
+  const startChunk = chunkAt(layout, span.start)
+  const endChunk = chunkAt(layout, span.end) + 1
   const view = c.tracker.start(head.id, head.metadata.name, [span.start, span.end], [startChunk, endChunk])
   const opened = await c.engine.open(head.id, {
     ...access,
@@ -130,7 +132,7 @@ async function streamSpan (c: ContentRouteComponents, res: ServerResponse, head:
     onChunkState: (index, state) => { c.tracker.chunk(view, index, state) }
   })
   const body = opened.body
-  let skip = span.start - startChunk * chunkSize
+  let skip = span.start - chunkStart(layout, startChunk)
   let left = span.end - span.start + 1
   try {
     // Wait for the first chunk before committing to a status: when no source

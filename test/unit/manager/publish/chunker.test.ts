@@ -1,7 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TooLargeError } from '../../../../core/errors.ts'
-import { chunkStream } from '../../../../manager/publish/chunker.ts'
+import { chunksOf, chunkStream, parseChunkingMode } from '../../../../manager/publish/chunker.ts'
+import { BadInputError } from '../../../../core/errors.ts'
 
 const CHUNK = 1000
 
@@ -67,6 +68,35 @@ test('a stream over maxBytes is refused', async () => {
   let n = 0
   for await (const _ of chunkStream(pieces(bytes(2000), [500]), CHUNK, { maxBytes: 2000 })) n++
   assert.is(n, 2)
+})
+
+const SIZES = { min: 256, avg: 1024, max: 4096 }
+
+test('chunksOf cuts by content when asked, tiles the stream and returns its length', async () => {
+  const data = Uint8Array.from({ length: 50_000 }, (_, i) => (i * 2654435761) >>> 24)
+  const gen = chunksOf(pieces(data, [333, 4097]), { kind: 'cdc', sizes: SIZES })
+  const parts: Buffer[] = []
+  let r = await gen.next()
+  while (r.done !== true) {
+    assert.is(r.value.offset, parts.reduce((n, p) => n + p.length, 0))
+    parts.push(Buffer.from(r.value.bytes))
+    r = await gen.next()
+  }
+  assert.is(r.value, data.length)
+  assert.ok(parts.length > 5 && new Set(parts.map(p => p.length)).size > 1)
+  assert.equal(Buffer.concat(parts), Buffer.from(data))
+})
+
+test('chunksOf refuses a content-defined stream over maxBytes', async () => {
+  await rejects(async () => {
+    for await (const _ of chunksOf(pieces(bytes(2001), [500]), { kind: 'cdc', sizes: SIZES }, { maxBytes: 2000 })) { /* drain */ }
+  }, (e: unknown) => e instanceof TooLargeError)
+})
+
+test('chunking modes are fixed or cdc', () => {
+  assert.is(parseChunkingMode('cdc', 'x'), 'cdc')
+  assert.is(parseChunkingMode('fixed', 'x'), 'fixed')
+  assert.throws(() => parseChunkingMode('CDC', 'x'), (e: unknown) => e instanceof BadInputError)
 })
 
 test('a non-positive chunk size is refused', async () => {

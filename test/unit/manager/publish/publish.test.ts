@@ -21,7 +21,8 @@ import { ForbiddenError } from '../../../../core/errors.ts'
 import { createHost, type Host } from '../../../../core/host.ts'
 import { chunkCid, manifestCid, matchesCid, parseBlobId } from '../../../../core/ids.ts'
 import { silentLogger } from '../../../../core/log.ts'
-import { decodeManifest, openMetadata, verifyManifest } from '../../../../core/manifest.ts'
+import { chunkLength, decodeManifest, openMetadata, verifyManifest } from '../../../../core/manifest.ts'
+import { CDC_DEFAULTS } from '../../../../core/cdc-chunker.ts'
 import { CONTROL_PROTOCOL, parseOrder, type StoreResult } from '../../../../core/wire.ts'
 import { createTlsAgent, readCaFile } from '../../../../core/tls-client.ts'
 import { startManager, type ManagerDaemon } from '../../../../manager/daemon.ts'
@@ -350,6 +351,36 @@ test('when too few nodes can store, the upload fails with 502 and is undone', as
   clearNodes()
 })
 
+test('x-cdn-chunking: cdc cuts by content: a version 2 manifest whose offsets tile the file', async () => {
+  clearNodes()
+  const data = randomBytes(10 * 1024 * 1024 + 777)
+  const { status, json } = await api(manager, 'POST', '/api/publish', { token: PUBLISHER, body: data, headers: { 'x-cdn-replicas': '2', 'x-cdn-chunking': 'cdc' } })
+  assert.is(status, 201, JSON.stringify(json))
+  const resolved = await api(manager, 'GET', `/api/contents/${json.id}`)
+  const manifest = decodeManifest(Buffer.from(resolved.json.manifest, 'base64'))
+  await verifyManifest(manifest, [manager.pool])
+  assert.is(manifest.v, 2)
+  assert.is(manifest.chunkSize, CDC_DEFAULTS.max)
+  assert.is(json.chunks, manifest.chunks.length)
+  const lengths = manifest.chunks.map((_, i) => chunkLength(manifest, i))
+  assert.ok(new Set(lengths).size > 1, 'chunks of different sizes')
+  assert.ok(lengths.slice(0, -1).every(n => n >= CDC_DEFAULTS.min && n <= CDC_DEFAULTS.max), lengths.join(','))
+  const key = decodeKey(resolved.json.key)
+  const parts = manifest.chunks.map((cid, i) => {
+    const holders = nodes.filter(n => n.blobs.has(cid))
+    assert.is(holders.length, 2, `chunk ${i} has exactly R copies`)
+    const plain = decryptChunk(key, i, holders[0].blobs.get(cid)!)
+    assert.is(plain.length, lengths[i])
+    return plain
+  })
+  assert.ok(Buffer.concat(parts).equals(data), 'the chunks decrypt to the original bytes')
+  // The manager's default stays fixed: the same bytes without the header make a version 1 manifest.
+  const fixed = await publish(manager, data.subarray(0, 1024 * 1024))
+  const plain = await api(manager, 'GET', `/api/contents/${fixed.json.id}`)
+  assert.is(decodeManifest(Buffer.from(plain.json.manifest, 'base64')).v, 1)
+  clearNodes()
+})
+
 test('bad input gets a clear 4xx', async () => {
   const cases: Array<[string, string, number, Record<string, string>?]> = [
     ['GET', '/api/contents/not-a-cid', 400],
@@ -364,6 +395,8 @@ test('bad input gets a clear 4xx', async () => {
     ['POST', '/api/publish', 400, { 'x-cdn-replicas': 'two' }],
     ['POST', '/api/publish', 400, { 'x-cdn-replicas': '0' }],
     ['POST', '/api/publish', 400, { 'x-cdn-chunk-size': '10' }],
+    ['POST', '/api/publish', 400, { 'x-cdn-chunking': 'rolling' }],
+    ['POST', '/api/publish', 400, { 'x-cdn-chunking': 'cdc', 'x-cdn-chunk-size': '65536' }],
     ['POST', '/api/publish', 400, { 'x-cdn-name': '%E0%A4%A' }],
     ['POST', '/api/publish', 400, { 'content-type': 'not a media type' }]
   ]
