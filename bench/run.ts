@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util'
 import { BadInputError, describeError, InterruptedError } from '../core/errors.ts'
 import { aggregate } from './benchmarks/aggregate.ts'
 import { aggregateHosts } from './benchmarks/aggregate-hosts.ts'
+import { differential } from './benchmarks/differential.ts'
 import { helia } from './benchmarks/helia.ts'
 import { memory } from './benchmarks/memory.ts'
 import { origin } from './benchmarks/origin.ts'
@@ -34,10 +35,10 @@ import { writeReport } from './report.ts'
 import { RESULTS_DIR, ResultSink, writeResults } from './results.ts'
 
 /** In the order `npm run bench` runs them: the quick ones first, so a broken build shows early. */
-export const BENCHMARKS: Benchmark[] = [origin, ttfb, aggregate, aggregateHosts, helia, tail, memory, publish]
+export const BENCHMARKS: Benchmark[] = [origin, ttfb, aggregate, aggregateHosts, helia, tail, memory, publish, differential]
 
 /** Each benchmark's share of the time budget, from how long they take here. */
-const WEIGHTS: Record<string, number> = { origin: 0.04, ttfb: 0.04, aggregate: 0.18, 'aggregate-hosts': 0.1, helia: 0.12, tail: 0.14, memory: 0.22, publish: 0.26 }
+const WEIGHTS: Record<string, number> = { origin: 0.04, ttfb: 0.04, aggregate: 0.16, 'aggregate-hosts': 0.1, helia: 0.1, tail: 0.12, memory: 0.16, publish: 0.2, differential: 0.08 }
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

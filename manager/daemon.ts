@@ -228,7 +228,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       stagingUrl: cid => `${httpBase}/staging/${cid}`,
       logger: log.child({ part: 'publish' }),
       shutdown: shutdown.signal,
-      onPublished: bytes => { metrics.bytesPublished.inc(bytes) }
+      onPublished: bytes => { metrics.bytesPublished.inc(bytes) },
+      onReceived: bytes => { metrics.bytesReceived.inc(bytes) }
     }, {
       replicas: config.replicas,
       chunkSize: config.chunkSize,

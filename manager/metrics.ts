@@ -8,6 +8,7 @@ export type OrderOutcome = 'ok' | 'partial' | 'refused' | 'failed'
 export interface ManagerMetrics {
   publishes: Counter<'outcome'>
   bytesPublished: Counter
+  bytesReceived: Counter
   orders: Counter<'kind' | 'outcome'>
   events: Counter<'kind'>
 }
@@ -28,6 +29,7 @@ export function createManagerMetrics (registry: Registry, nodesByState: () => Pr
   })
   return {
     publishes: new Counter({ name: 'cdn_manager_publishes_total', help: 'Publish requests by outcome', labelNames: ['outcome'], registers: [registry] }),
+    bytesReceived: new Counter({ name: 'cdn_manager_upload_bytes_total', help: 'Plaintext bytes received in upload bodies, published or not', registers: [registry] }),
     bytesPublished: new Counter({ name: 'cdn_manager_published_bytes_total', help: 'Plaintext bytes of contents that became visible', registers: [registry] }),
     orders: new Counter({ name: 'cdn_manager_orders_total', help: 'Orders sent to nodes by kind and outcome', labelNames: ['kind', 'outcome'], registers: [registry] }),
     events: new Counter({ name: 'cdn_manager_events_total', help: 'Events recorded in the event log by kind', labelNames: ['kind'], registers: [registry] })

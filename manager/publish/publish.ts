@@ -60,6 +60,8 @@ export interface PublishComponents {
   /** aborted when the manager stops */
   shutdown: AbortSignal
   onPublished?: (bytes: number) => void
+  /** told of every upload body byte read, published or not (what publishers send: differential uploads will send less) */
+  onReceived?: (bytes: number) => void
 }
 
 export interface PublishInit {
@@ -232,6 +234,7 @@ export class Publisher {
       let step = await chunks.next()
       while (step.done !== true) {
         const { index, bytes } = step.value
+        this.c.onReceived?.(bytes.length)
         if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
         offsets.push(step.value.offset ?? index * chunkSize)
         const { cid, size } = await this.stageChunk(key, index, bytes)
