@@ -33,8 +33,8 @@ export function addPublishCommands (program: Command): void {
       print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${named}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
     })
 
-  apiCommand(program.command('share <id>'))
-    .description('print a link that opens a content: a capability that expires (owner or admin), or with --key-link the bearer key link')
+  apiCommand(program.command('share <id-or-name>'))
+    .description('print a link that opens a content, or every generation of a name: a capability that expires (owner or admin), or for a content with --key-link the bearer key link')
     .addOption(proxyOption())
     .option('--ttl <duration>', 'how long the capability works, e.g. 1h, 7d (default 24h, at most 365d)')
     .option('--key-link', 'print cdn://<id>?k=<key> instead: works with the manager down, never expires, cannot be revoked')

@@ -6,6 +6,8 @@ import { BadInputError } from '../core/errors.ts'
 import { parseContentId } from '../core/ids.ts'
 import { callManager, type ApiOptions } from './manager-api.ts'
 import { table } from './pool-commands.ts'
+import { parseName } from '../core/names.ts'
+import { isNameTarget } from './get.ts'
 
 export interface CreatedToken { id: string, token: string, role: string, name: string, expiresAt: string | null }
 export interface TokenRow { id: string, role: string, name: string, createdAt: string, expiresAt: string | null, revoked: boolean }
@@ -53,6 +55,7 @@ export interface ShareResult { id: string, link: string, url: string, expiresAt:
  * bearer key link `cdn://<id>?k=<key>`, got by resolving with the caller's token.
  */
 export async function share (api: ApiOptions, target: string, o: { proxy: string, ttlMs?: number, keyLink?: boolean }): Promise<ShareResult> {
+  if (isNameTarget(target)) return await shareName(api, parseName(target), o)
   const id = parseContentId(target).toString()
   if (o.keyLink === true) {
     if (o.ttlMs != null) throw new BadInputError('a key link never expires: --ttl does not apply to --key-link')
@@ -64,6 +67,18 @@ export async function share (api: ApiOptions, target: string, o: { proxy: string
   const r = await callManager(api, 'POST', `/api/contents/${id}/share`, { data: body, headers: { 'content-type': 'application/json' } })
   const cap = String(r.capability)
   return { id, link: `cdn://${id}?cap=${cap}`, url: gatewayUrl(o.proxy, id, 'cap', cap), expiresAt: String(r.expiresAt) }
+}
+
+/** A capability for a name: it opens every generation, those published later included (owner or admin). */
+async function shareName (api: ApiOptions, name: string, o: { proxy: string, ttlMs?: number, keyLink?: boolean }): Promise<ShareResult> {
+  if (o.keyLink === true) throw new BadInputError('a key link opens one content: share a name with a capability (no --key-link), or a generation by its id')
+  const body = o.ttlMs != null ? JSON.stringify({ ttlSeconds: Math.max(1, Math.ceil(o.ttlMs / 1000)) }) : '{}'
+  const r = await callManager(api, 'POST', `/api/names/${encodeURIComponent(name)}/share`, { data: body, headers: { 'content-type': 'application/json' } })
+  const cap = String(r.capability)
+  const url = new URL(`/n/${name}`, o.proxy)
+  url.searchParams.set('cap', cap)
+  // Names have no cdn:// link form: the proxy URL is the link.
+  return { id: name, link: url.toString(), url: url.toString(), expiresAt: String(r.expiresAt) }
 }
 
 function gatewayUrl (proxy: string, id: string, param: string, value: string): string {

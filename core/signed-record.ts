@@ -95,6 +95,31 @@ export interface CapabilityBody extends RecordBody {
   content: string
 }
 
+/**
+ * A capability for a name: the bearer may resolve every generation of this
+ * name, the ones published later included, until `exp`.
+ */
+export interface NameCapabilityBody extends RecordBody {
+  kind: 'name-capability'
+  name: string
+}
+
+/**
+ * The kind a record says it is, unverified: only to pick which kind to verify
+ * it as (the kind is signed, so a lie fails the verification that follows).
+ */
+export function claimedKind (encoded: unknown): string | undefined {
+  if (typeof encoded !== 'string' || encoded.length > MAX_RECORD_CHARS) return undefined
+  const dot = encoded.indexOf('.')
+  if (dot <= 0) return undefined
+  try {
+    const body = JSON.parse(Buffer.from(encoded.slice(0, dot), 'base64url').toString('utf8')) as { kind?: unknown }
+    return typeof body?.kind === 'string' ? body.kind : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The nodes a proxy may fetch from, as the pool vouches for them. */
 export interface NodeListBody extends RecordBody {
   kind: 'node-list'

@@ -157,7 +157,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     const id = parseContentId(m[1]).toString()
     const who = await caller(req)
     const capability = singleHeader(req.headers, 'x-cdn-capability')
-    if (capability != null) await c.capabilities.check(capability, id)
+    if (capability != null) await c.capabilities.check(capability, id, async () => await c.names?.store.namesOf(id) ?? [])
     const content = await c.catalog.getVisible(id)
     const key = content != null ? await c.keys.release(id) : undefined
     if (content?.manifest == null || key == null) throw new NotFoundError(`no content ${id}`)

@@ -18,14 +18,14 @@ import type { Principal, TokenStore } from '../catalog/tokens.ts'
 import { LIST_ROLES, mayReadPrivate } from './access.ts'
 import type { Capabilities } from './capabilities.ts'
 import type { NameService } from './name-service.ts'
-import { singleHeader } from './wire.ts'
+import { optionalSeconds, readObjectBody, singleHeader } from './wire.ts'
 
 export interface NameRoutesComponents {
   names: NameStore
   service: NameService
-  catalog: Pick<Catalog, 'getVisible'>
+  catalog: Pick<Catalog, 'getVisible' | 'recordEvent'>
   tokens: Pick<TokenStore, 'authorize'>
-  capabilities: Pick<Capabilities, 'check'>
+  capabilities: Pick<Capabilities, 'check' | 'issueForName'>
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, match: RegExpExecArray, url: URL) => Promise<void>
@@ -53,7 +53,7 @@ export function nameRoutes (c: NameRoutesComponents): Array<{ pattern: RegExp, m
     const capability = singleHeader(req.headers, 'x-cdn-capability')
     const latest = await c.names.latest(name)
     if (latest == null) throw new NotFoundError(`no name ${name}`)
-    if (capability != null) await c.capabilities.check(capability, latest.content)
+    if (capability != null) await c.capabilities.check(capability, latest.content, async () => [name])
     const content = await c.catalog.getVisible(latest.content)
     if (content == null) throw new NotFoundError(`generation ${latest.seq} of ${name}, its newest, was deleted`)
     if (content.private && capability == null) {
@@ -78,8 +78,22 @@ export function nameRoutes (c: NameRoutesComponents): Array<{ pattern: RegExp, m
     })
   }
 
+  /** A capability for the name (its owner or an admin): it opens every generation, later ones included. */
+  const share: Handler = async (req, res, m) => {
+    const name = nameOf(m[1])
+    const who = await c.tokens.authorize(req.headers.authorization, ['admin', 'publisher'])
+    const found = await c.names.get(name)
+    if (found == null) throw new NotFoundError(`no name ${name}`)
+    if (who.role !== 'admin' && who.id !== found.owner) throw new ForbiddenError(`the name ${name} belongs to another publisher`)
+    const issued = await c.capabilities.issueForName(name, optionalSeconds((await readObjectBody(req)).ttlSeconds, 'ttlSeconds'))
+    const expiresAt = new Date(issued.expiresAt).toISOString()
+    await c.catalog.recordEvent({ kind: 'content-shared', detail: { name, by: who.id, expiresAt } })
+    sendJson(res, 201, { name, capability: issued.capability, expiresAt })
+  }
+
   return [
     { pattern: /^\/api\/names\/([^/]+)$/, methods: { GET: record } },
+    { pattern: /^\/api\/names\/([^/]+)\/share$/, methods: { POST: share } },
     { pattern: /^\/api\/names\/([^/]+)\/generations$/, methods: { GET: generations } }
   ]
 }

@@ -75,7 +75,8 @@ export class NameStore {
       one: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? AND seq = ?`),
       list: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? ORDER BY seq`),
       olderThan: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? AND seq <= ? ORDER BY seq`),
-      drop: db.prepare('DELETE FROM generations WHERE name = ? AND seq = ?')
+      drop: db.prepare('DELETE FROM generations WHERE name = ? AND seq = ?'),
+      namesOf: db.prepare('SELECT DISTINCT name FROM generations WHERE content = ?')
     }
   }
 
@@ -105,6 +106,11 @@ export class NameStore {
   }
 
   /** The newest generation of a name. */
+  /** The names a content is a generation of (a name capability opens it through them). */
+  async namesOf (content: string): Promise<string[]> {
+    return (await this.s.namesOf.all(content) as Array<{ name: string }>).map(r => r.name)
+  }
+
   async latest (name: string): Promise<GenerationRow | undefined> {
     const r = await this.s.latest.get(name) as RawGeneration | undefined
     return r == null ? undefined : generationRow(r)

@@ -6,7 +6,8 @@
  * the normal delete path, and with the manager stopped the proxy still
  * answers the name from its kept record.
  */
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -98,6 +99,26 @@ test('a name follows its generations at /n/<name>, with Range; another publisher
     const r = await getName()
     return r.status === 200 && r.headers.get('x-cdn-generation') === '3' && r.body.equals(bytes[2])
   }, 60_000)
+})
+
+test('a private name shared with cdn share NAME opens through the proxy, the generations published later too', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cdn-names-private-'))
+  try {
+    const files = [await randomFile(dir, 'v1.bin', MiB + 77), await randomFile(dir, 'v2.bin', MiB + 78)]
+    await cdnJson(['publish', files[0], '--name', 'diary/entries.bin', '--private', ...api()])
+    assert.ok([401, 403].includes((await fetch(`${net.proxy}/n/diary/entries.bin`)).status), 'private: nothing without a capability')
+    const shared = await cdnJson(['share', 'diary/entries.bin', ...api()])
+    const open = async (): Promise<Buffer> => {
+      const res = await fetch(shared.url)
+      assert.is(res.status, 200)
+      return Buffer.from(await res.arrayBuffer())
+    }
+    assert.ok((await open()).equals(await readFile(files[0])))
+    await cdnJson(['publish', files[1], '--name', 'diary/entries.bin', '--private', ...api()])
+    await eventually('the same link opens the new generation', async () => (await open()).equals(await readFile(files[1])), 30_000)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 })
 
 test('with the manager stopped, /n/<name> answers from the proxy\'s kept record', async () => {

@@ -67,13 +67,15 @@ async function publishAs (token: string, name: string, opts: { keep?: number, pr
   return { id: c.id, seq: g.seq }
 }
 
-const routes = nameRoutes({ names: store, service, catalog: { getVisible: async (id: string) => visible.get(id) as ContentRow | undefined }, tokens, capabilities })
+const routes = nameRoutes({ names: store, service, catalog: { getVisible: async (id: string) => visible.get(id) as ContentRow | undefined, recordEvent: async () => {} }, tokens, capabilities })
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   const url = new URL(req.url ?? '/', 'http://x')
   for (const r of routes) {
     const m = r.pattern.exec(url.pathname)
     if (m != null) {
-      r.methods.GET(req, res, m, url).catch((err: unknown) => { sendError(res, err) })
+      const handler = r.methods[req.method ?? 'GET']
+      if (handler == null) break
+      handler(req, res, m, url).catch((err: unknown) => { sendError(res, err) })
       return
     }
   }
@@ -155,6 +157,35 @@ test('a private name resolves only as its content would: a capability for it, or
   const other = (await capabilities.issue(manifestCid(Buffer.from('other')).toString())).capability
   assert.is((await call('/api/names/diary', { 'x-cdn-capability': other })).status, 403)
   assert.is((await call('/api/names/diary', bearer('cdn_wrong'))).status, 401)
+})
+
+test('a name capability, from its owner or an admin, opens every generation of that name, later ones included, and no other name', async () => {
+  const first = await publishAs(T.alice, 'letters', { priv: true })
+  const share = async (token: string, name: string, ttlSeconds?: number): Promise<{ status: number, json: any }> => {
+    const res = await fetch(`${base}/api/names/${encodeURIComponent(name)}/share`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify(ttlSeconds == null ? {} : { ttlSeconds }) })
+    return { status: res.status, json: await res.json() }
+  }
+  assert.is((await share(T.bob, 'letters')).status, 403, 'not the owner')
+  assert.is((await share(T.alice, 'no-such-name')).status, 404)
+  assert.is((await share(T.alice, 'letters', 0)).status, 400)
+  const issued = await share(T.alice, 'letters')
+  assert.is(issued.status, 201)
+  assert.is((await share(T.admin, 'letters')).status, 201, 'an admin may share any name')
+  const cap = { 'x-cdn-capability': issued.json.capability }
+  assert.is((await call('/api/names/letters', cap)).json.content, first.id)
+  const second = await publishAs(T.alice, 'letters', { priv: true })
+  const now = await call('/api/names/letters', cap)
+  assert.equal([now.status, now.json.content], [200, second.id], 'a generation published after the share opens too')
+  // The content route takes the same capability for any generation of the name, and for nothing else.
+  assert.ok(await capabilities.check(issued.json.capability, first.id, async () => await store.namesOf(first.id)))
+  const stranger = await publishAs(T.bob, 'other-letters', { priv: true })
+  assert.is((await call('/api/names/other-letters', cap)).status, 403, 'another name stays closed')
+  let refused = false
+  await capabilities.check(issued.json.capability, stranger.id, async () => await store.namesOf(stranger.id)).catch(() => { refused = true })
+  assert.ok(refused, 'the content of another name stays closed')
+  refused = false
+  await capabilities.check(issued.json.capability, first.id).catch(() => { refused = true })
+  assert.ok(refused, 'where names are not consulted, a name capability opens nothing')
 })
 
 test('a name whose newest generation was deleted answers 404, and its numbers never go back', async () => {
