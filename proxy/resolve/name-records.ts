@@ -10,7 +10,7 @@
  * A record fetched within `freshMs` answers without asking again: a name
  * costs one manager round trip more than an id at most, and none while fresh.
  */
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { raceSignal } from 'race-signal'
 import { BadInputError, describeError, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError, UpstreamError } from '../../core/errors.ts'
@@ -21,6 +21,7 @@ import { verifyRecord, type NameRecordBody } from '../../core/signed-record.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 import { capabilityTag } from '../capability.ts'
 import type { NameRecordSource } from './manager-client.ts'
+import { readKeptFile } from '../state/kept-file.ts'
 
 export interface NameResolution {
   name: string
@@ -96,19 +97,8 @@ export class NameRecords implements NameResolver {
   /** Reads the kept records, if any; a missing or damaged file is a start without them. */
   async load (): Promise<void> {
     if (this.file == null) return
-    let text: string
-    try {
-      text = await readFile(this.file, 'utf8')
-    } catch (err: any) {
-      if (err?.code !== 'ENOENT') this.c.logger.warn({ file: this.file, err: describeError(err) }, 'could not read the kept name records')
-      return
-    }
-    try {
-      const state = JSON.parse(text) as Partial<StateFile>
-      for (const [name, encoded] of Object.entries(state.records ?? {})) if (typeof encoded === 'string') this.loaded.set(name, encoded)
-    } catch (err) {
-      this.c.logger.warn({ file: this.file, err: describeError(err) }, 'kept name records are unreadable; starting without them')
-    }
+    const state = await readKeptFile<StateFile>(this.file, 'name records', this.c.logger)
+    for (const [name, encoded] of Object.entries(state?.records ?? {})) if (typeof encoded === 'string') this.loaded.set(name, encoded)
   }
 
   /** The newest generation of `name` this proxy can vouch for (see the module comment). */

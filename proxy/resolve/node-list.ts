@@ -6,7 +6,7 @@
  * stranger says. The list is kept in the state directory, so a proxy with the
  * manager down still knows whom to trust; the highest sequence number wins.
  */
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { raceSignal } from 'race-signal'
@@ -19,6 +19,7 @@ import { withDefaults } from '../../core/with-defaults.ts'
 import type { SourceOrigin, SourceVouching } from './provider-search.ts'
 import { retryLoop } from './retry-loop.ts'
 import type { SourceAddress } from './sources.ts'
+import { readKeptFile } from '../state/kept-file.ts'
 
 export interface NodeListComponents {
   manager: NodeListSource
@@ -106,15 +107,9 @@ export class PoolNodeList implements SourceVouching {
   /** Reads the kept list, if any; a missing, damaged or untrusted file is a start without one. */
   async load (): Promise<void> {
     if (this.file == null) return
-    let text: string
+    const state = await readKeptFile<StateFile>(this.file, 'node list', this.c.logger)
+    if (state == null) return
     try {
-      text = await readFile(this.file, 'utf8')
-    } catch (err: any) {
-      if (err?.code !== 'ENOENT') this.c.logger.warn({ file: this.file, err: describeError(err) }, 'could not read the kept node list')
-      return
-    }
-    try {
-      const state = JSON.parse(text) as Partial<StateFile>
       // Expired or not: with the manager away, the last list it signed is the best word there is.
       await this.adopt(String(state.list), false)
     } catch (err) {

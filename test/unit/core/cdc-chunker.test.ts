@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { BadInputError } from '../../../core/errors.ts'
 import { CDC_DEFAULTS, cdcChunks, checkCdcSizes, type CdcSizes } from '../../../core/cdc-chunker.ts'
+import { pieces } from '../../support/byte-pieces.ts'
 
 const SMALL: CdcSizes = { min: 1024, avg: 4096, max: 16384 }
 
@@ -16,15 +17,6 @@ function noise (n: number, seed: string): Buffer {
   return out
 }
 
-async function * pieces (data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
-  let offset = 0
-  let i = 0
-  while (offset < data.length) {
-    const n = sizes[i++ % sizes.length]
-    yield data.slice(offset, offset + n)
-    offset += n
-  }
-}
 
 interface Cut { offset: number, length: number, hash: string }
 

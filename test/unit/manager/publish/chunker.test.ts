@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { TooLargeError } from '../../../../core/errors.ts'
 import { chunksOf, chunkStream, parseChunkingMode } from '../../../../manager/publish/chunker.ts'
 import { BadInputError } from '../../../../core/errors.ts'
+import { pieces } from '../../../support/byte-pieces.ts'
 
 const CHUNK = 1000
 
@@ -21,16 +22,6 @@ function bytes (n: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) % 256)
 }
 
-/** Feeds `data` in pieces of the given (odd) sizes, cycling through them. */
-async function * pieces (data: Uint8Array, sizes: number[]): AsyncGenerator<Uint8Array> {
-  let offset = 0
-  let i = 0
-  while (offset < data.length) {
-    const n = sizes[i++ % sizes.length]
-    yield data.slice(offset, offset + n)
-    offset += n
-  }
-}
 
 async function collect (data: Uint8Array, sizes: number[], chunkSize = CHUNK): Promise<Array<{ index: number, bytes: Buffer }>> {
   const out: Array<{ index: number, bytes: Buffer }> = []
