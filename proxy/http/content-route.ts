@@ -5,7 +5,7 @@
  * holds its first byte and stops after the chunk holding its last.
  */
 import { once } from 'node:events'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { UpstreamError } from '../../core/errors.ts'
 import { chunkAt, chunkStart, type ChunkLayout } from '../../core/manifest.ts'
 import type { Logger } from '../../core/log.ts'
@@ -48,7 +48,7 @@ function choose (req: IncomingMessage, res: ServerResponse, head: ContentHead): 
     return undefined
   }
   if (noneMatch(req.headers['if-none-match'], etag)) {
-    sendNotModified(res, head.id)
+    sendNotModified(res, head)
     return undefined
   }
   const whole: Span = { start: 0, end: head.size - 1, partial: false }
@@ -87,13 +87,14 @@ export interface Access {
   capability?: string
 }
 
-export async function serveContent (c: ContentRouteComponents, req: IncomingMessage, res: ServerResponse, id: string, access: Access): Promise<void> {
+/** `changing`: served under a name, whose answer changes with each generation (responses.ts). */
+export async function serveContent (c: ContentRouteComponents, req: IncomingMessage, res: ServerResponse, id: string, access: Access, changing?: OutgoingHttpHeaders): Promise<void> {
   const ac = new AbortController()
   const onClose = (): void => { if (!res.writableFinished) ac.abort(new ClientGoneError()) }
   res.on('close', onClose)
   try {
     const stat = await c.engine.stat(id, { ...access, signal: ac.signal })
-    const head: ContentHead = { id: stat.id, size: stat.size, metadata: stat.metadata, createdAt: stat.manifest.createdAt }
+    const head: ContentHead = { id: stat.id, size: stat.size, metadata: stat.metadata, createdAt: stat.manifest.createdAt, ...(changing != null ? { changing } : {}) }
     const span = choose(req, res, head)
     if (span == null) return
     if (req.method === 'HEAD' || head.size === 0) {

@@ -9,7 +9,7 @@
  * time instead: its ETag is still the content id, so a browser holding the
  * current generation gets a 304 without a byte of the body.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { BadInputError, NotFoundError } from '../../core/errors.ts'
 import { parseName } from '../../core/names.ts'
 import type { NameResolver } from '../resolve/name-records.ts'
@@ -48,20 +48,5 @@ export async function serveName (c: NameRouteComponents, req: IncomingMessage, r
     res.off('close', onClose)
   }
   // Which generation answered, and on whose word (`kept`: the manager did not answer), for people and tests.
-  revalidateEachTime(res, { 'x-cdn-name': encodeURIComponent(name), 'x-cdn-generation': String(resolved.seq), 'x-cdn-name-from': resolved.from, 'content-location': `/c/${resolved.content}` })
-  await serveContent(c, req, res, resolved.content, access)
-}
-
-/**
- * The content route writes the headers of an id (immutable for a year);
- * under a name they must be checked again on every use. Rewritten as they
- * are sent, so the content route stays the one place that builds them.
- */
-function revalidateEachTime (res: ServerResponse, extra: OutgoingHttpHeaders): void {
-  const writeHead = res.writeHead.bind(res) as (status: number, headers?: OutgoingHttpHeaders) => ServerResponse
-  res.writeHead = ((status: number, headers?: OutgoingHttpHeaders) => {
-    const h: OutgoingHttpHeaders = { ...headers, ...extra }
-    if (String(h['cache-control'] ?? '').includes('immutable')) h['cache-control'] = 'private, no-cache'
-    return writeHead(status, h)
-  }) as typeof res.writeHead
+  await serveContent(c, req, res, resolved.content, access, { 'x-cdn-name': encodeURIComponent(name), 'x-cdn-generation': String(resolved.seq), 'x-cdn-name-from': resolved.from, 'content-location': `/c/${resolved.content}` })
 }

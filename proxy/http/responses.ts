@@ -12,7 +12,16 @@ export interface ContentHead {
   metadata: ContentMetadata
   /** the manifest's signed creation time, an ISO date: Last-Modified */
   createdAt?: string
+  /**
+   * Served under an address whose answer may change (a name): checked again
+   * on every use instead of cached for a year, with these headers added.
+   */
+  changing?: OutgoingHttpHeaders
 }
+
+/** An id names its bytes forever; `private` because a capability's key may be in the URL. */
+const FOREVER = 'private, max-age=31536000, immutable'
+const EACH_TIME = 'private, no-cache'
 
 /** RFC 6838 type/subtype with optional parameters; anything else (a publisher's typo or an injection attempt) is served as bytes. */
 const MEDIA_TYPE = /^[A-Za-z0-9][\w!#$&^.+-]{0,126}\/[A-Za-z0-9][\w!#$&^.+-]{0,126}(\s*;\s*[\w!#$&^.+-]+=("[^"\r\n]*"|[\w!#$&^.+-]+))*$/
@@ -39,8 +48,7 @@ export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
     'content-length': String(c.size),
     'accept-ranges': 'bytes',
     etag: `"${c.id}"`,
-    // The id names these exact bytes forever; `private` because a capability's key may be in the URL.
-    'cache-control': 'private, max-age=31536000, immutable',
+    'cache-control': c.changing == null ? FOREVER : EACH_TIME,
     'x-content-type-options': 'nosniff',
     // Published HTML must not run scripts on the proxy's origin (the dashboard lives there).
     'content-security-policy': 'sandbox',
@@ -50,7 +58,7 @@ export function contentHeaders (c: ContentHead): OutgoingHttpHeaders {
   if (c.metadata.name !== '') headers['content-disposition'] = contentDisposition(c.metadata.name)
   const modified = lastModified(c)
   if (modified != null) headers['last-modified'] = modified
-  return headers
+  return { ...headers, ...c.changing }
 }
 
 export function sendContentHead (res: ServerResponse, c: ContentHead): void {
@@ -89,8 +97,8 @@ export function sendPac (res: ServerResponse, pac: string): void {
   res.end(pac)
 }
 
-export function sendNotModified (res: ServerResponse, id: string): void {
-  res.writeHead(304, { etag: `"${id}"`, 'cache-control': 'private, max-age=31536000, immutable' })
+export function sendNotModified (res: ServerResponse, c: Pick<ContentHead, 'id' | 'changing'>): void {
+  res.writeHead(304, { etag: `"${c.id}"`, 'cache-control': c.changing == null ? FOREVER : EACH_TIME, ...c.changing })
   res.end()
 }
 
