@@ -68,12 +68,21 @@ export interface ManagerLinkInit {
   retryMinMs?: number
   /** default 30 s */
   retryMaxMs?: number
-  /**
-   * ms a heartbeat may take before the next manager is tried; default the
-   * heartbeat interval, within 2–15 s (a manager gone without a word must
-   * not hold the node past the pool's dead-node deadline)
-   */
+  /** ms a heartbeat may take before the next manager is tried; default `heartbeatCallTimeout` */
   heartbeatCallMs?: number
+}
+
+/**
+ * How long a heartbeat may take before the node gives up on that manager. A
+ * manager gone without a word (no connection reset) must not hold the node
+ * past the pool's dead-node deadline (3 intervals), even with another silent
+ * one next on the list: with several managers, half an interval within
+ * 1–15 s, so two silent managers and the retries between them still fit.
+ * With one manager there is nobody to move to, so a slow answer is given the
+ * whole interval, within 2–15 s.
+ */
+export function heartbeatCallTimeout (intervalMs: number, managers: number): number {
+  return managers > 1 ? Math.min(15_000, Math.max(1_000, intervalMs / 2)) : Math.min(15_000, Math.max(2_000, intervalMs))
 }
 
 /** The directory of a link given none: the manager the call reaches, whatever it says of its pool. */
@@ -223,7 +232,7 @@ export class ManagerLink {
     const r = this.c.report()
     const request: Heartbeat = { type: 'heartbeat', ...r }
     const manager = this.current()
-    const ms = this.init.heartbeatCallMs ?? Math.min(15_000, Math.max(2_000, interval))
+    const ms = this.init.heartbeatCallMs ?? heartbeatCallTimeout(interval, this.managers.targets().length)
     const ack = parseAck(checkReply(await callWithin(ms, signal, async (s) => await this.c.call(request, s, manager)), 'ack'))
     await this.managers.learn(ack, manager.peerId)
     if (!ack.known) return false

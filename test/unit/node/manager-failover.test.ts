@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert'
 import { silentLogger } from '../../../core/log.ts'
 import { signRecord, type ListedManager, type ManagerListBody } from '../../../core/signed-record.ts'
 import type { NodeToManager } from '../../../core/wire.ts'
-import { ManagerLink, type ManagerLinkComponents, type NodeReport } from '../../../node/manager-link.ts'
+import { heartbeatCallTimeout, ManagerLink, type ManagerLinkComponents, type NodeReport } from '../../../node/manager-link.ts'
 import { PoolManagers, type ManagerTarget } from '../../../node/pool-managers.ts'
 
 const logger = silentLogger()
@@ -188,6 +188,18 @@ test('the backoff grows per round over the list, not per manager tried', async (
     await link.stop()
   }
   assert.equal(calls.slice(1, 10), ['A:heartbeat', 'B:heartbeat', 'C:heartbeat', 'A:heartbeat', 'B:heartbeat', 'C:heartbeat', 'A:heartbeat', 'B:heartbeat', 'C:heartbeat'])
+})
+
+test('with several managers, two silent ones and the retries between them fit in the dead-node deadline; one manager keeps its whole interval', () => {
+  for (const interval of [5000, 10_000, 30_000]) {
+    const perSilent = heartbeatCallTimeout(interval, 3)
+    // The last good heartbeat up to an interval ago, two silent managers, two first retries of at most 500 ms each.
+    assert.ok(interval + 2 * perSilent + 2 * 500 < 3 * interval, `interval ${interval}: ${perSilent} ms per silent manager`)
+  }
+  assert.is(heartbeatCallTimeout(5000, 3), 2500)
+  assert.is(heartbeatCallTimeout(5000, 1), 5000)
+  assert.is(heartbeatCallTimeout(500, 1), 2000)
+  assert.is(heartbeatCallTimeout(60_000, 2), 15_000)
 })
 
 test.run()
