@@ -44,7 +44,8 @@ export class ContentLifecycle {
     return catalog.transaction(async () => {
       if (await catalog.getVisible(contentId) == null) throw new NotFoundError(`no content ${contentId}`)
       const byNode = new Map<string, string[]>()
-      for (const copy of await catalog.copiesOf(contentId)) {
+      // A blob another content holds on that node stays there: only this content's row goes.
+      for (const copy of await catalog.exclusiveCopiesOf(contentId)) {
         const list = byNode.get(copy.node) ?? []
         list.push(copy.cid)
         byNode.set(copy.node, list)

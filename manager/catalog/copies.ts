@@ -23,8 +23,19 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
     await this.s.setCopyState.run('confirmed', cid, node)
   }
 
+  /** The blob leaves the node: its rows go for every content that counted it there. */
   async removeCopy (cid: string, node: string): Promise<void> {
     await this.s.deleteCopy.run(cid, node)
+  }
+
+  /** Only `content`'s row goes: the blob stays on the node for the other contents that hold it there. */
+  async removeCopyFor (content: string, cid: string, node: string): Promise<void> {
+    await this.s.deleteCopyFor.run(content, cid, node)
+  }
+
+  /** True when another content than `content` holds `cid` on `node` (a chunk shared by generations of a name). */
+  async heldForOthers (content: string, cid: string, node: string): Promise<boolean> {
+    return (await this.s.heldForOthers.get(cid, node, content)) != null
   }
 
   /** Marks a confirmed copy suspect; false when there was no such copy. */
@@ -46,12 +57,26 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
     return as<CopyRow>(await this.s.copiesOf.all(content)).map(r => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
   }
 
-  /** State of the copy of `cid` on `node`, if the catalog has one. */
+  /**
+   * The copies of a content that no other content holds on the same node:
+   * what may leave the nodes when this content goes (a blob shared with
+   * another content stays, and only this content's row goes).
+   */
+  async exclusiveCopiesOf (content: string): Promise<CopyRow[]> {
+    return as<CopyRow>(await this.s.exclusiveCopiesOf.all(content, content)).map(r => ({ content: r.content, cid: r.cid, node: r.node, state: r.state }))
+  }
+
+  /** State of the copy of `cid` on `node`, for any content, the best first (confirmed, suspect, pending); undefined when none. */
   async copyState (cid: string, node: string): Promise<CopyState | undefined> {
     return one<{ state: CopyState }>(await this.s.copyState.get(cid, node))?.state
   }
 
-  /** Confirmed copies of `cid` on nodes that are not dead, other than `except`: what would remain if that copy went. */
+  /** State of `content`'s own copy of `cid` on `node`, if it has one. */
+  async copyStateFor (content: string, cid: string, node: string): Promise<CopyState | undefined> {
+    return one<{ state: CopyState }>(await this.s.copyStateFor.get(content, cid, node))?.state
+  }
+
+  /** Nodes not dead, other than `except`, with a confirmed copy of `cid` (for whichever content): what would remain if that copy went. */
   async healthyCopiesExcept (cid: string, except: string): Promise<number> {
     return Number(one<{ n: number }>(await this.s.healthyExcept.get(cid, except))!.n)
   }
@@ -136,18 +161,24 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
 const CHUNK_COUNTS = `SELECT ch.content AS content, ch.idx AS idx, c.replicas AS replicas, COALESCE(cc.n, 0) AS n
         FROM chunks ch
         JOIN contents c ON c.id = ch.content AND c.state = 'visible'
-        LEFT JOIN (SELECT cid, COUNT(*) AS n FROM counted_copies GROUP BY cid) cc ON cc.cid = ch.cid`
+        LEFT JOIN (SELECT cid, COUNT(DISTINCT node) AS n FROM counted_copies GROUP BY cid) cc ON cc.cid = ch.cid`
 
 function prepare (db: SqlEngine) {
   return {
     upsertCopy: db.prepare(`INSERT INTO copies (content, cid, node, state) VALUES (?, ?, ?, ?)
-      ON CONFLICT (cid, node) DO UPDATE SET state = excluded.state`),
+      ON CONFLICT (content, cid, node) DO UPDATE SET state = excluded.state`),
     setCopyState: db.prepare('UPDATE copies SET state = ? WHERE cid = ? AND node = ?'),
     deleteCopy: db.prepare('DELETE FROM copies WHERE cid = ? AND node = ?'),
+    deleteCopyFor: db.prepare('DELETE FROM copies WHERE content = ? AND cid = ? AND node = ?'),
+    heldForOthers: db.prepare('SELECT 1 FROM copies WHERE cid = ? AND node = ? AND content != ? LIMIT 1'),
     markSuspect: db.prepare("UPDATE copies SET state = 'suspect' WHERE cid = ? AND node = ? AND state = 'confirmed'"),
     copiesOf: db.prepare('SELECT content, cid, node, state FROM copies WHERE content = ?'),
-    copyState: db.prepare('SELECT state FROM copies WHERE cid = ? AND node = ?'),
-    healthyExcept: db.prepare('SELECT COUNT(*) AS n FROM counted_copies WHERE cid = ? AND node != ?'),
+    exclusiveCopiesOf: db.prepare(`SELECT cp.content, cp.cid, cp.node, cp.state FROM copies cp WHERE cp.content = ?
+      AND NOT EXISTS (SELECT 1 FROM copies o WHERE o.cid = cp.cid AND o.node = cp.node AND o.content != ?)`),
+    copyState: db.prepare(`SELECT state FROM copies WHERE cid = ? AND node = ?
+      ORDER BY CASE state WHEN 'confirmed' THEN 0 WHEN 'suspect' THEN 1 ELSE 2 END LIMIT 1`),
+    copyStateFor: db.prepare('SELECT state FROM copies WHERE content = ? AND cid = ? AND node = ?'),
+    healthyExcept: db.prepare('SELECT COUNT(DISTINCT node) AS n FROM counted_copies WHERE cid = ? AND node != ?'),
     holdsChunksOf: db.prepare('SELECT 1 FROM copies WHERE content = ? AND cid != ? AND node = ? LIMIT 1'),
     copyCounts: db.prepare(`SELECT content, MIN(n) AS min, MAX(n) AS max FROM (${CHUNK_COUNTS}) counts GROUP BY content`),
     visibleHolders: db.prepare(`SELECT DISTINCT cc.content AS content, cc.node AS node
@@ -168,13 +199,13 @@ function prepare (db: SqlEngine) {
       ORDER BY c.created_at, c.id, cp.node`),
     suspectPendingVisible: db.prepare(`UPDATE copies SET state = 'suspect' WHERE state = 'pending'
       AND content IN (SELECT id FROM contents WHERE state = 'visible')`),
-    holdings: db.prepare('SELECT node, COUNT(*) AS copies, COUNT(DISTINCT content) AS contents FROM copies GROUP BY node'),
+    holdings: db.prepare('SELECT node, COUNT(DISTINCT cid) AS copies, COUNT(DISTINCT content) AS contents FROM copies GROUP BY node'),
     replicationSummary: db.prepare(`SELECT COUNT(DISTINCT content) AS contents, COUNT(*) AS chunks, MIN(n) AS lowest,
         SUM(CASE WHEN n < ? THEN 1 ELSE 0 END) AS below_min, SUM(CASE WHEN n < replicas THEN 1 ELSE 0 END) AS below_base
       FROM (${CHUNK_COUNTS}) counts`),
     atRisk: db.prepare(`SELECT * FROM (
         SELECT cp.content AS content, cp.cid AS cid,
-          (SELECT COUNT(*) FROM counted_copies o WHERE o.cid = cp.cid AND o.node != cp.node) AS others
+          (SELECT COUNT(DISTINCT o.node) FROM counted_copies o WHERE o.cid = cp.cid AND o.node != cp.node) AS others
         FROM copies cp
         JOIN contents c ON c.id = cp.content AND c.state = 'visible'
         WHERE cp.node = ? AND cp.state IN ('confirmed', 'suspect')

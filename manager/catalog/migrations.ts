@@ -14,7 +14,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { SchemaTooNewError } from './errors.ts'
 import type { SqlEngine } from './engine.ts'
-import { POSTGRES_V1, POSTGRES_V2, POSTGRES_V3, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, SQLITE_V3, upgradeSqliteBaseline } from './schema.ts'
+import { POSTGRES_V1, POSTGRES_V2, POSTGRES_V3, POSTGRES_V4, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, upgradeSqliteBaseline } from './schema.ts'
 
 interface Migration {
   version: number
@@ -46,6 +46,11 @@ const MIGRATIONS: Migration[] = [
     version: 3,
     sqlite: db => { db.exec(SQLITE_V3) },
     postgres: async db => { await db.exec(POSTGRES_V3) }
+  },
+  {
+    version: 4,
+    sqlite: db => { db.exec(SQLITE_V4) },
+    postgres: async db => { await db.exec(POSTGRES_V4) }
   }
 ]
 

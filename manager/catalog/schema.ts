@@ -352,3 +352,39 @@ CREATE INDEX generations_by_content ON generations (content);
 
 export const SQLITE_V3 = V3_TABLES('INTEGER', 'TEXT', ' STRICT')
 export const POSTGRES_V3 = V3_TABLES('BIGINT', 'TEXT COLLATE "C"', '')
+
+/**
+ * Version 4: a blob may belong to several contents. A copy row now says
+ * "this node holds this blob for this content", keyed by all three, so two
+ * generations of a name that share a chunk each count the same physical
+ * copy. What counts toward the minimum is still one copy per node and blob
+ * (counted per distinct node), and a delete removes a blob from a node only
+ * when no other content holds it there.
+ */
+const COUNTED_COPIES = `CREATE VIEW counted_copies AS
+  SELECT cp.content AS content, cp.cid AS cid, cp.node AS node
+  FROM copies cp JOIN nodes nd ON nd.peer_id = cp.node AND nd.state != 'dead'
+  WHERE cp.state = 'confirmed';`
+
+export const SQLITE_V4 = `
+DROP VIEW counted_copies;
+CREATE TABLE copies_by_content_key (
+  content TEXT NOT NULL REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  cid TEXT NOT NULL,
+  node TEXT NOT NULL REFERENCES nodes (peer_id) ON DELETE CASCADE,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'suspect')),
+  PRIMARY KEY (content, cid, node)
+) STRICT;
+INSERT INTO copies_by_content_key (content, cid, node, state) SELECT content, cid, node, state FROM copies;
+DROP TABLE copies;
+ALTER TABLE copies_by_content_key RENAME TO copies;
+CREATE INDEX copies_by_node ON copies (node);
+CREATE INDEX copies_by_blob ON copies (cid, node);
+${COUNTED_COPIES}
+`
+
+export const POSTGRES_V4 = `
+ALTER TABLE copies DROP CONSTRAINT copies_pkey;
+ALTER TABLE copies ADD PRIMARY KEY (content, cid, node);
+CREATE INDEX copies_by_blob ON copies (cid, node);
+`

@@ -370,7 +370,8 @@ export class Publisher {
     try {
       const byNode = new Map<string, string[]>()
       const contents = new Set<string>()
-      for (const copy of await this.c.catalog.copiesOf(uploadId)) {
+      // A blob another content holds on that node stays there (only this upload's row goes).
+      for (const copy of await this.c.catalog.exclusiveCopiesOf(uploadId)) {
         const list = byNode.get(copy.node) ?? []
         list.push(copy.cid)
         byNode.set(copy.node, list)

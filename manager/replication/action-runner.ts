@@ -220,17 +220,25 @@ export class ActionRunner {
     const manifests = new Set<string>()
     const order: StoreOrder = { type: 'store', blobs: [], contents: [] }
     const skipped: CopyAction[] = []
+    const adopted: CopyAction[] = []
     await catalog.transaction(async () => {
       await this.c.fence?.()
       // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
       sent.length = 0
       skipped.length = 0
+      adopted.length = 0
       manifests.clear()
       order.blobs = []
       for (const a of job.actions) {
-        const state = await catalog.copyState(a.cid, target)
-        if (await catalog.getVisible(a.content) == null || state === 'confirmed' || state === 'pending') {
+        const own = await catalog.copyStateFor(a.content, a.cid, target)
+        if (await catalog.getVisible(a.content) == null || own === 'confirmed' || own === 'pending') {
           skipped.push(a)
+          continue
+        }
+        // The target already holds this blob for another content (a chunk two generations share): it counts here too, and nothing moves.
+        if (await catalog.copyState(a.cid, target) === 'confirmed') {
+          await catalog.addCopy(a.content, a.cid, target, 'confirmed')
+          adopted.push(a)
           continue
         }
         const sources = sourcesOf(a, nodes)
@@ -251,6 +259,7 @@ export class ActionRunner {
       }
     })
     for (const a of skipped) this.c.metrics?.onAction('copy', a.reason, 'skipped')
+    for (const a of adopted) this.c.metrics?.onAction('copy', a.reason, 'ok')
     if (sent.length === 0) return
     order.contents = [...manifests]
 

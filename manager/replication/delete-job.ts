@@ -31,15 +31,22 @@ export async function runDeleteJob (ctx: DeleteJobContext, job: DeleteJob, signa
   const blobs: string[] = []
   const contents = new Set<string>()
   const skipped: DeleteAction[] = []
+  const released: DeleteAction[] = []
   await catalog.transaction(async () => {
     await ctx.c.fence?.()
     // A transaction may run again (PostgreSQL, on a conflict): it starts from nothing each time.
-    for (const list of [removed, manifests, refused, blobs, skipped]) list.length = 0
+    for (const list of [removed, manifests, refused, blobs, skipped, released]) list.length = 0
     contents.clear()
     for (const a of job.actions) {
       const state = await catalog.copyState(a.cid, node)
       if (state == null || await catalog.getVisible(a.content) == null) {
         skipped.push(a)
+        continue
+      }
+      // A trimmed chunk another content still holds here stays on the node: this content just stops counting it.
+      if (a.reason === 'trim' && await catalog.heldForOthers(a.content, a.cid, node)) {
+        await catalog.removeCopyFor(a.content, a.cid, node)
+        released.push(a)
         continue
       }
       // Defence in depth: whatever the policy decided, never below the minimum.
@@ -68,6 +75,7 @@ export async function runDeleteJob (ctx: DeleteJobContext, job: DeleteJob, signa
     }
   })
   for (const a of skipped) ctx.c.metrics?.onAction('delete', a.reason, 'skipped')
+  for (const a of released) ctx.c.metrics?.onAction('delete', a.reason, 'ok')
   for (const r of refused) {
     ctx.c.metrics?.onAction('delete', r.action.reason, 'refused')
     ctx.log.warn({ node, chunk: r.action.cid, reason: r.action.reason, others: r.others, minCopies: ctx.minCopies }, 'delete refused: too few other confirmed copies')
