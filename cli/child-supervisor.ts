@@ -5,6 +5,7 @@
  * once it has stayed up a while. `--no-restart` turns this off, for those
  * who kill children on purpose (tests of the pool's repair).
  */
+import { open } from 'node:fs/promises'
 import { describeError } from '../core/errors.ts'
 import { stopChildren, type Child } from './local-network.ts'
 
@@ -49,6 +50,8 @@ export class ChildSupervisor {
         this.init.say(`${w.child.role} (pid ${String(proc.pid)}) exited cleanly; not restarted`)
         return
       }
+      // A child that failed on its own says why in its log's last line: shown, so the failure is not a mystery.
+      if (signal == null) void this.lastWords(w.child).then(words => { if (words != null) this.init.say(`  ${w.child.role}'s last log line: ${words}`) })
       if (!this.init.restart) {
         this.init.say(`${w.child.role} (pid ${String(proc.pid)}) exited: ${how}; not restarted (--no-restart)`)
         return
@@ -57,6 +60,24 @@ export class ChildSupervisor {
       this.init.say(`${w.child.role} (pid ${String(proc.pid)}) exited: ${how}; restarting in ${(w.delayMs / 1000).toFixed(0)} s`)
       this.schedule(w)
     })
+  }
+
+  /** The last line of a child's log, cut to a readable length (nothing when it has no log). */
+  private async lastWords (child: Child): Promise<string | undefined> {
+    if (child.logFile == null) return undefined
+    try {
+      const fh = await open(child.logFile, 'r')
+      try {
+        const { size } = await fh.stat()
+        const tail = Buffer.alloc(Math.min(size, 4096))
+        await fh.read(tail, 0, tail.length, size - tail.length)
+        return tail.toString('utf8').trimEnd().split('\n').at(-1)?.slice(0, 600)
+      } finally {
+        await fh.close()
+      }
+    } catch {
+      return undefined
+    }
   }
 
   private schedule (w: Watched): void {

@@ -51,6 +51,8 @@ export interface Child {
   role: string
   proc: ChildProcess
   info: Record<string, any>
+  /** where its stderr (its log) goes */
+  logFile?: string
   /** starts the same child again (same arguments, data and log file, some flags given other values), for the supervisor */
   again: (flags?: Record<string, string>) => Promise<Child>
 }
@@ -95,7 +97,7 @@ export async function startChild (role: string, args: string[], logFile: string,
       else resolve(info)
     })
   })
-  return { role, proc, info, again: async (flags = {}) => await startChild(role, withFlags(args, flags), logFile, timeout, opts) }
+  return { role, proc, info, logFile, again: async (flags = {}) => await startChild(role, withFlags(args, flags), logFile, timeout, opts) }
 }
 
 function childFailure (role: string, error: Record<string, any>, logFile: string, portFlags: PortFlags): CdnError {
