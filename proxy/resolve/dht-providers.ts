@@ -28,6 +28,9 @@ export interface DhtProviderFinderComponents {
   logger: Logger
 }
 
+/** ms before a search that found nobody is tried once more */
+const RETRY_PAUSE_MS = 250
+
 /**
  * Finds the nodes providing a content id in the DHT and turns their provider
  * records into data-plane addresses: nodes announce their HTTP address as an
@@ -60,6 +63,20 @@ export class DhtProviderFinder implements ProviderFinder {
       return
     }
     const seen = new Set<string>()
+    yield * this.search(cid, seen, options)
+    // A search right after a peer vanished can end at once on its stale routing entries; one more pass, a
+    // moment later, asks the peers that are still there before the content is declared unfound.
+    if (seen.size === 0 && !options.signal.aborted) {
+      try {
+        await raceSignal(new Promise(resolve => setTimeout(resolve, RETRY_PAUSE_MS)), options.signal)
+      } catch {
+        return
+      }
+      yield * this.search(cid, seen, options)
+    }
+  }
+
+  private async * search (cid: CID, seen: Set<string>, options: { signal: AbortSignal }): AsyncIterable<SourceAddress> {
     for await (const provider of this.host.contentRouting.findProviders(cid, { signal: options.signal })) {
       const id = provider.id.toString()
       if (seen.has(id)) continue

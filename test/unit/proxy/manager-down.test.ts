@@ -97,6 +97,9 @@ test('a proxy started with the manager up keeps finding providers after the mana
     await eventually(() => (proxy.nodeList.state?.nodes ?? 0) >= ctx.nodes.length, 'the signed node list')
     // Nothing is looked up through the manager meanwhile: only joining the DHT can have taught the proxy about the nodes.
     await eventually(() => routingTableSize(proxy.host) >= 1 + ctx.nodeHosts.length, 'the nodes in the routing table')
+    // Joined, not just told about: the join's lookup has dialled the nodes, so the DHT is reachable without the manager
+    // (peers only named by the manager's answer, not yet dialled, could be lost with it).
+    await eventually(() => ctx.nodeHosts.every(h => proxy.host.getConnections().some(conn => conn.remotePeer.equals(h.peerId))), 'the nodes dialled')
     await ctx.managerHost.stop()
     await ctx.manager.close()
     // Never resolved before: the manifest, like the chunks, comes from nodes found through the DHT.
