@@ -16,6 +16,8 @@ import { UpstreamError } from '../../../core/errors.ts'
 import { chunkCid, manifestCid } from '../../../core/ids.ts'
 import type { DeleteOrder, Deleted, StoreOrder, Stored } from '../../../core/wire.ts'
 import { Catalog } from '../../../manager/catalog/catalog.ts'
+import { silentLogger } from '../../../core/log.ts'
+import { ActionRunner, type ActionOutcome } from '../../../manager/replication/action-runner.ts'
 import type { SqlEngine } from '../../../manager/catalog/engine.ts'
 import { freshLocation, openTracked, type EngineName } from '../../support/catalog-engines.ts'
 import type { NodeClient, OrderOptions } from '../../../manager/nodes/node-client.ts'
@@ -171,4 +173,15 @@ export async function confirmedLive (catalog: Catalog, cid: string): Promise<str
   const live = new Set((await catalog.listNodes()).filter(n => n.state !== 'dead').map(n => n.peerId))
   return (await dbOf.get(catalog)!.prepare("SELECT node FROM copies WHERE cid = ? AND state = 'confirmed'").all(cid) as Array<{ node: string }>)
     .map(r => r.node).filter(n => live.has(n))
+}
+
+/** An action runner on the pool's catalog and nodes (min copies 2), each action's outcome noted as `kind:reason:outcome`. */
+export function poolRunner (pool: TestPool, outcomes: string[] = []): ActionRunner {
+  return new ActionRunner({
+    catalog: pool.catalog,
+    nodes: pool.nodes,
+    manifestUrl: id => `${MANAGER_URL}/manifest/${id}`,
+    logger: silentLogger(),
+    metrics: { onAction: (kind, reason, outcome: ActionOutcome) => { outcomes.push(`${kind}:${reason}:${outcome}`) }, onBytesMoved: () => {} }
+  }, { minCopies: 2 })
 }

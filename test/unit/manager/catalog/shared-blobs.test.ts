@@ -7,14 +7,12 @@
 import { randomBytes } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { silentLogger } from '../../../../core/log.ts'
 import { chunkCid, manifestCid } from '../../../../core/ids.ts'
 import { ContentLifecycle } from '../../../../manager/catalog/content-lifecycle.ts'
 import { KeyCustody } from '../../../../manager/catalog/key-custody.ts'
 import { KeySealer } from '../../../../manager/catalog/key-sealing.ts'
-import { ActionRunner, type ActionOutcome } from '../../../../manager/replication/action-runner.ts'
 import { closeEngines, ENGINES } from '../../../support/catalog-engines.ts'
-import { makePool, MANAGER_URL, type TestPool } from '../pool-fixture.ts'
+import { makePool, poolRunner, type TestPool } from '../pool-fixture.ts'
 
 test.after(closeEngines)
 
@@ -39,15 +37,7 @@ async function sharingContent (pool: TestPool, shared: string, holders: number[]
   return { id, chunks }
 }
 
-function runner (pool: TestPool, outcomes: string[]): ActionRunner {
-  return new ActionRunner({
-    catalog: pool.catalog,
-    nodes: pool.nodes,
-    manifestUrl: id => `${MANAGER_URL}/manifest/${id}`,
-    logger: silentLogger(),
-    metrics: { onAction: (kind, reason, outcome: ActionOutcome) => { outcomes.push(`${kind}:${reason}:${outcome}`) }, onBytesMoved: () => {} }
-  }, { minCopies: 2 })
-}
+const runner = poolRunner
 
 for (const engine of ENGINES) {
   test(`a shared blob counts once per node, for each content that holds it [${engine}]`, async () => {

@@ -1,19 +1,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { silentLogger } from '../../../../core/log.ts'
-import { ActionRunner, type ActionOutcome } from '../../../../manager/replication/action-runner.ts'
 import type { CopyAction, DeleteAction } from '../../../../manager/replication/replication-policy.ts'
-import { confirmedLive, makePool, MANAGER_URL, type TestPool } from '../pool-fixture.ts'
+import { confirmedLive, makePool, MANAGER_URL, poolRunner, type TestPool } from '../pool-fixture.ts'
 
-function runner (pool: TestPool, outcomes: string[] = []): ActionRunner {
-  return new ActionRunner({
-    catalog: pool.catalog,
-    nodes: pool.nodes,
-    manifestUrl: id => `${MANAGER_URL}/manifest/${id}`,
-    logger: silentLogger(),
-    metrics: { onAction: (kind, reason, outcome: ActionOutcome) => { outcomes.push(`${kind}:${reason}:${outcome}`) }, onBytesMoved: () => {} }
-  }, { minCopies: 2 })
-}
+const runner = poolRunner
 
 function copy (content: string, cid: string, from: string[], to: string, reason: CopyAction['reason'] = 'repair'): CopyAction {
   return { kind: 'copy', reason, content, cid, size: 1024, from, to }
