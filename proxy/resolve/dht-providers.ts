@@ -28,8 +28,9 @@ export interface DhtProviderFinderComponents {
   logger: Logger
 }
 
-/** ms before a search that found nobody is tried once more */
+/** ms before a search that found nobody is tried again (doubling each time), and how many searches at most */
 const RETRY_PAUSE_MS = 250
+const MAX_SEARCHES = 5
 
 /**
  * Finds the nodes providing a content id in the DHT and turns their provider
@@ -63,14 +64,15 @@ export class DhtProviderFinder implements ProviderFinder {
       return
     }
     const seen = new Set<string>()
-    yield * this.search(cid, seen, options)
-    // A search right after a peer vanished can end at once on its stale routing entries; one more pass, a
-    // moment later, asks the peers that are still there before the content is declared unfound.
-    if (seen.size === 0 && !options.signal.aborted) {
-      try {
-        await raceSignal(new Promise(resolve => setTimeout(resolve, RETRY_PAUSE_MS)), options.signal)
-      } catch {
-        return
+    // A search right after a peer vanished can end at once on its stale routing entries: while nobody is
+    // found, search again after a pause that doubles, until the caller's deadline or MAX_SEARCHES.
+    for (let pass = 0; pass < MAX_SEARCHES && seen.size === 0 && !options.signal.aborted; pass++) {
+      if (pass > 0) {
+        try {
+          await raceSignal(new Promise(resolve => setTimeout(resolve, RETRY_PAUSE_MS * 2 ** (pass - 1))), options.signal)
+        } catch {
+          return
+        }
       }
       yield * this.search(cid, seen, options)
     }
