@@ -32,7 +32,8 @@ function checkKey (key: Uint8Array): void {
   if (key.length !== KEY_BYTES) throw new BadInputError(`content key must be ${KEY_BYTES} bytes`)
 }
 
-function seal (key: Uint8Array, nonce: Buffer, plaintext: Uint8Array): Uint8Array {
+/** AES-256-GCM under a nonce the caller guarantees is never reused with this key for other bytes. */
+export function sealWithNonce (key: Uint8Array, nonce: Buffer, plaintext: Uint8Array): Uint8Array {
   checkKey(key)
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES)
@@ -42,7 +43,7 @@ function seal (key: Uint8Array, nonce: Buffer, plaintext: Uint8Array): Uint8Arra
   return out
 }
 
-function open (key: Uint8Array, nonce: Buffer, blob: Uint8Array): Uint8Array {
+export function openWithNonce (key: Uint8Array, nonce: Buffer, blob: Uint8Array): Uint8Array {
   checkKey(key)
   if (blob.length < TAG_BYTES) throw new DecryptError('blob is shorter than its authentication tag')
   const decipher = createDecipheriv('aes-256-gcm', key, nonce)
@@ -58,20 +59,20 @@ function open (key: Uint8Array, nonce: Buffer, blob: Uint8Array): Uint8Array {
 
 /** Encrypts chunk `index` of a content: ciphertext followed by the 16-byte GCM tag. */
 export function encryptChunk (key: Uint8Array, index: number, plaintext: Uint8Array): Uint8Array {
-  return seal(key, chunkNonce(index), plaintext)
+  return sealWithNonce(key, chunkNonce(index), plaintext)
 }
 
 /** Decrypts and authenticates chunk `index`; throws DecryptError on a wrong key, index or tampered blob. */
 export function decryptChunk (key: Uint8Array, index: number, blob: Uint8Array): Uint8Array {
-  return open(key, chunkNonce(index), blob)
+  return openWithNonce(key, chunkNonce(index), blob)
 }
 
 export function encryptMetadata (key: Uint8Array, plaintext: Uint8Array): Uint8Array {
-  return seal(key, metadataNonce(), plaintext)
+  return sealWithNonce(key, metadataNonce(), plaintext)
 }
 
 export function decryptMetadata (key: Uint8Array, blob: Uint8Array): Uint8Array {
-  return open(key, metadataNonce(), blob)
+  return openWithNonce(key, metadataNonce(), blob)
 }
 
 /** Keys travel in URLs and JSON as base64url. */

@@ -9,7 +9,10 @@ import { manifestCid, parseBlobId } from './ids.ts'
 export const MANIFEST_VERSION = 1
 /** Chunks of varying size (content-defined): `offsets` says where each starts. */
 export const MANIFEST_VERSION_OFFSETS = 2
+/** Chunks of a name, each under its own derived key (core/chunk-keys.ts): `keys` holds them, sealed under the content key. */
+export const MANIFEST_VERSION_KEYS = 3
 export const CIPHER = 'aes-256-gcm/index-nonce'
+export const CIPHER_DERIVED = 'aes-256-gcm/derived-keys'
 /** Signatures cover this prefix too, so a manifest signature can never be replayed as another message. */
 const SIGNING_DOMAIN = new TextEncoder().encode('cdn-manifest-v1\n')
 /** 4 GiB of 1 MiB chunks is 4096 ids (~250 KB); this bound admits ~1 TiB and still rejects garbage. */
@@ -22,8 +25,10 @@ export interface ManifestBody {
   /** v1: every chunk's size (the last may be short); v2: the largest a chunk may be (readers size buffers by it) */
   chunkSize: number
   chunks: string[]
-  /** v2 only: the start byte of each chunk, increasing, the first 0 */
+  /** v2 and v3: the start byte of each chunk, increasing, the first 0 */
   offsets?: number[]
+  /** v3 only: base64 of the chunk keys, in chunk order, sealed under the content key */
+  keys?: string
   createdAt: string
   publisher: string
   cipher: string
@@ -59,7 +64,8 @@ function bodyBytes (b: ManifestBody): Uint8Array {
     size: b.size,
     chunkSize: b.chunkSize,
     chunks: b.chunks,
-    ...(b.v === MANIFEST_VERSION_OFFSETS ? { offsets: b.offsets } : {}),
+    ...(b.v !== MANIFEST_VERSION ? { offsets: b.offsets } : {}),
+    ...(b.v === MANIFEST_VERSION_KEYS ? { keys: b.keys } : {}),
     createdAt: b.createdAt,
     publisher: b.publisher,
     cipher: b.cipher,
@@ -89,17 +95,23 @@ function fixedLayout (offsets: readonly number[], chunkSize: number): boolean {
   return offsets.every((o, i) => o === i * chunkSize)
 }
 
+/** The version and cipher a body's fields call for. */
+function versionOf (body: Omit<ManifestBody, 'signer' | 'v' | 'cipher'>): Pick<ManifestBody, 'v' | 'cipher'> {
+  if (body.keys != null) return { v: MANIFEST_VERSION_KEYS, cipher: CIPHER_DERIVED }
+  const variable = body.offsets != null && !fixedLayout(body.offsets, body.chunkSize)
+  return { v: variable ? MANIFEST_VERSION_OFFSETS : MANIFEST_VERSION, cipher: CIPHER }
+}
+
 /**
- * Signs a manifest. Given `offsets`, it is a v2 manifest unless the chunks
+ * Signs a manifest. Given `keys`, it is a v3 manifest (with `offsets`, which
+ * it then needs). Given `offsets` alone, it is a v2 manifest unless the chunks
  * happen to be laid out as fixed-size ones, which stay v1: same bytes, same
  * content id as ever.
  */
 export async function signManifest (body: Omit<ManifestBody, 'signer' | 'v' | 'cipher'>, key: PrivateKey, signer: string): Promise<SignedManifest> {
-  const { offsets, ...rest } = body
-  const variable = offsets != null && !fixedLayout(offsets, body.chunkSize)
-  const full: ManifestBody = variable
-    ? { v: MANIFEST_VERSION_OFFSETS, cipher: CIPHER, ...rest, offsets, signer }
-    : { v: MANIFEST_VERSION, cipher: CIPHER, ...rest, signer }
+  const { offsets, keys, ...rest } = body
+  const { v, cipher } = versionOf(body)
+  const full: ManifestBody = { v, cipher, ...rest, ...(v !== MANIFEST_VERSION ? { offsets } : {}), ...(keys != null ? { keys } : {}), signer }
   checkLayout(full)
   const sig = await key.sign(bodyBytes(full))
   const manifest: Manifest = { ...full, sig: Buffer.from(sig).toString('base64') }
@@ -122,14 +134,15 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
     throw new BadInputError('invalid manifest: not JSON', { cause: err })
   }
   if (m == null || typeof m !== 'object') throw new BadInputError('invalid manifest: not an object')
-  field(m.v === MANIFEST_VERSION || m.v === MANIFEST_VERSION_OFFSETS, 'v', 0)
+  field(m.v === MANIFEST_VERSION || m.v === MANIFEST_VERSION_OFFSETS || m.v === MANIFEST_VERSION_KEYS, 'v', 0)
   field(Number.isSafeInteger(m.size) && m.size >= 0, 'size', 0)
   field(Number.isSafeInteger(m.chunkSize) && m.chunkSize > 0, 'chunkSize', 0)
   field(Array.isArray(m.chunks), 'chunks', 0)
   checkLayout(m)
   for (const c of m.chunks) parseBlobId(c)
   for (const k of ['createdAt', 'publisher', 'cipher', 'meta', 'signer', 'sig']) field(typeof m[k] === 'string', k, 0)
-  field(m.cipher === CIPHER, 'cipher', 0)
+  field(m.cipher === (m.v === MANIFEST_VERSION_KEYS ? CIPHER_DERIVED : CIPHER), 'cipher', 0)
+  field(m.v === MANIFEST_VERSION_KEYS ? typeof m.keys === 'string' : m.keys === undefined, 'keys', 0)
   return m as Manifest
 }
 
@@ -155,7 +168,7 @@ export async function verifyManifest (m: Manifest, trusted?: string[]): Promise<
 
 /**
  * Checks that the chunks tile the content: v1, ⌈size / chunkSize⌉ of them;
- * v2, one offset per chunk, from 0, increasing, within `size`, no chunk
+ * v2 and v3, one offset per chunk, from 0, increasing, within `size`, no chunk
  * longer than `chunkSize`.
  */
 function checkLayout (m: Pick<ManifestBody, 'v' | 'size' | 'chunkSize' | 'chunks' | 'offsets'>): void {

@@ -1,4 +1,4 @@
-import { decryptChunk } from '../../core/chunk-crypto.ts'
+import { chunkOpener, type ChunkOpener } from '../../core/chunk-opener.ts'
 import { describeError, NoSourceError } from '../../core/errors.ts'
 import { AttemptRunner } from './attempt-runner.ts'
 import { ChunkRounds } from './chunk-rounds.ts'
@@ -44,6 +44,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
   private readonly signal?: AbortSignal
   private readonly onProgress?: (progress: Progress) => void
   private readonly chunks: ChunkTable
+  private readonly openChunk: ChunkOpener
   private readonly view: HolderView
   private readonly looks: FreshLooks
   private readonly flights = new Flights()
@@ -68,6 +69,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
     this.c = components
     this.content = content
     this.chunks = new ChunkTable(content.manifest)
+    this.openChunk = chunkOpener(content.manifest, content.key)
     const chunks = this.chunks.count
     this.o = readerOptions(init, components.cache != null)
     this.position = Math.max(0, Math.min(this.o.startChunk, chunks))
@@ -378,7 +380,7 @@ export class ContentReader implements AsyncIterableIterator<Uint8Array> {
       return
     }
     // The hash matched, so these are the publisher's bytes: a failure here is a wrong key, and no other source can fix it.
-    const plain = decryptChunk(this.content.key, a.index, blob)
+    const plain = this.openChunk(a.index, blob)
     this.ready.put(a, plain)
     this.notify()
   }
