@@ -231,7 +231,8 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       logger: log.child({ part: 'publish' }),
       shutdown: shutdown.signal,
       onPublished: bytes => { metrics.bytesPublished.inc(bytes) },
-      onReceived: bytes => { metrics.bytesReceived.inc(bytes) }
+      onReceived: bytes => { metrics.bytesReceived.inc(bytes) },
+      lineage
     }, {
       replicas: config.replicas,
       chunkSize: config.chunkSize,
@@ -332,7 +333,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       }),
       reports,
       nodeList: async () => await nodeList.current(),
-      names: { store: names, service: new NameService({ names, deleter, signer: pool, logger: log.child({ part: 'names' }) }) },
+      names: { store: names, service: new NameService({ names, lineage, deleter, signer: pool, logger: log.child({ part: 'names' }) }) },
       sessions: { publisher: sessionPublisher, maxChunkBytes },
       logger: log.child({ part: 'api' })
     }

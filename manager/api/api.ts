@@ -128,10 +128,11 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       const who = await c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
       const named = await c.names?.service.beforePublish(req.headers, who)
-      const result = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal })
+      const lineage = named?.lineageKey != null ? { name: named.name, key: named.lineageKey } : undefined
+      const { added, ...result } = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal, lineage })
       await durable()
       // Once the content is visible: a generation is appended, and older ones beyond keep deleted.
-      const generation = named == null ? undefined : await c.names?.service.afterPublish(named, result, who)
+      const generation = named == null ? undefined : await c.names?.service.afterPublish(named, { ...result, added }, who)
       if (generation != null) await durable()
       c.metrics.publishes.inc({ outcome: 'ok' })
       sendJson(res, 201, { ...result, private: h.private, ...generation })

@@ -13,6 +13,7 @@ import { parseName } from '../../core/names.ts'
 import { signRecord, type NameRecordBody } from '../../core/signed-record.ts'
 import type { Principal } from '../catalog/tokens.ts'
 import type { GenerationRow, NameStore } from '../catalog/names.ts'
+import type { LineageStore } from '../catalog/lineage.ts'
 import type { ContentDeleter } from '../publish/delete.ts'
 import { intHeader, singleHeader } from './wire.ts'
 
@@ -23,6 +24,8 @@ export const MAX_KEEP = 1_000_000
 
 export interface NameServiceComponents {
   names: NameStore
+  /** the names' lineage keys: a publish under a name claims it (and its key) before a byte is read */
+  lineage?: Pick<LineageStore, 'claim'>
   deleter: Pick<ContentDeleter, 'delete'>
   /** the pool's identity, which signs name records */
   signer: { privateKey: PrivateKey, peerId: string }
@@ -35,6 +38,8 @@ export interface NameServiceComponents {
 export interface NamedPublish {
   name: string
   keep?: number
+  /** the name's lineage key, when the name was claimed */
+  lineageKey?: Uint8Array
 }
 
 export interface SignedName {
@@ -82,6 +87,7 @@ export class NameService {
     }
     const name = parseName(decoded)
     if (keep != null && (keep < 1 || keep > MAX_KEEP)) throw new BadInputError(`x-cdn-keep must be from 1 to ${MAX_KEEP}`)
+    if (this.c.lineage != null) return { name, keep, lineageKey: await this.c.lineage.claim(name, who.id, mayAppend(who), this.now()) }
     const found = await this.c.names.get(name)
     if (found != null && !mayAppend(who)(found.owner)) throw new ForbiddenError(`the name ${name} belongs to another publisher`)
     return { name, keep }
@@ -93,10 +99,10 @@ export class NameService {
    * the name meanwhile, the content just published is deleted and the
    * publish refused (403): nothing is left behind that nobody asked for.
    */
-  async afterPublish (named: NamedPublish, content: { id: string, size: number, uploadedBytes?: number }, who: Principal): Promise<{ name: string, seq: number, pruned: number }> {
+  async afterPublish (named: Pick<NamedPublish, 'name' | 'keep'>, content: { id: string, size: number, added?: number }, who: Principal): Promise<{ name: string, seq: number, pruned: number }> {
     let appended
     try {
-      appended = await this.c.names.append({ name: named.name, by: who.id, mayAppend: mayAppend(who), content: content.id, size: content.size, added: content.uploadedBytes, keep: named.keep, now: this.now() })
+      appended = await this.c.names.append({ name: named.name, by: who.id, mayAppend: mayAppend(who), content: content.id, size: content.size, added: content.added, keep: named.keep, now: this.now() })
     } catch (err) {
       if (err instanceof ForbiddenError) await this.c.deleter.delete(content.id, who.id)
       throw err

@@ -99,7 +99,7 @@ export function uploadRoutes (c: UploadRoutesComponents): Array<{ pattern: RegEx
       const { keep, ...result } = await c.sessions.commit(name, upload, who)
       await c.catalog.sync()
       // Once the content is visible: a generation is appended, and older ones beyond keep deleted.
-      const generation = await c.service.afterPublish({ name, keep }, result, who)
+      const generation = await c.service.afterPublish({ name, keep }, { ...result, added: result.uploadedBytes }, who)
       await c.catalog.sync()
       c.metrics.publishes.inc({ outcome: 'ok' })
       sendJson(res, 201, { ...result, ...generation })

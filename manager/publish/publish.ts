@@ -34,6 +34,8 @@ import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
 import { sendDeletes } from '../orders/delete-orders.ts'
 import { storeManifest } from './manifest-store.ts'
+import { NamedChunks } from './named-chunks.ts'
+import type { LineageStore } from '../catalog/lineage.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { freeBytes, type PlacementCandidate } from '../replication/placement.ts'
 import type { Staging } from './staging.ts'
@@ -60,8 +62,10 @@ export interface PublishComponents {
   /** aborted when the manager stops */
   shutdown: AbortSignal
   onPublished?: (bytes: number) => void
-  /** told of every upload body byte read, published or not (what publishers send: differential uploads will send less) */
+  /** told of every upload body byte read, published or not (what publishers send: differential uploads send less) */
   onReceived?: (bytes: number) => void
+  /** the names' lineages: a publish under a name stores only the chunks the name does not hold yet */
+  lineage?: Pick<LineageStore, 'lookup' | 'record'>
 }
 
 export interface PublishInit {
@@ -108,6 +112,8 @@ export interface PublishRequest {
   ttlSeconds?: number
   /** aborted when the client goes away */
   signal?: AbortSignal
+  /** a publish under a name (its lineage key, claimed before the body is read): chunks are keyed by content and deduplicated within the name */
+  lineage?: { name: string, key: Uint8Array }
 }
 
 export interface PublishResult {
@@ -119,6 +125,8 @@ export interface PublishResult {
   key: string
   /** ISO time the content expires, when published with a TTL */
   expiresAt?: string
+  /** bytes of the chunks this publish stored; under a name, those it did not already hold */
+  added: number
 }
 
 const { replicas, chunkSize, maxUploadBytes, uploadTimeoutMs, blobsPerOrder, ordersInFlight, orderTimeoutMs, cleanupTimeoutMs } = MANAGER_DEFAULTS
@@ -179,7 +187,8 @@ export class Publisher {
   /** The request's chunking: an explicit chunk size means fixed chunks, and cannot go with 'cdc'. */
   private chunkingOf (req: PublishRequest): Chunking {
     if (req.chunking === 'cdc' && req.chunkSize != null) throw new BadInputError('a chunk size applies to fixed chunking only; content-defined chunking sets its own sizes')
-    const mode = req.chunking ?? (req.chunkSize != null ? 'fixed' : this.chunking)
+    // Under a name, chunks cut by content are what lets an edited file share the rest with its previous generation.
+    const mode = req.chunking ?? (req.chunkSize != null ? 'fixed' : req.lineage != null ? 'cdc' : this.chunking)
     if (mode === 'cdc') return { kind: 'cdc', sizes: this.cdcSizes }
     return { kind: 'fixed', chunkSize: checkInt('chunk size', req.chunkSize ?? this.chunkSize, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE) }
   }
@@ -230,6 +239,8 @@ export class Publisher {
       // ---- chunks --------------------------------------------------------
       const chunkIds: string[] = []
       const offsets: number[] = []
+      const named = req.lineage != null ? new NamedChunks(req.lineage, uploadId, replicas) : undefined
+      let added = 0
       const chunks = chunksOf(readBody(req.body, signal), chunking, { maxBytes: this.maxUploadBytes })
       let step = await chunks.next()
       while (step.done !== true) {
@@ -237,12 +248,17 @@ export class Publisher {
         this.c.onReceived?.(bytes.length)
         if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
         offsets.push(step.value.offset ?? index * chunkSize)
-        const { cid, size } = await this.stageChunk(key, index, bytes)
-        const id = cid.toString()
-        staged.add(id)
-        await this.c.catalog.addChunk(uploadId, index, id, size)
+        const held = named != null ? await named.held(this.c, bytes) : undefined
+        let id = held
+        if (id == null) {
+          const { cid, size } = named != null ? await this.stageNamed(named, bytes) : await this.stageChunk(key, index, bytes)
+          id = cid.toString()
+          staged.add(id)
+          await dispatcher.add(cid, size)
+          added += bytes.length
+        }
+        await this.c.catalog.addChunk(uploadId, index, id, bytes.length + TAG_BYTES)
         chunkIds.push(id)
-        await dispatcher.add(cid, size)
         step = await chunks.next()
       }
       const size = step.value
@@ -250,6 +266,7 @@ export class Publisher {
         throw new BadInputError(`upload truncated: received ${size} of ${req.length} announced bytes`)
       }
       await dispatcher.finish()
+      await named?.record(this.c)
 
       // ---- manifest ------------------------------------------------------
       const signed = await signManifest({
@@ -257,14 +274,17 @@ export class Publisher {
         chunkSize,
         chunks: chunkIds,
         // Content-defined chunks that all came out full-size still make a version 1 manifest.
-        ...(chunking.kind === 'cdc' ? { offsets } : {}),
+        ...(chunking.kind === 'cdc' || named != null ? { offsets } : {}),
+        ...(named != null ? { keys: named.sealedKeys(key) } : {}),
         createdAt,
         publisher: req.publisher,
         meta: sealMetadata(key, { name: req.name, type: req.type })
       }, this.c.signer.privateKey, this.c.signer.peerId)
       const contentId = signed.id.toString()
       signal.throwIfAborted()
-      const holders = await storeManifest(this.c, { upload: uploadId, signed, holders: dispatcher.holders(), replicas, signal: orderSignal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
+      // Under a name, holders of chunks it already had hold this content too.
+      const chunkHolders = named != null ? new Set((await this.c.catalog.copiesOf(uploadId)).filter(r => r.state === 'confirmed').map(r => r.node)) : dispatcher.holders()
+      const holders = await storeManifest(this.c, { upload: uploadId, signed, holders: chunkHolders, replicas, signal: orderSignal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
 
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
@@ -273,7 +293,7 @@ export class Publisher {
         { size, chunks: chunkIds.length, replicas, publisher: req.publisher, nodes: holders.length, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })
       this.c.onPublished?.(size)
       log.info({ content: contentId, size, chunks: chunkIds.length, nodes: holders.length }, 'content published')
-      return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key), ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) }
+      return { id: contentId, size, chunks: chunkIds.length, replicas, key: encodeKey(key), added, ...(expiresAt != null ? { expiresAt: new Date(expiresAt).toISOString() } : {}) }
     } catch (thrown) {
       const err = this.explain(thrown, { deadline, request: req.signal })
       await dispatcher.settle(err)
@@ -302,6 +322,13 @@ export class Publisher {
     if (length != null && free < length * replicas) {
       throw new CapacityError(`${replicas} copies of ${length} bytes need more than the ${free} bytes free in the pool`)
     }
+  }
+
+  /** Encrypts a chunk of a name under its derived key and stages it. */
+  private async stageNamed (named: NamedChunks, bytes: Uint8Array): Promise<{ cid: CID, size: number }> {
+    const { blob, cid } = named.encrypt(bytes)
+    await this.c.staging.put(cid.toString(), blob)
+    return { cid, size: blob.length }
   }
 
   /** Encrypts and stages one chunk; the ciphertext is garbage as soon as staging has copied it. */

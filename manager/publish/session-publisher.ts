@@ -32,6 +32,7 @@ import type { NodeClient } from '../nodes/node-client.ts'
 import type { PlacementCandidate } from '../replication/placement.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import { storeManifest } from './manifest-store.ts'
+import { adoptHeldChunks, type HeldChunks } from './held-chunks.ts'
 import { readExactly } from './read-body.ts'
 import type { Staging } from './staging.ts'
 
@@ -282,31 +283,8 @@ export class SessionPublisher {
     return upload
   }
 
-  /**
-   * Which planned chunks the name holds with R confirmed copies, and their
-   * blobs; each held one gains copy rows for this upload in the same breath,
-   * so deleting an older generation from now on spares it.
-   */
-  private async resolve (name: string, upload: string, tags: readonly string[], replicas: number): Promise<{ missing: number[], cids: string[] }> {
-    const known = await this.c.lineage.lookup(name, tags)
-    const holders = await this.c.catalog.countedHolders([...known.values()].map(k => k.cid))
-    const missing: number[] = []
-    const cids: string[] = []
-    const adopt = new Map<string, string[]>()
-    tags.forEach((tag, i) => {
-      const k = known.get(tag)
-      const nodes = k == null ? [] : holders.get(k.cid) ?? []
-      if (k == null || nodes.length < replicas) {
-        missing.push(i)
-        return
-      }
-      cids.push(k.cid)
-      adopt.set(k.cid, nodes)
-    })
-    await this.c.catalog.transaction(async () => {
-      for (const [cid, nodes] of adopt) for (const node of nodes) await this.c.catalog.addCopy(upload, cid, node, 'confirmed')
-    })
-    return { missing, cids }
+  private async resolve (name: string, upload: string, tags: readonly string[], replicas: number): Promise<HeldChunks> {
+    return await adoptHeldChunks(this.c, name, upload, tags, replicas)
   }
 
   private async held (name: string, upload: string, tag: string, replicas: number): Promise<boolean> {

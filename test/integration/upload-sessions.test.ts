@@ -137,4 +137,30 @@ test('another publisher is refused the name before sending anything; bad plans g
   assert.is(unknown.status, 404)
 })
 
+test('a publish streamed under a name (x-cdn-publish-name) stores only the chunks the name lacks', async () => {
+  const name = 'streams/same.bin'
+  const body = randomBytes(3 * 1024 * KiB + 123)
+  const stream = async (bytes: Buffer): Promise<Call> => {
+    const res = await fetch(`${net.manager}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${net.token}`, 'x-cdn-publish-name': encodeURIComponent(name), 'x-cdn-replicas': '2', 'content-type': 'application/octet-stream' },
+      body: bytes as unknown as BodyInit,
+      signal: AbortSignal.timeout(120_000)
+    })
+    return { status: res.status, body: await res.json() }
+  }
+  const first = await stream(body)
+  assert.is(first.status, 201, JSON.stringify(first.body))
+  const stored = await chunkBlobsOnNodes()
+  const second = await stream(body)
+  assert.is(second.status, 201, JSON.stringify(second.body))
+  assert.is(second.body.seq, 2)
+  assert.is.not(second.body.id, first.body.id, 'a generation of its own')
+  assert.is(await chunkBlobsOnNodes(), stored, 'no chunk stored twice')
+  const listed = await cdnJson(['versions', name, '--manager', net.manager, '--token-file', net.tokenFile])
+  assert.equal(listed.generations.map((g: any) => g.added), [body.length, 0])
+  const res = await fetch(`${net.proxy}/c/${second.body.id}?k=${second.body.key}`)
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(body), 'the second generation reads back')
+})
+
 test.run()
