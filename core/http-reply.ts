@@ -21,8 +21,8 @@ export function sendError (res: ServerResponse, err: unknown): void {
   sendJson(res, status, { error: { ...details, code, message } })
 }
 
-/** Reads a small JSON request body, refusing bodies over `limit` bytes and non-JSON. */
-export async function readJsonBody (req: IncomingMessage, limit = 1024 * 1024): Promise<unknown> {
+/** Reads a small JSON request body, refusing bodies over `limit` bytes and non-JSON; `onSize` hears how many bytes it had. */
+export async function readJsonBody (req: IncomingMessage, limit = 1024 * 1024, onSize?: (bytes: number) => void): Promise<unknown> {
   const parts: Buffer[] = []
   let size = 0
   for await (const piece of req) {
@@ -30,6 +30,7 @@ export async function readJsonBody (req: IncomingMessage, limit = 1024 * 1024): 
     if (size > limit) throw new TooLargeError(`request body over ${limit} bytes`)
     parts.push(piece as Buffer)
   }
+  onSize?.(size)
   try {
     return JSON.parse(Buffer.concat(parts).toString('utf8'))
   } catch (err) {

@@ -29,7 +29,7 @@ export function createManagerMetrics (registry: Registry, nodesByState: () => Pr
   })
   return {
     publishes: new Counter({ name: 'cdn_manager_publishes_total', help: 'Publish requests by outcome', labelNames: ['outcome'], registers: [registry] }),
-    bytesReceived: new Counter({ name: 'cdn_manager_upload_bytes_total', help: 'Plaintext bytes received in upload bodies, published or not', registers: [registry] }),
+    bytesReceived: new Counter({ name: 'cdn_manager_upload_bytes_total', help: 'Bytes publishers sent: upload bodies (plaintext), chunks and plans of upload sessions, published or not', registers: [registry] }),
     bytesPublished: new Counter({ name: 'cdn_manager_published_bytes_total', help: 'Plaintext bytes of contents that became visible', registers: [registry] }),
     orders: new Counter({ name: 'cdn_manager_orders_total', help: 'Orders sent to nodes by kind and outcome', labelNames: ['kind', 'outcome'], registers: [registry] }),
     events: new Counter({ name: 'cdn_manager_events_total', help: 'Events recorded in the event log by kind', labelNames: ['kind'], registers: [registry] })

@@ -27,7 +27,7 @@ export interface UploadRoutesComponents {
   service: Pick<NameService, 'afterPublish' | 'mayAppend'>
   catalog: Pick<Catalog, 'sync'>
   tokens: Pick<TokenStore, 'authorize'>
-  metrics: Pick<ManagerMetrics, 'publishes'>
+  metrics: Pick<ManagerMetrics, 'publishes' | 'bytesReceived'>
   /** the largest chunk a plan may announce */
   maxChunkBytes: number
   /** ms a chunk's body may stall (default: the HTTP idle timeout) */
@@ -52,7 +52,9 @@ export function uploadRoutes (c: UploadRoutesComponents): Array<{ pattern: RegEx
   const open: Handler = async (req, res, m) => {
     const name = nameOf(m[1])
     const who = await publisher(req)
-    const request = parsePlanRequest(await readJsonBody(req, MAX_PLAN_BYTES), { maxChunkBytes: c.maxChunkBytes, maxChunks: MAX_CHUNKS, maxReplicas: MAX_REPLICAS })
+    // A plan is part of what a publisher sends: counted with the chunks' bytes.
+    const body = await readJsonBody(req, MAX_PLAN_BYTES, bytes => { c.metrics.bytesReceived.inc(bytes) })
+    const request = parsePlanRequest(body, { maxChunkBytes: c.maxChunkBytes, maxChunks: MAX_CHUNKS, maxReplicas: MAX_REPLICAS })
     const opened = await c.sessions.open(name, who, request, c.service.mayAppend(who))
     await c.catalog.sync()
     sendJson(res, 200, opened)
