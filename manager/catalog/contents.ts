@@ -36,6 +36,14 @@ export class ContentStore extends Store<ReturnType<typeof prepare>> {
     await this.s.insertChunk.run(content, index, cid, size)
   }
 
+  /** Sets a pending upload's chunks all at once (a commit tried again replaces what the last try wrote). */
+  async setChunks (content: string, chunks: ReadonlyArray<{ cid: string, size: number }>): Promise<void> {
+    await this.db.transaction(async () => {
+      await this.s.deleteChunks.run(content)
+      for (const [i, c] of chunks.entries()) await this.s.insertChunk.run(content, i, c.cid, c.size)
+    })
+  }
+
   /**
    * Renames a finished upload to its content id and makes it visible. Call
    * inside the transaction that also stores the key and records the event.
@@ -136,6 +144,7 @@ function prepare (db: SqlEngine) {
       VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?)`),
     setAccess: db.prepare('UPDATE contents SET owner = ?, private = ? WHERE id = ?'),
     insertChunk: db.prepare('INSERT INTO chunks (content, idx, cid, size) VALUES (?, ?, ?, ?)'),
+    deleteChunks: db.prepare("DELETE FROM chunks WHERE content = ? AND content IN (SELECT id FROM contents WHERE state = 'pending')"),
     makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?, expires_at = ?
       WHERE id = ? AND state = 'pending'`),
     deleteContent: db.prepare('DELETE FROM contents WHERE id = ?'),

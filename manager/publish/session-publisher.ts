@@ -213,9 +213,7 @@ export class SessionPublisher {
     const reusedChunks = (await this.c.catalog.sharedWithOthers(upload, cids)).size
     await this.forgetUnplanned(upload, new Set(cids))
     const size = plan.sizes.reduce((a, b) => a + b, 0)
-    await this.c.catalog.transaction(async () => {
-      for (let i = 0; i < cids.length; i++) await this.c.catalog.addChunk(upload, i, cids[i], plan.sizes[i] + TAG_BYTES)
-    })
+    await this.c.catalog.setChunks(upload, cids.map((cid, i) => ({ cid, size: plan.sizes[i] + TAG_BYTES })))
     const key = newContentKey()
     const offsets: number[] = []
     plan.sizes.reduce((at, s) => { offsets.push(at); return at + s }, 0)
