@@ -151,6 +151,15 @@ test('cut by content by default: the plan is the cdc cut, and nothing is sent wh
   assert.equal([r.uploadedBytes, r.reusedChunks, r.chunks], [0, chunks.length, chunks.length])
 })
 
+test('an empty file: an empty plan, no PUT, a commit', async (ctx) => {
+  const empty = join(ctx.dir, 'empty.bin')
+  await writeFile(empty, Buffer.alloc(0))
+  const r = await publish(empty, opts(ctx.manager.url))
+  assert.equal(ctx.pool.plan, [])
+  assert.equal(ctx.manager.calls.map(c => `${c.method} ${c.path}`), ['POST ', 'POST /upload-1/commit'])
+  assert.equal([r.size, r.chunks, r.uploadedBytes, r.reusedChunks], [0, 0, 0, 0])
+})
+
 test('a PUT answered 503, or cut, is sent again and the publish succeeds', async (ctx) => {
   let tricks = 0
   ctx.pool.intercept = (req, res) => {
