@@ -7,6 +7,8 @@ export class CdnError extends Error {
   readonly code: string
   /** HTTP status an API should answer with when this error reaches a client. */
   readonly status: number
+  /** more for a client to act on, sent beside code and message (e.g. which chunks are missing) */
+  details?: Record<string, unknown>
 
   constructor (message: string, code: string, status = 500, options?: ErrorOptions) {
     super(message, options)
@@ -83,6 +85,14 @@ export class UnavailableError extends CdnError {
 /** The operation was given up on purpose: the user pressed Ctrl-C, or the client it served went away. */
 export class InterruptedError extends CdnError {
   constructor (message = 'interrupted', options?: ErrorOptions) { super(message, 'ERR_INTERRUPTED', 499, options) }
+}
+
+/** A differential upload's commit found chunks not yet stored: `details.missing` lists their indexes. */
+export class MissingChunksError extends CdnError {
+  constructor (missing: number[]) {
+    super(`${missing.length} chunks are not stored yet (first: ${missing[0]}): send them, then commit again`, 'ERR_MISSING_CHUNKS', 409)
+    this.details = { missing }
+  }
 }
 
 export class ConflictError extends CdnError {

@@ -17,7 +17,8 @@ export function sendError (res: ServerResponse, err: unknown): void {
     res.destroy(err instanceof Error ? err : undefined)
     return
   }
-  sendJson(res, status, { error: { code, message } })
+  const details = err instanceof CdnError ? err.details : undefined
+  sendJson(res, status, { error: { ...details, code, message } })
 }
 
 /** Reads a small JSON request body, refusing bodies over `limit` bytes and non-JSON. */

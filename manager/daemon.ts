@@ -21,6 +21,8 @@ import { createApiServer } from './api/api-server.ts'
 import { createApiHandler, type ApiComponents } from './api/api.ts'
 import { Capabilities } from './api/capabilities.ts'
 import { NameService } from './api/name-service.ts'
+import { SessionPublisher } from './publish/session-publisher.ts'
+import { CDC_DEFAULTS } from '../core/cdc-chunker.ts'
 import { Chore } from '../core/chore.ts'
 import { KeySealer, loadMasterKey, MASTER_KEY_FILE } from './catalog/key-sealing.ts'
 import { catalogLocation, openCatalog } from './catalog/open.ts'
@@ -149,7 +151,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     const masterKeyFile = config.masterKeyFile ?? join(config.dataDir, MASTER_KEY_FILE)
     const master = await loadMasterKey(masterKeyFile, true)
     if (master.created) log.info({ path: masterKeyFile }, 'made the pool master key that seals content keys; managers of this pool share this file')
-    const { catalog, tokens, keys, lifecycle, poolMeta, managers, leases, names, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
+    const { catalog, tokens, keys, lifecycle, poolMeta, managers, leases, names, lineage, sessions, keysSealed, close: closeDb } = await openCatalog(location, new KeySealer(master.key), { onEvent: kind => { metrics.events.inc({ kind }) } })
     closeOnStop('database', closeDb)
     const poolKeyFile = config.poolKeyFile ?? join(config.dataDir, POOL_KEY_FILE)
     const pool = await openPoolIdentity({ file: poolKeyFile, create: config.poolKeyFile == null, managerKey: privateKey, meta: poolMeta })
@@ -239,6 +241,25 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     })
     // Stops after the HTTP server (which feeds it) closed, before libp2p goes.
     closeOnStop('publisher', async () => { await publisher.close() })
+    // A plan may announce chunks as large as content-defined chunking makes, or as the fixed size, whichever is larger.
+    const maxChunkBytes = Math.max(CDC_DEFAULTS.max, config.chunkSize ?? MANAGER_DEFAULTS.chunkSize)
+    const sessionPublisher = new SessionPublisher({
+      catalog,
+      lifecycle,
+      lineage,
+      sessions,
+      staging,
+      nodes,
+      candidates: () => registry.candidates(),
+      signer: pool,
+      manager: peerId,
+      stagingUrl: cid => `${httpBase}/staging/${cid}`,
+      abandon: async (uploads, why) => await publisher.abandon(uploads, why),
+      logger: log.child({ part: 'sessions' }),
+      shutdown: shutdown.signal,
+      onPublished: bytes => { metrics.bytesPublished.inc(bytes) },
+      onReceived: bytes => { metrics.bytesReceived.inc(bytes) }
+    }, { replicas: config.replicas, maxChunkBytes, maxUploadBytes: config.maxUploadBytes })
     const deleter = new ContentDeleter({ catalog, lifecycle, nodes, logger: log.child({ part: 'delete' }) })
     closeOnStop('deletes', async () => { await deleter.close() })
     const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })
@@ -271,6 +292,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
           demand: sharedDemand,
           deleter,
           publisher,
+          sessions: sessionPublisher,
           manifestUrl: id => `${httpBase}/manifest/${id}`,
           observe: async (snapshot, now) => {
             try {
@@ -311,6 +333,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       reports,
       nodeList: async () => await nodeList.current(),
       names: { store: names, service: new NameService({ names, deleter, signer: pool, logger: log.child({ part: 'names' }) }) },
+      sessions: { publisher: sessionPublisher, maxChunkBytes },
       logger: log.child({ part: 'api' })
     }
     const consoleUi = createConsole({

@@ -29,6 +29,8 @@ import { checkPeerId, contentJson, DEFAULT_EVENTS, DIGITS, MAX_EVENTS, MAX_REASO
 import { checkRole, checkTokenName, type Principal, type TokenStore } from '../catalog/tokens.ts'
 import type { NameStore } from '../catalog/names.ts'
 import { nameRoutes } from './name-routes.ts'
+import { uploadRoutes } from './upload-routes.ts'
+import type { SessionPublisher } from '../publish/session-publisher.ts'
 import type { NameService } from './name-service.ts'
 
 export interface ApiComponents {
@@ -58,6 +60,8 @@ export interface ApiComponents {
   ui?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>
   /** names and generations (name-routes.ts); absent: publishes name nothing and /api/names is not served */
   names?: { store: NameStore, service: NameService }
+  /** differential upload sessions (upload-routes.ts), served beside the name routes */
+  sessions?: { publisher: SessionPublisher, maxChunkBytes: number }
   logger: Logger
 }
 
@@ -314,7 +318,10 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
     { pattern: /^\/api\/pool\/nodes$/, methods: { GET: poolNodes } },
     { pattern: /^\/staging\/([^/]+)$/, methods: { GET: staged, HEAD: staged } },
     { pattern: /^\/metrics$/, methods: { GET: metrics } },
-    ...(c.names == null ? [] : nameRoutes({ names: c.names.store, service: c.names.service, catalog: c.catalog, tokens: c.tokens, capabilities: c.capabilities }))
+    ...(c.names == null ? [] : nameRoutes({ names: c.names.store, service: c.names.service, catalog: c.catalog, tokens: c.tokens, capabilities: c.capabilities })),
+    ...(c.names == null || c.sessions == null
+      ? []
+      : uploadRoutes({ sessions: c.sessions.publisher, maxChunkBytes: c.sessions.maxChunkBytes, service: c.names.service, catalog: c.catalog, tokens: c.tokens, metrics: c.metrics, uploadIdleMs: c.uploadIdleMs }))
   ]
   const routes = options.blobsOnly === true ? allRoutes.filter(r => r.methods.GET === manifest || r.methods.GET === staged) : allRoutes
 

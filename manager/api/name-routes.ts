@@ -30,7 +30,8 @@ export interface NameRoutesComponents {
 
 type Handler = (req: IncomingMessage, res: ServerResponse, match: RegExpExecArray, url: URL) => Promise<void>
 
-function nameOf (segment: string): string {
+/** A name from its percent-encoded path segment. */
+export function nameOf (segment: string): string {
   let text: string
   try {
     text = decodeURIComponent(segment)
@@ -73,8 +74,7 @@ export function nameRoutes (c: NameRoutesComponents): Array<{ pattern: RegExp, m
     sendJson(res, 200, {
       name,
       keep: found.keep,
-      // `added` is every byte for now: nothing is shared between generations before deduplication.
-      generations: list.map(g => ({ seq: g.seq, content: g.content, createdAt: new Date(g.createdAt).toISOString(), size: g.size, added: g.size }))
+      generations: list.map(g => ({ seq: g.seq, content: g.content, createdAt: new Date(g.createdAt).toISOString(), size: g.size, added: g.added }))
     })
   }
 

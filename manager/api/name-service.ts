@@ -57,6 +57,11 @@ export class NameService {
     this.now = components.now ?? Date.now
   }
 
+  /** Whether `who` may add to a name owned by `owner`: the owner itself, or an admin. */
+  mayAppend (who: Principal): (owner: string) => boolean {
+    return mayAppend(who)
+  }
+
   /**
    * Reads the name headers of a publish and refuses, before a byte is
    * uploaded, a publisher that does not own the name (403). Undefined when
@@ -88,10 +93,10 @@ export class NameService {
    * the name meanwhile, the content just published is deleted and the
    * publish refused (403): nothing is left behind that nobody asked for.
    */
-  async afterPublish (named: NamedPublish, content: { id: string, size: number }, who: Principal): Promise<{ name: string, seq: number, pruned: number }> {
+  async afterPublish (named: NamedPublish, content: { id: string, size: number, uploadedBytes?: number }, who: Principal): Promise<{ name: string, seq: number, pruned: number }> {
     let appended
     try {
-      appended = await this.c.names.append({ name: named.name, by: who.id, mayAppend: mayAppend(who), content: content.id, size: content.size, keep: named.keep, now: this.now() })
+      appended = await this.c.names.append({ name: named.name, by: who.id, mayAppend: mayAppend(who), content: content.id, size: content.size, added: content.uploadedBytes, keep: named.keep, now: this.now() })
     } catch (err) {
       if (err instanceof ForbiddenError) await this.c.deleter.delete(content.id, who.id)
       throw err

@@ -139,9 +139,11 @@ function prepare (db: SqlEngine) {
     makeVisible: db.prepare(`UPDATE contents SET id = ?, state = 'visible', size = ?, chunk_count = ?, manifest = ?, expires_at = ?
       WHERE id = ? AND state = 'pending'`),
     deleteContent: db.prepare('DELETE FROM contents WHERE id = ?'),
-    pendingUploads: db.prepare("SELECT id FROM contents WHERE state = 'pending'"),
-    pendingUploadsOf: db.prepare("SELECT id FROM contents WHERE state = 'pending' AND (manager = ? OR manager IS NULL)"),
+    // An upload session outlives its manager (it resumes); only its idleness ends it (expiredSessions).
+    pendingUploads: db.prepare("SELECT id FROM contents WHERE state = 'pending' AND id NOT IN (SELECT upload FROM upload_sessions)"),
+    pendingUploadsOf: db.prepare("SELECT id FROM contents WHERE state = 'pending' AND (manager = ? OR manager IS NULL) AND id NOT IN (SELECT upload FROM upload_sessions)"),
     orphanedUploads: db.prepare(`SELECT c.id FROM contents c WHERE c.state = 'pending' AND c.manager IS NOT NULL AND c.manager != ?
+      AND c.id NOT IN (SELECT upload FROM upload_sessions)
       AND NOT EXISTS (SELECT 1 FROM managers m WHERE m.peer_id = c.manager AND m.seen_at > ${db.dialect.nowMs} - ?)`),
     getContent: db.prepare('SELECT * FROM contents WHERE id = ?'),
     listVisible: db.prepare("SELECT * FROM contents WHERE state = 'visible' ORDER BY created_at DESC, id"),

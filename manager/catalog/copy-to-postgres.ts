@@ -31,7 +31,11 @@ const TABLES: ReadonlyArray<{ name: string, columns: readonly string[] }> = [
   { name: 'tombstones', columns: ['id', 'deleted_at', 'reason'] },
   { name: 'pending_deletes', columns: ['content', 'node', 'blobs'] },
   { name: 'events', columns: ['id', 'at', 'kind', 'content', 'node', 'detail'] },
-  { name: 'pool_meta', columns: ['key', 'value'] }
+  { name: 'pool_meta', columns: ['key', 'value'] },
+  { name: 'names', columns: ['name', 'owner', 'created_at', 'keep', 'lineage_key'] },
+  { name: 'generations', columns: ['name', 'seq', 'content', 'created_at', 'size', 'added'] },
+  { name: 'lineage_chunks', columns: ['name', 'tag', 'cid', 'size'] },
+  { name: 'upload_sessions', columns: ['upload', 'name', 'owner', 'plan', 'uploaded', 'touched_at'] }
 ]
 
 /** Rows per INSERT: well under PostgreSQL's 65,535 parameters for the widest table. */

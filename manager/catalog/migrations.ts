@@ -14,7 +14,7 @@
 import type { DatabaseSync } from 'node:sqlite'
 import { SchemaTooNewError } from './errors.ts'
 import type { SqlEngine } from './engine.ts'
-import { POSTGRES_V1, POSTGRES_V2, POSTGRES_V3, POSTGRES_V4, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, upgradeSqliteBaseline } from './schema.ts'
+import { POSTGRES_V1, POSTGRES_V2, POSTGRES_V3, POSTGRES_V4, POSTGRES_V5, SEED_COUNTERS, SQLITE_V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5, upgradeSqliteBaseline } from './schema.ts'
 
 interface Migration {
   version: number
@@ -51,6 +51,11 @@ const MIGRATIONS: Migration[] = [
     version: 4,
     sqlite: db => { db.exec(SQLITE_V4) },
     postgres: async db => { await db.exec(POSTGRES_V4) }
+  },
+  {
+    version: 5,
+    sqlite: db => { db.exec(SQLITE_V5) },
+    postgres: async db => { await db.exec(POSTGRES_V5) }
   }
 ]
 

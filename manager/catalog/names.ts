@@ -25,6 +25,8 @@ export interface GenerationRow {
   /** ms since the epoch */
   createdAt: number
   size: number
+  /** bytes this generation sent that the name did not already hold (its size, for a generation published whole) */
+  added: number
 }
 
 export interface AppendRequest {
@@ -35,6 +37,8 @@ export interface AppendRequest {
   mayAppend: (owner: string) => boolean
   content: string
   size: number
+  /** bytes sent that the name did not hold (default: size) */
+  added?: number
   /** sets how many generations the name keeps from now on; absent: as before */
   keep?: number
   /** ms since the epoch */
@@ -48,14 +52,14 @@ export interface Appended {
 }
 
 interface RawName { name: string, owner: string, created_at: number, keep: number | null }
-interface RawGeneration { name: string, seq: number, content: string, created_at: number, size: number }
+interface RawGeneration { name: string, seq: number, content: string, created_at: number, size: number, added: number | null }
 
 function nameRow (r: RawName): NameRow {
   return { name: r.name, owner: r.owner, createdAt: Number(r.created_at), keep: r.keep == null ? null : Number(r.keep) }
 }
 
 function generationRow (r: RawGeneration): GenerationRow {
-  return { name: r.name, seq: Number(r.seq), content: r.content, createdAt: Number(r.created_at), size: Number(r.size) }
+  return { name: r.name, seq: Number(r.seq), content: r.content, createdAt: Number(r.created_at), size: Number(r.size), added: Number(r.added ?? r.size) }
 }
 
 export class NameStore {
@@ -64,13 +68,13 @@ export class NameStore {
 
   constructor (db: SqlEngine) {
     this.db = db
-    const generationColumns = 'name, seq, content, created_at, size'
+    const generationColumns = 'name, seq, content, created_at, size, added'
     this.s = {
       get: db.prepare('SELECT name, owner, created_at, keep FROM names WHERE name = ?'),
       insert: db.prepare('INSERT INTO names (name, owner, created_at, keep) VALUES (?, ?, ?, ?)'),
       setKeep: db.prepare('UPDATE names SET keep = ? WHERE name = ?'),
       newest: db.prepare('SELECT max(seq) AS seq FROM generations WHERE name = ?'),
-      add: db.prepare(`INSERT INTO generations (${generationColumns}) VALUES (?, ?, ?, ?, ?)`),
+      add: db.prepare(`INSERT INTO generations (${generationColumns}) VALUES (?, ?, ?, ?, ?, ?)`),
       latest: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? ORDER BY seq DESC LIMIT 1`),
       one: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? AND seq = ?`),
       list: db.prepare(`SELECT ${generationColumns} FROM generations WHERE name = ? ORDER BY seq`),
@@ -98,7 +102,7 @@ export class NameStore {
       else if (a.keep != null && a.keep !== found.keep) await this.s.setKeep.run(a.keep, a.name)
       const newest = await this.s.newest.get(a.name) as { seq: number | null } | undefined
       const seq = Number(newest?.seq ?? 0) + 1
-      await this.s.add.run(a.name, seq, a.content, a.now, a.size)
+      await this.s.add.run(a.name, seq, a.content, a.now, a.size, a.added ?? a.size)
       const keep = a.keep ?? found?.keep ?? null
       const beyondKeep = keep == null ? [] : await this.beyond(a.name, seq - keep)
       return { seq, beyondKeep }

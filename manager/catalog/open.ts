@@ -17,6 +17,8 @@ import { PoolMeta } from './pool-meta.ts'
 import { ManagerStore } from './managers.ts'
 import { LeaseStore } from './leases.ts'
 import { NameStore } from './names.ts'
+import { LineageStore } from './lineage.ts'
+import { UploadSessionStore } from './upload-sessions.ts'
 
 /** The SQLite catalog's file name in a manager's data directory. */
 export const SQLITE_FILE = 'catalog.db'
@@ -35,6 +37,10 @@ export interface OpenCatalog {
   leases: LeaseStore
   /** names and their generations */
   names: NameStore
+  /** each name's lineage key and the chunks it holds (deduplication within a name) */
+  lineage: LineageStore
+  /** differential uploads in progress */
+  sessions: UploadSessionStore
   /** content keys found stored in clear (by a manager from before sealing) and sealed at this open */
   keysSealed: number
   /** which engine holds the catalog, for logs (never the connection string) */
@@ -73,6 +79,8 @@ export async function storesOn (db: SqlEngine, sealer: KeySealer, init: CatalogI
     managers: new ManagerStore(db),
     leases: new LeaseStore(db),
     names: new NameStore(db),
+    lineage: new LineageStore(db, sealer),
+    sessions: new UploadSessionStore(db),
     keysSealed,
     engine: db.dialect.name,
     close: async () => { await db.close() }

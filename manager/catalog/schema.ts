@@ -388,3 +388,44 @@ ALTER TABLE copies DROP CONSTRAINT copies_pkey;
 ALTER TABLE copies ADD PRIMARY KEY (content, cid, node);
 CREATE INDEX copies_by_blob ON copies (cid, node);
 `
+
+/**
+ * Version 5: deduplication within a name, and upload sessions.
+ * - `names.lineage_key`: the name's lineage key (core/chunk-keys.ts), sealed
+ *   under the master key with `name:<name>` as associated data.
+ * - `lineage_chunks`: the chunks a name has stored, by tag (an HMAC of the
+ *   plaintext hash under the lineage key, never the hash itself), with the
+ *   blob they became. A row whose blob has lost its copies is stale, not
+ *   wrong: a lookup counts the copies anyway.
+ * - `upload_sessions`: a differential upload in progress (its pending
+ *   content row is `upload`): the plan of chunks, the token that opened it
+ *   and when it was last used. A session outlives its client and the manager
+ *   that opened it, so an interrupted upload resumes.
+ * - `generations.added`: the bytes a generation sent that the name did not
+ *   already hold (null: a generation from before; its size).
+ */
+const V5_TABLES = (big: string, text: string, blob: string, strict: string): string => `
+ALTER TABLE names ADD COLUMN lineage_key ${blob};
+ALTER TABLE generations ADD COLUMN added ${big};
+
+CREATE TABLE lineage_chunks (
+  name ${text} NOT NULL REFERENCES names (name) ON DELETE CASCADE,
+  tag ${text} NOT NULL,
+  cid ${text} NOT NULL,
+  size ${big} NOT NULL,
+  PRIMARY KEY (name, tag)
+)${strict};
+
+CREATE TABLE upload_sessions (
+  upload ${text} PRIMARY KEY REFERENCES contents (id) ON UPDATE CASCADE ON DELETE CASCADE,
+  name ${text} NOT NULL REFERENCES names (name) ON DELETE CASCADE,
+  owner ${text} NOT NULL,
+  plan TEXT NOT NULL,
+  uploaded ${big} NOT NULL DEFAULT 0,
+  touched_at ${big} NOT NULL
+)${strict};
+CREATE INDEX upload_sessions_by_name ON upload_sessions (name, owner);
+`
+
+export const SQLITE_V5 = V5_TABLES('INTEGER', 'TEXT', 'BLOB', ' STRICT')
+export const POSTGRES_V5 = V5_TABLES('BIGINT', 'TEXT COLLATE "C"', 'BYTEA', '')

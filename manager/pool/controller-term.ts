@@ -15,6 +15,7 @@ import type { ReplicationMetrics } from '../metrics.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import type { NodeRegistry } from '../nodes/node-registry.ts'
 import type { ContentDeleter } from '../publish/delete.ts'
+import type { SessionPublisher } from '../publish/session-publisher.ts'
 import type { Publisher } from '../publish/publish.ts'
 import { ActionRunner, type ActionRunnerMetrics } from '../replication/action-runner.ts'
 import type { DemandTracker } from '../replication/demand-tracker.ts'
@@ -40,6 +41,8 @@ export interface ControllerTermComponents {
   demand: Pick<SharedDemand, 'refresh'>
   deleter: Pick<ContentDeleter, 'delete' | 'resumePending'>
   publisher: Pick<Publisher, 'cleanupOrphaned'>
+  /** upload sessions, whose idle ones the controller discards (absent: none are served) */
+  sessions?: Pick<SessionPublisher, 'expire'>
   manifestUrl: (contentId: string) => string
   /** told each round's snapshot first (repair that cannot happen is reported) */
   observe: (snapshot: PoolSnapshot, now: number) => Promise<void>
@@ -92,6 +95,8 @@ export function startControllerTerm (c: ControllerTermComponents, init: Controll
   const orphans = new Chore('orphaned uploads', init.intervalMs ?? 10_000, async () => {
     const n = await c.publisher.cleanupOrphaned(init.managerDeadMs)
     if (n > 0) log.info({ uploads: n }, 'cleaned up uploads of a manager that died')
+    const idle = await c.sessions?.expire() ?? 0
+    if (idle > 0) log.info({ uploads: idle }, 'discarded idle upload sessions')
   }, log)
 
   // The new controller acts at once: the pool waited for a round since the last holder died.

@@ -21,10 +21,10 @@ import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CDC_DEFAULTS, checkCdcSizes, type CdcSizes } from '../../core/cdc-chunker.ts'
 import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
-import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../../core/errors.ts'
+import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError } from '../../core/errors.ts'
 import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
-import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
+import { MAX_MANIFEST_BYTES, sealMetadata, signManifest } from '../../core/manifest.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 import { MANAGER_DEFAULTS } from '../defaults.ts'
@@ -32,10 +32,10 @@ import { chunksOf, type Chunking, type ChunkingMode } from './chunker.ts'
 import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
-import { sendDeletes, settledWithLimit } from '../orders/delete-orders.ts'
-import { sendStore } from '../orders/store-orders.ts'
+import { sendDeletes } from '../orders/delete-orders.ts'
+import { storeManifest } from './manifest-store.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
-import { freeBytes, placeBlob, type PlacementCandidate } from '../replication/placement.ts'
+import { freeBytes, type PlacementCandidate } from '../replication/placement.ts'
 import type { Staging } from './staging.ts'
 
 export const MAX_REPLICAS = 16
@@ -264,7 +264,7 @@ export class Publisher {
       }, this.c.signer.privateKey, this.c.signer.peerId)
       const contentId = signed.id.toString()
       signal.throwIfAborted()
-      const holders = await this.storeManifest(uploadId, signed, dispatcher.holders(), replicas, orderSignal, staged)
+      const holders = await storeManifest(this.c, { upload: uploadId, signed, holders: dispatcher.holders(), replicas, signal: orderSignal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
 
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
@@ -310,34 +310,6 @@ export class Publisher {
     const cid = chunkCid(blob)
     await this.c.staging.put(cid.toString(), blob)
     return { cid, size: blob.length }
-  }
-
-  /** Stores the manifest on every node that holds a chunk (R nodes for an empty content) with the order to index it. */
-  private async storeManifest (uploadId: string, signed: SignedManifest, chunkHolders: Set<string>, replicas: number, signal: AbortSignal, staged: Set<string>): Promise<string[]> {
-    const id = signed.id.toString()
-    let targets = [...chunkHolders]
-    if (targets.length === 0) {
-      targets = placeBlob(signed.id, await this.c.candidates(), replicas, signed.bytes.length).map(c => c.peerId)
-    }
-    await this.c.staging.put(id, signed.bytes)
-    staged.add(id)
-    for (const node of targets) await this.c.catalog.addCopy(uploadId, id, node, 'pending')
-    const order = { type: 'store' as const, blobs: [{ cid: id, sources: [this.c.stagingUrl(id)] }], contents: [id] }
-    const results = await settledWithLimit(targets, this.ordersInFlight, async (node) => {
-      const outcome = await sendStore(this.c.nodes, node, order, { signal, timeout: this.orderTimeoutMs })
-      if (!outcome.ok) throw outcome.error
-      const r = outcome.results.get(id)
-      if (r?.ok !== true) throw new UpstreamError(`node ${node} did not store the manifest: ${r?.error ?? 'no result'}`)
-      await this.c.catalog.confirmCopy(id, node)
-    })
-    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [{ node: targets[i], err: r.reason }] : [])
-    if (failed.length > 0) {
-      signal.throwIfAborted()
-      // A holder without the manifest cannot index or announce its chunks: readers would never find them.
-      const first = failed[0]
-      throw new UpstreamError(`${failed.length} of ${targets.length} holders did not store the manifest (first: ${describeError(first.err)})`, { cause: first.err })
-    }
-    return targets
   }
 
   /** Turns whatever ended an upload into the error the client should see. */
@@ -412,6 +384,11 @@ export class Publisher {
   async cleanupOrphaned (silentMs: number): Promise<number> {
     if (this.c.manager == null) return 0
     return await this.cleanup(await this.c.catalog.orphanedUploads(this.c.manager, silentMs), 'its manager died')
+  }
+
+  /** Discards uploads that cannot finish (an upload session gone idle): their blobs leave the nodes, their rows go. */
+  async abandon (uploads: string[], why: string): Promise<number> {
+    return await this.cleanup(uploads, why)
   }
 
   private async cleanup (pending: string[], why: string): Promise<number> {

@@ -30,3 +30,19 @@ export async function * readBody (source: AsyncIterable<Uint8Array>, signal: Abo
     if (!finished) it.return?.().catch(() => {})
   }
 }
+
+/**
+ * Reads a body of exactly `length` bytes into one buffer (a chunk: at most a
+ * few MiB), refusing one that ends short or runs past it.
+ */
+export async function readExactly (source: AsyncIterable<Uint8Array>, length: number, signal: AbortSignal): Promise<Uint8Array> {
+  const out = Buffer.allocUnsafe(length)
+  let filled = 0
+  for await (const piece of readBody(source, signal)) {
+    if (filled + piece.length > length) throw new BadInputError(`body is longer than the ${length} bytes announced for it`)
+    out.set(piece, filled)
+    filled += piece.length
+  }
+  if (filled !== length) throw new BadInputError(`body ended after ${filled} of the ${length} bytes announced for it`)
+  return out
+}

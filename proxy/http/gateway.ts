@@ -2,8 +2,9 @@
  * The proxy's HTTP front and its routes:
  * - `GET|HEAD /c/<id>[/<name>][?k=<key>|?cap=<capability>]`: a content (content-route.ts);
  * - `GET|HEAD /n/<name>`: a name's newest generation, served the same way (name-route.ts);
- * - the same for `http://<id>.<suffix>/…` when the browser uses us as its
- *   HTTP proxy (only that suffix: this is not an open proxy);
+ * - the same for `http://<id>.<suffix>/…` and `http://n.<suffix>/<name>` when
+ *   the browser uses us as its HTTP proxy (only that suffix: this is not an
+ *   open proxy);
  * - `/proxy.pac`: routes exactly that suffix through us;
  * - `/` dashboard, `/play/<id>` player, `/api/dashboard[/events]` its data
  *   (JSON, and server-sent events for live updates), `/assets/…` the chart
@@ -23,7 +24,7 @@ import type { Logger } from '../../core/log.ts'
 import { serveMetrics } from '../../core/metrics.ts'
 import { parseCapability } from '../capability.ts'
 import { serveContent, type Access } from './content-route.ts'
-import { NAME_PATH, serveName } from './name-route.ts'
+import { NAME_HOST_LABEL, NAME_PATH, nameFromPath, serveName } from './name-route.ts'
 import type { NameResolver } from '../resolve/name-records.ts'
 import { chartAssets, pageHeaders, sendAsset } from '../../core/web-assets.ts'
 import { dashboardPage, playerPage, type PlayerInfo } from './dashboard-page.ts'
@@ -58,7 +59,7 @@ export interface GatewayInit {
   dashboardIntervalMs?: number
 }
 
-type Route = 'content' | 'name' | 'host-content' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'asset' | 'metrics' | 'health' | 'other'
+type Route = 'content' | 'name' | 'host-content' | 'host-name' | 'pac' | 'dashboard' | 'player' | 'dashboard-data' | 'dashboard-events' | 'asset' | 'metrics' | 'health' | 'other'
 
 const CONTENT_PATH = /^\/c\/([^/]+)(?:\/[^/]*)?$/
 const PLAYER_PATH = /^\/play\/([^/]+)$/
@@ -137,7 +138,8 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
     switch (route) {
       case 'host-content': return await serveContent(components, req, res, parseId(hostLabel ?? ''), accessOf(url))
       case 'content': return await serveContent(components, req, res, parseId(CONTENT_PATH.exec(url.pathname)![1]), accessOf(url))
-      case 'name': return await serveName(components, req, res, url, accessOf(url))
+      case 'name': return await serveName(components, req, res, nameFromPath(url.pathname), accessOf(url))
+      case 'host-name': return await serveName(components, req, res, nameFromPath(url.pathname, true), accessOf(url))
       case 'player': {
         const id = parseId(PLAYER_PATH.exec(url.pathname)![1])
         // Checked before it goes into the page, whose media URL carries the same access the page was opened with.
@@ -181,7 +183,7 @@ export function createGateway (components: GatewayComponents, init: GatewayInit)
       sendError(res, foreignHostError(to, rules))
       return
     }
-    const route: Route = to.kind === 'content' ? 'host-content' : routeOf(url.pathname)
+    const route: Route = to.kind === 'content' ? (to.label === NAME_HOST_LABEL ? 'host-name' : 'host-content') : routeOf(url.pathname)
     res.once('close', () => { metrics?.requests.inc({ route, status: String(res.statusCode) }) })
     // Paths only in logs, never a query: it may carry a key or a capability.
     handle(req, res, url, route, to.kind === 'content' ? to.label : undefined).catch((err: unknown) => {

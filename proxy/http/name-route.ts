@@ -16,15 +16,21 @@ import type { NameResolver } from '../resolve/name-records.ts'
 import { serveContent, type Access, type ContentRouteComponents } from './content-route.ts'
 
 export const NAME_PATH = /^\/n\/(.+)$/
+/**
+ * The host label that serves names when the browser uses the proxy as its
+ * HTTP proxy: `http://n.<suffix>/<name>`. A content id is never one letter,
+ * so it cannot be mistaken for one; a name keeps its slashes in the path.
+ */
+export const NAME_HOST_LABEL = 'n'
 
 export interface NameRouteComponents extends ContentRouteComponents {
   /** absent: the proxy serves ids only */
   names?: NameResolver
 }
 
-/** The name in `/n/<name>`: percent-decoded, then held to the names' syntax. */
-export function nameFromPath (pathname: string): string {
-  const m = NAME_PATH.exec(pathname)
+/** The name in `/n/<name>` (or, on the name host, in `/<name>`): percent-decoded, then held to the names' syntax. */
+export function nameFromPath (pathname: string, onNameHost = false): string {
+  const m = onNameHost ? /^\/(.+)$/.exec(pathname) : NAME_PATH.exec(pathname)
   if (m == null) throw new NotFoundError(`no name in ${pathname}`)
   let text: string
   try {
@@ -35,9 +41,8 @@ export function nameFromPath (pathname: string): string {
   return parseName(text)
 }
 
-export async function serveName (c: NameRouteComponents, req: IncomingMessage, res: ServerResponse, url: URL, access: Access): Promise<void> {
+export async function serveName (c: NameRouteComponents, req: IncomingMessage, res: ServerResponse, name: string, access: Access): Promise<void> {
   if (c.names == null) throw new NotFoundError('this proxy does not resolve names')
-  const name = nameFromPath(url.pathname)
   const gone = new AbortController()
   const onClose = (): void => { gone.abort(new BadInputError('client closed the connection')) }
   res.once('close', onClose)

@@ -8,6 +8,7 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { request } from 'node:http'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -32,6 +33,21 @@ async function getName (headers: Record<string, string> = {}): Promise<{ status:
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()), headers: res.headers }
 }
 
+/** What a browser configured with the PAC file sends: an absolute URL, to the proxy. */
+async function absoluteGet (target: string): Promise<{ status: number, body: Buffer, headers: Record<string, string | string[] | undefined> }> {
+  const u = new URL(net.proxy)
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: target, headers: { host: new URL(target).host }, signal: AbortSignal.timeout(60_000) }, (res) => {
+      const parts: Buffer[] = []
+      res.on('data', (d: Buffer) => parts.push(d))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), headers: res.headers }) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 test('a name follows its generations at /n/<name>, with Range; another publisher is refused; keep deletes the oldest', async () => {
   const files = [
     await randomFile(net.dir, 'v1.bin', Math.round(1.5 * MiB)),
@@ -53,6 +69,11 @@ test('a name follows its generations at /n/<name>, with Range; another publisher
   assert.ok(range.body.equals(bytes[0].subarray(1048570, 1048601)))
   // The browser's copy is the current generation: revalidated, not sent again.
   assert.is((await getName({ 'if-none-match': `"${g1.id}"` })).status, 304)
+  // A browser that uses the proxy as its HTTP proxy (the PAC file) reaches names at http://n.cdn/<name>.
+  const viaProxy = await absoluteGet(`http://n.cdn/${NAME}`)
+  assert.is(viaProxy.status, 200)
+  assert.ok(viaProxy.body.equals(bytes[0]), 'n.cdn serves the name')
+  assert.is(viaProxy.headers['x-cdn-generation'], '1')
 
   const g2 = await publishGeneration(files[1])
   assert.is(g2.seq, 2)

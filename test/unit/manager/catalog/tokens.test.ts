@@ -158,7 +158,7 @@ test('upgrading a first-release table gives its publisher the contents it publis
     // Back to a catalog from before versioning, with the first release's tokens table.
     await db.exec('DROP TABLE tokens; DROP TABLE schema_version')
     await db.exec('DROP TABLE pool_meta; DROP TABLE counters; DROP TABLE managers; DROP TABLE leases; ALTER TABLE contents DROP COLUMN manager; ALTER TABLE nodes DROP COLUMN demand')
-    await db.exec('DROP TABLE generations; DROP TABLE names')
+    await db.exec('DROP TABLE upload_sessions; DROP TABLE lineage_chunks; DROP TABLE generations; DROP TABLE names')
     await db.exec('CREATE TABLE tokens (hash BLOB PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL) STRICT')
     await db.prepare('INSERT INTO tokens (hash, kind, label) VALUES (?, ?, ?)').run(pubHash, 'publisher', label)
     await db.close()
