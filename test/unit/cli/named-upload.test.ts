@@ -70,7 +70,7 @@ function answer (pool: Pool, req: IncomingMessage, res: ServerResponse, body: Bu
   }
   if (req.method === 'POST' && url === `${base}/upload-1/commit`) {
     const missing = missingOf(pool)
-    if (missing.length > 0) return reply(res, 409, { error: { code: 'ERR_MISSING_CHUNKS', message: `${missing.length} chunks missing` }, missing })
+    if (missing.length > 0) return reply(res, 409, { error: { missing, code: 'ERR_MISSING_CHUNKS', message: `${missing.length} chunks missing` } })
     const size = pool.plan.reduce((s, c) => s + c.size, 0)
     return reply(res, 201, { id: 'c'.repeat(52), size, chunks: pool.plan.length, replicas: 3, key: 'a2V5', name: NAME, seq: 2, uploadedBytes: 0, reusedChunks: 0 })
   }
