@@ -25,6 +25,26 @@ export function managerRing (manager: ApiOptions['manager']): ManagerRing {
   return manager instanceof ManagerRing ? manager : new ManagerRing(typeof manager === 'string' ? [manager] : manager)
 }
 
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+
+/** The answer an error was made from: its status and JSON body (absent when no answer came). */
+export interface ManagerAnswer { status: number, body: any }
+const answers = new WeakMap<Error, ManagerAnswer>()
+
+/**
+ * The manager's answer behind an error callManager threw, so a caller can
+ * read what the one-line message leaves out (e.g. a 409's list of missing
+ * chunks), or tell a manager's final word from no answer at all.
+ */
+export function managerAnswer (err: unknown): ManagerAnswer | undefined {
+  return err instanceof Error ? answers.get(err) : undefined
+}
+
+function answered<E extends Error> (err: E, status: number, body: any): E {
+  answers.set(err, { status, body })
+  return err
+}
+
 function statusError (status: number, message: string): CdnError {
   if (status === 401) return new UnauthorizedError(message)
   if (status === 403) return new ForbiddenError(message)
@@ -56,18 +76,18 @@ function neverSent (err: any): boolean {
 /**
  * Calls the managers in turn (manager-failover.ts) and returns parsed JSON,
  * turning error answers and unreachable managers into one-line CdnErrors. A
- * GET goes to the next manager on any failure to get an answer; a POST or
- * DELETE only when it surely never arrived (refused connection, name or TLS
- * failure, 502/503/504): one that timed out or was cut may have been done,
- * and is not done twice.
+ * GET or a PUT (idempotent) goes to the next manager on any failure to get
+ * an answer; a POST or DELETE only when it surely never arrived (refused
+ * connection, name or TLS failure, 502/503/504): one that timed out or was
+ * cut may have been done, and is not done twice.
  */
-export async function callManager (opts: ApiOptions, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
+export async function callManager (opts: ApiOptions, method: Method, path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
   const ring = managerRing(opts.manager)
   return await tryManagers(ring, async (base) => await callOne(base, opts, method, path, body), opts.signal)
 }
 
 /** One manager, once: what callManager did before several managers. */
-async function callOne (base: string, opts: ApiOptions, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
+async function callOne (base: string, opts: ApiOptions, method: Method, path: string, body?: { data: any, headers: Record<string, string> }): Promise<any> {
   const url = managerUrl(base, path)
   const signals = [AbortSignal.timeout(opts.timeout ?? 30_000), ...(opts.signal != null ? [opts.signal] : [])]
   const headers: Record<string, string> = { ...(body?.headers ?? {}) }
@@ -79,14 +99,14 @@ async function callOne (base: string, opts: ApiOptions, method: 'GET' | 'POST' |
       res = await request(url, { method, headers, body: body?.data, signal: AbortSignal.any(signals), ...(dispatcher != null ? { dispatcher } : {}) })
     } catch (err: any) {
       if (opts.signal?.aborted === true) throw opts.signal.reason
-      const again = method === 'GET' || neverSent(err)
+      const again = method === 'GET' || method === 'PUT' || neverSent(err)
       const error = err?.name === 'TimeoutError' || err?.name === 'AbortError'
         ? new UpstreamError(`manager at ${base} did not answer in time`, { cause: err })
         : new UpstreamError(`cannot reach the manager at ${base} (${tlsErrorHint(err) ?? err?.code ?? err?.message ?? err})`, { cause: err })
       throw again ? new TryNextManager(error) : error
     }
     if (FAILOVER_STATUSES.has(res.statusCode)) {
-      const error = new UpstreamError(await failoverMessage(res, base))
+      const error = answered(new UpstreamError(await failoverMessage(res, base)), res.statusCode, undefined)
       throw new TryNextManager(error)
     }
     const text = await res.body.text()
@@ -94,15 +114,21 @@ async function callOne (base: string, opts: ApiOptions, method: 'GET' | 'POST' |
     try {
       json = text === '' ? {} : JSON.parse(text)
     } catch {
-      throw new UpstreamError(`manager answered ${res.statusCode} with a body that is not JSON`)
+      throw answered(new UpstreamError(`manager answered ${res.statusCode} with a body that is not JSON`), res.statusCode, undefined)
     }
     if (res.statusCode >= 400) {
-      throw statusError(res.statusCode, json?.error?.message ?? `manager answered ${res.statusCode}`)
+      throw answered(statusError(res.statusCode, errorMessage(json) ?? `manager answered ${res.statusCode}`), res.statusCode, json)
     }
     return json
   } finally {
     await dispatcher?.close()
   }
+}
+
+/** `{ error: { message } }` as every route answers, or `{ error: "message" }`. */
+function errorMessage (json: any): string | undefined {
+  const message = json?.error?.message ?? json?.error
+  return typeof message === 'string' ? message : undefined
 }
 
 /** The one line a 502/503/504 gets: the manager's own message when it sent JSON (a gateway's page is not shown). */

@@ -1,14 +1,16 @@
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { open, stat, type FileHandle } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Transform } from 'node:stream'
 import { BadInputError, CdnError, UpstreamError } from '../core/errors.ts'
 import { callManager, managerRing, type ApiOptions } from './manager-api.ts'
-import { byteProgress } from './progress.ts'
+import { planFile, type FileChunk } from './file-chunks.ts'
+import { uploadNamed } from './named-upload.ts'
+import { byteProgress, type Progress } from './progress.ts'
 
 export interface PublishOptions extends ApiOptions {
   replicas?: number
-  /** cut by content ('cdc') or at fixed offsets; default: the manager's choice */
+  /** cut by content ('cdc') or at fixed offsets; default: the manager's choice, or 'cdc' under a name (cut here) */
   chunking?: 'fixed' | 'cdc'
   name?: string
   type?: string
@@ -18,7 +20,7 @@ export interface PublishOptions extends ApiOptions {
   ttlMs?: number
   /** resolvable only with a capability (cdn share) or a token that may read it */
   private?: boolean
-  /** publish as the next generation of this stable name (`x-cdn-publish-name`) */
+  /** publish as the next generation of this stable name, by upload session (only the chunks the pool lacks are sent) */
   publishName?: string
   /** the name keeps its newest N generations (`x-cdn-keep`) */
   keep?: number
@@ -52,19 +54,26 @@ export function mediaTypeOf (file: string): string {
 }
 
 /** `link` carries the key for a public content; a private one's link and url need a capability (`cdn share`). */
-export interface PublishResult { id: string, url: string, link: string, size: number, chunks: number, replicas: number, private: boolean, expiresAt?: string, name?: string, seq?: number }
+export interface PublishResult {
+  id: string
+  url: string
+  link: string
+  size: number
+  chunks: number
+  replicas: number
+  private: boolean
+  expiresAt?: string
+  name?: string
+  seq?: number
+  /** under a name: plaintext bytes this run sent, and the chunks it did not send because the pool held them */
+  uploadedBytes?: number
+  reusedChunks?: number
+}
 
 export async function publish (file: string, opts: PublishOptions): Promise<PublishResult> {
   if (opts.token == null || opts.token === '') throw new BadInputError('a publisher token is needed: --token-file FILE or CDN_TOKEN')
-  let size: number
-  try {
-    const st = await stat(file)
-    if (!st.isFile()) throw new BadInputError(`${file} is not a regular file`)
-    size = st.size
-  } catch (err: any) {
-    if (err instanceof BadInputError) throw err
-    throw new BadInputError(`cannot read ${file}: ${err?.code === 'ENOENT' ? 'no such file' : err?.message}`)
-  }
+  const size = await fileSize(file)
+  if (opts.publishName != null) return await publishNamed(file, size, opts.publishName, opts)
   const bar = byteProgress('publish', size, !opts.json)
   let sent = 0
   const counter = new Transform({
@@ -80,32 +89,112 @@ export async function publish (file: string, opts: PublishOptions): Promise<Publ
     'x-cdn-name': encodeURIComponent(opts.name ?? basename(file))
   }
   if (opts.replicas != null) headers['x-cdn-replicas'] = String(opts.replicas)
-  if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(Math.max(1, Math.ceil(opts.ttlMs / 1000)))
+  if (opts.ttlMs != null) headers['x-cdn-ttl'] = String(ttlSeconds(opts.ttlMs))
   if (opts.private === true) headers['x-cdn-private'] = '1'
-  if (opts.publishName != null) headers['x-cdn-publish-name'] = encodeURIComponent(opts.publishName)
-  if (opts.keep != null) headers['x-cdn-keep'] = String(opts.keep)
   if (opts.chunking != null) headers['x-cdn-chunking'] = opts.chunking
   try {
     const target = await uploadTarget(opts)
     const body = createReadStream(file).pipe(counter)
     const res = await upload(target.url, target.several, { token: opts.token, ca: opts.ca }, { data: body, headers })
-    const id = String(res.id)
-    const priv = opts.private === true
-    return {
-      id,
-      url: new URL(`/c/${id}`, opts.proxy).toString(),
-      // A private content's key is not printed: whoever sees the terminal would hold it for good.
-      link: priv ? `cdn://${id}` : `cdn://${id}?k=${String(res.key)}`,
-      private: priv,
-      size: Number(res.size),
-      chunks: Number(res.chunks),
-      replicas: Number(res.replicas),
-      ...(res.expiresAt != null ? { expiresAt: String(res.expiresAt) } : {}),
-      ...(res.seq != null ? { name: String(res.name), seq: Number(res.seq) } : {})
-    }
+    return publishResult(res, opts)
   } finally {
     bar.stop()
   }
+}
+
+async function fileSize (file: string): Promise<number> {
+  try {
+    const st = await stat(file)
+    if (!st.isFile()) throw new BadInputError(`${file} is not a regular file`)
+    return st.size
+  } catch (err: any) {
+    if (err instanceof BadInputError) throw err
+    throw new BadInputError(`cannot read ${file}: ${err?.code === 'ENOENT' ? 'no such file' : err?.message}`)
+  }
+}
+
+const ttlSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
+
+/** The manager's answer to a publish (streamed or committed), as the command prints it. */
+function publishResult (res: any, opts: PublishOptions): PublishResult {
+  const id = String(res.id)
+  const priv = opts.private === true
+  return {
+    id,
+    url: new URL(`/c/${id}`, opts.proxy).toString(),
+    // A private content's key is not printed: whoever sees the terminal would hold it for good.
+    link: priv ? `cdn://${id}` : `cdn://${id}?k=${String(res.key)}`,
+    private: priv,
+    size: Number(res.size),
+    chunks: Number(res.chunks),
+    replicas: Number(res.replicas),
+    ...(res.expiresAt != null ? { expiresAt: String(res.expiresAt) } : {}),
+    ...(res.seq != null ? { name: String(res.name), seq: Number(res.seq) } : {})
+  }
+}
+
+/**
+ * A publish under a name, by upload session (named-upload.ts): the file is
+ * read once to cut and hash it, then again, by offset, only for the chunks
+ * the manager is missing.
+ */
+async function publishNamed (file: string, size: number, name: string, opts: PublishOptions): Promise<PublishResult> {
+  const chunks = await hashFile(file, size, opts)
+  const handle = await open(file, 'r')
+  let bar: Progress | undefined
+  try {
+    let sent = 0
+    let total = 0
+    const plan = {
+      chunks,
+      file: opts.name ?? basename(file),
+      type: opts.type ?? mediaTypeOf(file),
+      replicas: opts.replicas,
+      private: opts.private,
+      keep: opts.keep,
+      ttlSeconds: opts.ttlMs != null ? ttlSeconds(opts.ttlMs) : undefined
+    }
+    const r = await uploadNamed(name, plan, {
+      api: opts,
+      readChunk: async (chunk) => await readChunkAt(handle, chunk),
+      onOpen: (s) => {
+        total = s.missingBytes
+        bar = byteProgress(s.resumed ? 'upload (resumed)' : 'upload', total, !opts.json)
+      },
+      onSent: (bytes) => {
+        sent += bytes
+        bar?.update(sent, sent >= total ? '(publishing)' : '')
+      }
+    })
+    return { ...publishResult(r.published, opts), uploadedBytes: r.uploadedBytes, reusedChunks: r.reusedChunks }
+  } finally {
+    bar?.stop()
+    await handle.close()
+  }
+}
+
+async function hashFile (file: string, size: number, opts: PublishOptions): Promise<FileChunk[]> {
+  const bar = byteProgress('hashing', size, !opts.json)
+  try {
+    return await planFile(file, { mode: opts.chunking, signal: opts.signal, onProgress: (done) => { bar.update(done) } })
+  } catch (err: any) {
+    if (err instanceof CdnError || opts.signal?.aborted === true) throw err
+    throw new BadInputError(`cannot read ${file}: ${err?.message ?? err}`, { cause: err })
+  } finally {
+    bar.stop()
+  }
+}
+
+/** One chunk's bytes, read at its offset (shorter if the file shrank since it was hashed: the caller checks). */
+async function readChunkAt (handle: FileHandle, chunk: FileChunk): Promise<Uint8Array> {
+  const bytes = Buffer.allocUnsafe(chunk.size)
+  let done = 0
+  while (done < chunk.size) {
+    const { bytesRead } = await handle.read(bytes, done, chunk.size - done, chunk.offset + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return bytes.subarray(0, done)
 }
 
 /**

@@ -9,6 +9,7 @@ import { get } from './get.ts'
 import { formatVersions, versions } from './names.ts'
 import { BadInputError } from '../core/errors.ts'
 import { parseName } from '../core/names.ts'
+import { formatBytes } from '../core/units.ts'
 import { formatContents, listContents, removeContent } from './pool-commands.ts'
 import { publish } from './publish.ts'
 import { share } from './token-commands.ts'
@@ -18,19 +19,20 @@ export function addPublishCommands (program: Command): void {
     .description('upload a file; prints its id, gateway URL and link (publisher or admin token)')
     .addOption(proxyOption())
     .option('--replicas <n>', 'copies per chunk', intArg('--replicas', 1))
-    .option('--name <name>', 'publish as the next generation of this stable name (e.g. films/launch.mp4; the first publisher owns it), also shown to viewers (default: no name, the file name shown)')
+    .option('--name <name>', 'publish as the next generation of this stable name (e.g. films/launch.mp4; the first publisher owns it), also shown to viewers; only the chunks the pool lacks are sent, and running it again after an interruption resumes (default: no name, the file name shown)')
     .option('--keep <n>', 'with --name: keep only the newest N generations, deleting older ones from the pool', intArg('--keep', 1))
     .option('--type <mediaType>', 'media type (default: from the extension)')
     .option('--ttl <duration>', 'delete the content everywhere this long after it is published, e.g. 30m, 7d')
     .option('--private', 'resolvable only with a capability (cdn share) or a token allowed to read it')
-    .option('--chunking <mode>', "cut by content (cdc: an edited file shares most chunks) or at fixed offsets (fixed); default: the manager's --chunking")
+    .option('--chunking <mode>', "cut by content (cdc: an edited file shares most chunks) or at fixed offsets (fixed); default: the manager's --chunking, or with --name cdc, cut on this machine")
     .option('--json', 'print one JSON line')
     .action(async (file: string, o) => {
       if (o.keep != null && o.name == null) throw new BadInputError('--keep needs --name')
       const publishName = o.name == null ? undefined : parseName(o.name)
       const r = await publish(file, { ...await apiOptions(o), replicas: o.replicas, name: o.name, type: o.type, proxy: proxyUrl(o), json: o.json === true, ttlMs: durationMs(o.ttl), private: o.private === true, publishName, keep: o.keep, chunking: o.chunking == null ? undefined : parseChunkingMode(o.chunking, '--chunking') })
       const named = r.seq == null ? '' : `\nname: ${r.name} (generation ${r.seq}), ${new URL(`/n/${r.name}`, proxyUrl(o)).toString()}`
-      print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${named}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
+      const sent = r.uploadedBytes == null ? '' : `\nsent: ${formatBytes(r.uploadedBytes)} of ${formatBytes(r.size)} (${r.reusedChunks ?? 0} of ${r.chunks} chunks already in the pool)`
+      print(o.json === true, r, `id:   ${r.id}\nurl:  ${r.url}\nlink: ${r.link}${named}${sent}${r.private ? `\nprivate: viewers need a capability link, from cdn share ${r.id}` : ''}`)
     })
 
   apiCommand(program.command('share <id-or-name>'))
