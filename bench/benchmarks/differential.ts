@@ -3,7 +3,8 @@
  * four edits of it, each as the name's next generation: 1 MiB overwritten
  * in the middle, 4 KiB inserted at the start, 10 MiB appended, no change.
  * Per edit: the bytes the publisher uploaded (the manager's
- * `cdn_manager_upload_bytes_total`), the bytes newly stored in the pool (the
+ * `cdn_manager_upload_bytes_total`: the plan of chunk hashes and the chunks
+ * the name lacked), the bytes newly stored in the pool (the
  * growth of the nodes' blob directories, all copies, and per copy), and the
  * publish time. `restic backup` of the same files into one repository is the
  * anchor: its `data_added` per edit beside ours.
@@ -68,6 +69,8 @@ export const differential: Benchmark = {
         storedBytesAllCopies: ours[i].stored,
         storedBytesPerCopy: Math.round(ours[i].stored / REPLICAS),
         seconds: round(ours[i].seconds),
+        chunks: ours[i].chunks,
+        reusedChunks: ours[i].reusedChunks,
         restic: restic[i]
       }
       ctx.log(`${f.edit}: uploaded ${formatBytes(row.uploadedBytes)}, stored ${formatBytes(row.storedBytesPerCopy)} per copy, ${row.seconds} s; restic added ${restic[i] == null ? 'n/a' : formatBytes(restic[i]!.addedBytes)}`)
@@ -76,16 +79,17 @@ export const differential: Benchmark = {
   }
 }
 
-async function publishGenerations (ctx: Parameters<Benchmark['run']>[0], paths: string[]): Promise<Array<{ uploaded: number, stored: number, seconds: number }>> {
+async function publishGenerations (ctx: Parameters<Benchmark['run']>[0], paths: string[]): Promise<Array<{ uploaded: number, stored: number, seconds: number, reusedChunks: number, chunks: number }>> {
   const net = await CdnNetwork.start({ dir: join(ctx.workDir, 'net'), nodes: Array.from({ length: NODES }, () => ({ egress: 'unlimited' })) })
   try {
     const out = []
     for (const path of paths) {
       const [sent0, disk0] = [await uploadCounter(net), await blobBytes(ctx.workDir)]
       const t0 = performance.now()
-      await runCli(['publish', path, '--manager', net.managerUrl, '--replicas', String(REPLICAS), '--name', 'bench/differential.bin', '--chunking', 'cdc', '--json'], ctx.signal, { CDN_TOKEN: net.token })
+      const stdout = await runCli(['publish', path, '--manager', net.managerUrl, '--replicas', String(REPLICAS), '--name', 'bench/differential.bin', '--chunking', 'cdc', '--json'], ctx.signal, { CDN_TOKEN: net.token })
       const seconds = (performance.now() - t0) / 1000
-      out.push({ uploaded: await uploadCounter(net) - sent0, stored: await blobBytes(ctx.workDir) - disk0, seconds })
+      const result = JSON.parse(stdout) as { chunks: number, reusedChunks?: number }
+      out.push({ uploaded: await uploadCounter(net) - sent0, stored: await blobBytes(ctx.workDir) - disk0, seconds, reusedChunks: result.reusedChunks ?? 0, chunks: result.chunks })
     }
     return out
   } finally {
