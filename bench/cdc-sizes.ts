@@ -14,7 +14,7 @@
 import { createCipheriv, createHash } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { cdcChunks, type CdcSizes } from '../core/cdc-chunker.ts'
-import { chunkStream } from '../manager/publish/chunker.ts'
+import { chunkStream } from '../core/chunker.ts'
 
 const { values: args } = parseArgs({ options: { mib: { type: 'string', default: '256' }, runs: { type: 'string', default: '3' } } })
 const MiB = 1024 * 1024

@@ -5,7 +5,7 @@ import { parseDuration } from '../core/units.ts'
 import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts'
 import { ManagerRing, type ApiOptions } from './manager-api.ts'
-import { parseManagerUrls } from '../proxy/resolve/manager-failover.ts'
+import { parseManagerUrls } from '../core/manager-failover.ts'
 import { clientToken } from './secrets.ts'
 
 /** Where a manager and a proxy started with their defaults answer. */

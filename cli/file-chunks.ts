@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs'
 import { CDC_DEFAULTS } from '../core/cdc-chunker.ts'
 import { plaintextHash } from '../core/chunk-keys.ts'
-import { chunksOf, type Chunking, type ChunkingMode } from '../manager/publish/chunker.ts'
+import { chunksOf, type Chunking, type ChunkingMode } from '../core/chunker.ts'
 
 /** `--chunking fixed` with a name: chunks of this size, the last one shorter. */
 export const FIXED_CHUNK_BYTES = 1024 * 1024

@@ -1,7 +1,7 @@
 import { request } from 'undici'
 import { BadInputError, CdnError, ConflictError, ForbiddenError, NotFoundError, TooLargeError, UnauthorizedError, UpstreamError } from '../core/errors.ts'
 import { createTlsAgent, tlsErrorHint } from '../core/tls-client.ts'
-import { FAILOVER_STATUSES, ManagerRing, tryManagers, TryNextManager } from '../proxy/resolve/manager-failover.ts'
+import { FAILOVER_STATUSES, ManagerRing, tryManagers, TryNextManager } from '../core/manager-failover.ts'
 
 export { ManagerRing }
 

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BadInputError, UpstreamError } from '../core/errors.ts'
-import { FAILOVER_STATUSES } from '../proxy/resolve/manager-failover.ts'
+import { FAILOVER_STATUSES } from '../core/manager-failover.ts'
 import type { FileChunk } from './file-chunks.ts'
 import { callManager, managerAnswer, managerRing, type ApiOptions } from './manager-api.ts'
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import { createCommandLogger } from '../core/log.ts'
 import { loadCa } from '../core/tls-client.ts'
-import { parseChunkingMode } from '../manager/publish/chunker.ts'
+import { parseChunkingMode } from '../core/chunker.ts'
 import { requireWritableDir } from './cli-basics.ts'
 import { apiCommand, apiOptions, durationMs, intArg, managerUrls, print, proxyOption, proxyUrl } from './cli-options.ts'
 import { get } from './get.ts'

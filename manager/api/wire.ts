@@ -12,7 +12,7 @@ import type { ContentRow, NodeHoldings, NodeRow } from '../catalog/catalog.ts'
 import type { TokenInfo } from '../catalog/tokens.ts'
 import type { PublishOutcome } from '../metrics.ts'
 import type { PublishRequest } from '../publish/publish.ts'
-import { parseChunkingMode, type ChunkingMode } from '../publish/chunker.ts'
+import { parseChunkingMode, type ChunkingMode } from '../../core/chunker.ts'
 
 export const MAX_NAME_CHARS = 1024
 export const MAX_TYPE_CHARS = 255

@@ -28,7 +28,7 @@ import { MAX_MANIFEST_BYTES, sealMetadata, signManifest } from '../../core/manif
 import type { Catalog } from '../catalog/catalog.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 import { MANAGER_DEFAULTS } from '../defaults.ts'
-import { chunksOf, type Chunking, type ChunkingMode } from './chunker.ts'
+import { chunksOf, type Chunking, type ChunkingMode } from '../../core/chunker.ts'
 import { readBody } from './read-body.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'

@@ -6,7 +6,7 @@ import {
   TooLargeError, UnauthorizedError, UpstreamError
 } from '../../core/errors.ts'
 import { CAPABILITY_HEADER } from '../capability.ts'
-import { FAILOVER_STATUSES, ManagerRing, managerOrigin, tryManagers, TryNextManager } from './manager-failover.ts'
+import { FAILOVER_STATUSES, ManagerRing, managerOrigin, tryManagers, TryNextManager } from '../../core/manager-failover.ts'
 import type { DeadlineClock } from '../fetch/deadline.ts'
 import { errorMessageOf, readJson } from '../fetch/http-body.ts'
 import type { SourceAddress } from './sources.ts'

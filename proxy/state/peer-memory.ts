@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache'
 import { describeError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { ManagerInfo } from '../resolve/manager-client.ts'
-import { managerOrigin } from '../resolve/manager-failover.ts'
+import { managerOrigin } from '../../core/manager-failover.ts'
 
 /** A libp2p peer the proxy met: a node, or the manager. */
 export interface RememberedPeer {

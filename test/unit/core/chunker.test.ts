@@ -1,9 +1,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { TooLargeError } from '../../../../core/errors.ts'
-import { chunksOf, chunkStream, parseChunkingMode } from '../../../../manager/publish/chunker.ts'
-import { BadInputError } from '../../../../core/errors.ts'
-import { pieces } from '../../../support/byte-pieces.ts'
+import { TooLargeError } from '../../../core/errors.ts'
+import { chunksOf, chunkStream, parseChunkingMode } from '../../../core/chunker.ts'
+import { BadInputError } from '../../../core/errors.ts'
+import { pieces } from '../../support/byte-pieces.ts'
 
 const CHUNK = 1000
 

@@ -3,8 +3,8 @@
  * memory, whatever the stream's size: the body of a 64 GiB upload is never
  * held, only the chunk being filled.
  */
-import { cdcChunks, type CdcSizes } from '../../core/cdc-chunker.ts'
-import { BadInputError, TooLargeError } from '../../core/errors.ts'
+import { cdcChunks, type CdcSizes } from './cdc-chunker.ts'
+import { BadInputError, TooLargeError } from './errors.ts'
 
 export interface ChunkerOptions {
   /** bytes past which the stream is refused with TooLargeError (default: no limit) */

@@ -5,7 +5,7 @@
  * answer of a live manager, a 4xx above all, is final, because another
  * manager of the same pool, reading the same catalog, would answer the same.
  */
-import { BadInputError, UpstreamError } from '../../core/errors.ts'
+import { BadInputError, UpstreamError } from './errors.ts'
 
 /** Answers that mean "this manager cannot serve now", not "the request is wrong": gateways and a manager shutting down send them. */
 export const FAILOVER_STATUSES: ReadonlySet<number> = new Set([502, 503, 504])
