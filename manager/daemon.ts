@@ -219,21 +219,21 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // A node that dialled another manager (or none since a restart) is reached at the addresses the catalog holds.
     const nodes = new RpcNodeClient({ libp2p: host, knownAddresses: async id => (await catalog.getNode(id))?.addrs ?? [], onOrder: (kind, outcome) => { metrics.orders.inc({ kind, outcome }) } })
     let httpBase = ''
-    const publisher = new Publisher({
+    // What both ways of publishing (streamed, and by upload session) stand on.
+    const publishing = {
       catalog,
       lifecycle,
       staging,
       nodes,
-      candidates: () => registry.candidates(),
+      candidates: async () => await registry.candidates(),
       signer: pool,
       manager: peerId,
-      stagingUrl: cid => `${httpBase}/staging/${cid}`,
-      logger: log.child({ part: 'publish' }),
+      stagingUrl: (cid: string) => `${httpBase}/staging/${cid}`,
       shutdown: shutdown.signal,
-      onPublished: bytes => { metrics.bytesPublished.inc(bytes) },
-      onReceived: bytes => { metrics.bytesReceived.inc(bytes) },
-      lineage
-    }, {
+      onPublished: (bytes: number) => { metrics.bytesPublished.inc(bytes) },
+      onReceived: (bytes: number) => { metrics.bytesReceived.inc(bytes) }
+    }
+    const publisher = new Publisher({ ...publishing, lineage, logger: log.child({ part: 'publish' }) }, {
       replicas: config.replicas,
       chunkSize: config.chunkSize,
       chunking: config.chunking,
@@ -245,21 +245,11 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // A plan may announce chunks as large as content-defined chunking makes, or as the fixed size, whichever is larger.
     const maxChunkBytes = Math.max(CDC_DEFAULTS.max, config.chunkSize ?? MANAGER_DEFAULTS.chunkSize)
     const sessionPublisher = new SessionPublisher({
-      catalog,
-      lifecycle,
+      ...publishing,
       lineage,
       sessions,
-      staging,
-      nodes,
-      candidates: () => registry.candidates(),
-      signer: pool,
-      manager: peerId,
-      stagingUrl: cid => `${httpBase}/staging/${cid}`,
       abandon: async (uploads, why) => await publisher.abandon(uploads, why),
-      logger: log.child({ part: 'sessions' }),
-      shutdown: shutdown.signal,
-      onPublished: bytes => { metrics.bytesPublished.inc(bytes) },
-      onReceived: bytes => { metrics.bytesReceived.inc(bytes) }
+      logger: log.child({ part: 'sessions' })
     }, { replicas: config.replicas, maxChunkBytes, maxUploadBytes: config.maxUploadBytes })
     const deleter = new ContentDeleter({ catalog, lifecycle, nodes, logger: log.child({ part: 'delete' }) })
     closeOnStop('deletes', async () => { await deleter.close() })

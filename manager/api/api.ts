@@ -22,7 +22,7 @@ import type { KeyCustody } from '../catalog/key-custody.ts'
 import type { ManagerMetrics } from '../metrics.ts'
 import type { NodeAdmin } from '../nodes/node-admin.ts'
 import type { Publisher } from '../publish/publish.ts'
-import { watchStall } from '../publish/stall-watch.ts'
+import { watchUpload } from '../publish/stall-watch.ts'
 import type { ReportVerifier } from '../replication/report-verifier.ts'
 import type { Staging } from '../publish/staging.ts'
 import { checkPeerId, contentJson, DEFAULT_EVENTS, DIGITS, MAX_EVENTS, MAX_REASON_CHARS, MAX_REPORT_BYTES, nodeJson, optionalSeconds, parsePublishHeaders, publishOutcome, readObjectBody, sendBlob, singleHeader, TOKEN_ID, tokenJson, withPeer } from './wire.ts'
@@ -110,26 +110,13 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
   }
 
   const publish: Handler = async (req, res) => {
-    const controller = new AbortController()
-    const onClose = (): void => {
-      if (!res.writableEnded) controller.abort(new BadInputError('upload aborted: the client closed the connection'))
-    }
-    res.once('close', onClose)
-    // The socket's idle cut would also fire while the manager itself stops reading (nodes confirming copies):
-    // for an upload, only time spent waiting for the client's bytes counts.
-    req.socket.setTimeout(0)
-    const idleMs = c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout
-    const watch = watchStall(req, idleMs, () => {
-      const err = new BadInputError(`upload stalled: no bytes for ${idleMs} ms`)
-      controller.abort(err)
-      return err
-    })
+    const upload = watchUpload(req, res, c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout, 'upload')
     try {
       const who = await c.tokens.authorize(req.headers.authorization, PUBLISH_ROLES)
       const h = parsePublishHeaders(req.headers)
       const named = await c.names?.service.beforePublish(req.headers, who)
       const lineage = named?.lineageKey != null ? { name: named.name, key: named.lineageKey } : undefined
-      const { added, ...result } = await c.publisher.publish({ body: watch.body, publisher: who.id, owner: who.id, ...h, signal: controller.signal, lineage })
+      const { added, ...result } = await c.publisher.publish({ body: upload.body, publisher: who.id, owner: who.id, ...h, signal: upload.signal, lineage })
       await durable()
       // Once the content is visible: a generation is appended, and older ones beyond keep deleted.
       const generation = named == null ? undefined : await c.names?.service.afterPublish(named, { ...result, added }, who)
@@ -142,8 +129,7 @@ export function createApiHandler (c: ApiComponents, options: ApiHandlerOptions =
       if (!req.complete) res.setHeader('connection', 'close')
       throw err
     } finally {
-      watch.stop()
-      res.off('close', onClose)
+      upload.stop()
     }
   }
 

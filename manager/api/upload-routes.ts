@@ -15,7 +15,7 @@ import type { Principal, TokenStore } from '../catalog/tokens.ts'
 import type { ManagerMetrics } from '../metrics.ts'
 import { MAX_CHUNKS, MAX_REPLICAS } from '../publish/publish.ts'
 import type { SessionPublisher } from '../publish/session-publisher.ts'
-import { watchStall } from '../publish/stall-watch.ts'
+import { watchUpload } from '../publish/stall-watch.ts'
 import { PUBLISH_ROLES } from './access.ts'
 import { nameOf } from './name-routes.ts'
 import type { NameService } from './name-service.ts'
@@ -62,25 +62,13 @@ export function uploadRoutes (c: UploadRoutesComponents): Array<{ pattern: RegEx
 
   const putChunk: Handler = async (req, res, m) => {
     const name = nameOf(m[1])
-    const upload = uploadOf(m[2])
+    const session = uploadOf(m[2])
     const index = Number(m[3])
     const who = await publisher(req)
-    const controller = new AbortController()
-    const onClose = (): void => {
-      if (!res.writableEnded) controller.abort(new BadInputError('chunk upload aborted: the client closed the connection'))
-    }
-    res.once('close', onClose)
-    // While nodes confirm copies the body is read already; only waiting for the client's bytes counts as a stall.
-    req.socket.setTimeout(0)
-    const idleMs = c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout
-    const watch = watchStall(req, idleMs, () => {
-      const err = new BadInputError(`chunk upload stalled: no bytes for ${idleMs} ms`)
-      controller.abort(err)
-      return err
-    })
+    const upload = watchUpload(req, res, c.uploadIdleMs ?? HTTP_LIMIT_DEFAULTS.idleTimeout, 'chunk upload')
     try {
       // No checkpoint per chunk: a chunk whose rows a crash lost is only asked for again when the session resumes.
-      const { stored } = await c.sessions.putChunk(name, upload, index, who, watch.body, controller.signal)
+      const { stored } = await c.sessions.putChunk(name, session, index, who, upload.body, upload.signal)
       // A chunk already held is not read: close rather than drain its body.
       if (!req.complete) res.setHeader('connection', 'close')
       sendJson(res, 200, { index, stored })
@@ -88,8 +76,7 @@ export function uploadRoutes (c: UploadRoutesComponents): Array<{ pattern: RegEx
       if (!req.complete) res.setHeader('connection', 'close')
       throw err
     } finally {
-      watch.stop()
-      res.off('close', onClose)
+      upload.stop()
     }
   }
 

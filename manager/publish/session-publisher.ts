@@ -16,45 +16,27 @@
  * the same name again.
  */
 import { randomUUID } from 'node:crypto'
-import type { PrivateKey } from '@libp2p/interface'
 import { encodeKey, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
 import { chunkKeyOf, chunkTags, encryptWithChunkKey, plaintextHash, sealChunkKeys } from '../../core/chunk-keys.ts'
 import { BadInputError, CapacityError, CdnError, describeError, ForbiddenError, MissingChunksError, NotFoundError, TooLargeError, UnavailableError } from '../../core/errors.ts'
 import { chunkCid } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
+import type { PublishComponents } from './publish.ts'
 import { sealMetadata, signManifest } from '../../core/manifest.ts'
-import type { Catalog } from '../catalog/catalog.ts'
-import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
 import type { LineageStore } from '../catalog/lineage.ts'
 import type { Principal } from '../catalog/tokens.ts'
 import type { SessionRow, UploadSessionStore, UploadPlan } from '../catalog/upload-sessions.ts'
-import type { NodeClient } from '../nodes/node-client.ts'
-import type { PlacementCandidate } from '../replication/placement.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import { storeManifest } from './manifest-store.ts'
 import { adoptHeldChunks, type HeldChunks } from './held-chunks.ts'
 import { readExactly } from './read-body.ts'
-import type { Staging } from './staging.ts'
 
-export interface SessionPublisherComponents {
-  catalog: Catalog
-  lifecycle: ContentLifecycle
+/** What a streamed publish needs (publish.ts), and the stores of lineages and sessions. */
+export interface SessionPublisherComponents extends Pick<PublishComponents, 'catalog' | 'lifecycle' | 'staging' | 'nodes' | 'candidates' | 'signer' | 'manager' | 'stagingUrl' | 'logger' | 'shutdown' | 'onPublished' | 'onReceived'> {
   lineage: LineageStore
   sessions: UploadSessionStore
-  staging: Staging
-  nodes: NodeClient
-  candidates: () => Promise<PlacementCandidate[]>
-  signer: { privateKey: PrivateKey, peerId: string }
-  /** this manager's peer id (the pending row's manager; a session survives it anyway) */
-  manager?: string
-  stagingUrl: (cid: string) => string
   /** discards uploads that cannot finish: their exclusive blobs leave the nodes (Publisher.abandon) */
   abandon: (uploads: string[], why: string) => Promise<number>
-  logger: Logger
-  shutdown: AbortSignal
-  onPublished?: (bytes: number) => void
-  /** told of every chunk byte received */
-  onReceived?: (bytes: number) => void
   now?: () => number
 }
 

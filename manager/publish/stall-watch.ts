@@ -5,6 +5,9 @@
  * no fault of the client. This counts only the time the manager spends
  * waiting for the client's next bytes, on one coarse interval timer.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { BadInputError } from '../../core/errors.ts'
+
 export interface StallWatch {
   /** the body, read through the watch */
   body: AsyncIterable<Uint8Array>
@@ -52,4 +55,41 @@ export function watchStall (body: AsyncIterable<Uint8Array>, idleMs: number, onS
     }
   }
   return { body: { [Symbol.asyncIterator]: () => iterator }, stop: () => { clearInterval(timer) } }
+}
+
+export interface UploadBody {
+  /** the request's body, read through the stall watch */
+  body: AsyncIterable<Uint8Array>
+  /** aborted when the client goes away or stalls */
+  signal: AbortSignal
+  /** call when the request is answered, however it ended */
+  stop: () => void
+}
+
+/**
+ * Watches an upload request: its body through a stall watch, and a signal
+ * aborted when the client goes away or stops sending for `idleMs`. The
+ * socket's own idle cut is turned off: it would also fire while the manager
+ * stops reading to wait for nodes to confirm copies.
+ */
+export function watchUpload (req: IncomingMessage, res: ServerResponse, idleMs: number, what: string): UploadBody {
+  const controller = new AbortController()
+  const onClose = (): void => {
+    if (!res.writableEnded) controller.abort(new BadInputError(`${what} aborted: the client closed the connection`))
+  }
+  res.once('close', onClose)
+  req.socket.setTimeout(0)
+  const watch = watchStall(req, idleMs, () => {
+    const err = new BadInputError(`${what} stalled: no bytes for ${idleMs} ms`)
+    controller.abort(err)
+    return err
+  })
+  return {
+    body: watch.body,
+    signal: controller.signal,
+    stop: () => {
+      watch.stop()
+      res.off('close', onClose)
+    }
+  }
 }
