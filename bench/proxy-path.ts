@@ -30,7 +30,7 @@ import { DefaultFetchEngine } from '../proxy/fetch/fetch-engine.ts'
 import { Scoreboard } from '../proxy/fetch/scoreboard.ts'
 import { serveContent } from '../proxy/http/content-route.ts'
 import { DownloadTracker } from '../proxy/http/download-tracker.ts'
-import { fullBitmap } from '../proxy/resolve/have-bitmap.ts'
+import { fullBitmap } from '../core/data-plane-wire.ts'
 import type { ContentResolver, ResolvedContent } from '../proxy/resolve/resolver.ts'
 import { ChunkCache } from '../proxy/state/chunk-cache.ts'
 

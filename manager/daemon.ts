@@ -22,6 +22,7 @@ import { createApiHandler, type ApiComponents } from './api/api.ts'
 import { Capabilities } from './api/capabilities.ts'
 import { NameService } from './api/name-service.ts'
 import { SessionPublisher } from './publish/session-publisher.ts'
+import { httpHave } from './publish/holder-check.ts'
 import { CDC_DEFAULTS } from '../core/cdc-chunker.ts'
 import { Chore } from '../core/chore.ts'
 import { KeySealer, loadMasterKey, MASTER_KEY_FILE } from './catalog/key-sealing.ts'
@@ -219,8 +220,12 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
     // A node that dialled another manager (or none since a restart) is reached at the addresses the catalog holds.
     const nodes = new RpcNodeClient({ libp2p: host, knownAddresses: async id => (await catalog.getNode(id))?.addrs ?? [], onOrder: (kind, outcome) => { metrics.orders.inc({ kind, outcome }) } })
     let httpBase = ''
+    // Publishes under a name check their holders' have-bitmaps once the manifest is stored (publish/holder-check.ts).
+    const holderHave = httpHave(async node => (await catalog.getNode(node))?.http, log.child({ part: 'holder-check' }))
+    closeOnStop('holder checks', holderHave.close)
     // What both ways of publishing (streamed, and by upload session) stand on.
     const publishing = {
+      have: holderHave.have,
       catalog,
       lifecycle,
       staging,

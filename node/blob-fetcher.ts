@@ -10,7 +10,7 @@ import { CapacityError, describeError, NoSourceError, TimeoutError, TooLargeErro
 import type { Logger } from '../core/log.ts'
 import { MAX_MANIFEST_BYTES } from '../core/manifest.ts'
 import type { BlobStore } from './blob-store.ts'
-import { COPY_HEADER } from './data-plane.ts'
+import { COPY_HEADER } from '../core/data-plane-wire.ts'
 
 export interface BlobFetcherComponents {
   store: Pick<BlobStore, 'write' | 'has'>

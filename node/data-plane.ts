@@ -9,6 +9,7 @@
  * sockets (which also cuts a reader that stopped reading) and connections
  * per client, and a chunk response not finished within its deadline is cut.
  */
+import { COPY_HEADER } from '../core/data-plane-wire.ts'
 import { noneMatch } from '../core/etag.ts'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -71,7 +72,6 @@ const DEFAULT_RESPONSE_DEADLINE_MS = 60_000
  * the pool moving its own data, not viewers' demand: they count in the
  * node's egress, not in the per-content load the manager mirrors on.
  */
-export const COPY_HEADER = 'x-cdn-copy'
 /** Chunks never change under their id, so caches may keep them forever. */
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 

@@ -21,7 +21,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { CDC_DEFAULTS, checkCdcSizes, type CdcSizes } from '../../core/cdc-chunker.ts'
 import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/chunk-crypto.ts'
-import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError } from '../../core/errors.ts'
+import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../../core/errors.ts'
 import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
 import { MAX_MANIFEST_BYTES, sealMetadata, signManifest } from '../../core/manifest.ts'
@@ -35,6 +35,7 @@ import type { ContentLifecycle } from '../catalog/content-lifecycle.ts'
 import { sendDeletes } from '../orders/delete-orders.ts'
 import { storeManifest } from './manifest-store.ts'
 import { NamedChunks } from './named-chunks.ts'
+import { checkHolders, type HaveFetch } from './holder-check.ts'
 import type { LineageStore } from '../catalog/lineage.ts'
 import type { NodeClient } from '../nodes/node-client.ts'
 import { freeBytes, type PlacementCandidate } from '../replication/placement.ts'
@@ -66,6 +67,8 @@ export interface PublishComponents {
   onReceived?: (bytes: number) => void
   /** the names' lineages: a publish under a name stores only the chunks the name does not hold yet */
   lineage?: Pick<LineageStore, 'lookup' | 'record'>
+  /** a holder's have-bitmap: a publish under a name checks the chunks it counted are still there (holder-check.ts) */
+  have?: HaveFetch
 }
 
 export interface PublishInit {
@@ -285,6 +288,11 @@ export class Publisher {
       // Under a name, holders of chunks it already had hold this content too.
       const chunkHolders = named != null ? new Set((await this.c.catalog.copiesOf(uploadId)).filter(r => r.state === 'confirmed').map(r => r.node)) : dispatcher.holders()
       const holders = await storeManifest(this.c, { upload: uploadId, signed, holders: chunkHolders, replicas, signal: orderSignal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
+      if (named != null && this.c.have != null) {
+        const short = await checkHolders({ catalog: this.c.catalog, have: this.c.have, logger: log }, uploadId, contentId, chunkIds, replicas, orderSignal)
+        // Their bytes are gone with the request body: the publisher sends them again, and they are stored this time.
+        if (short.size > 0) throw new UpstreamError(`${short.size} chunks the name held were lost from their holders while this publish ran; publish again`)
+      }
 
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()

@@ -29,10 +29,13 @@ import type { SessionRow, UploadSessionStore, UploadPlan } from '../catalog/uplo
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import { storeManifest } from './manifest-store.ts'
 import { adoptHeldChunks, type HeldChunks } from './held-chunks.ts'
+import { checkHolders, type HaveFetch } from './holder-check.ts'
 import { readExactly } from './read-body.ts'
 
 /** What a streamed publish needs (publish.ts), and the stores of lineages and sessions. */
 export interface SessionPublisherComponents extends Pick<PublishComponents, 'catalog' | 'lifecycle' | 'staging' | 'nodes' | 'candidates' | 'signer' | 'manager' | 'stagingUrl' | 'logger' | 'shutdown' | 'onPublished' | 'onReceived'> {
+  /** a holder's have-bitmap: the commit checks that held chunks are still there (holder-check.ts) */
+  have: HaveFetch
   lineage: LineageStore
   sessions: UploadSessionStore
   /** discards uploads that cannot finish: their exclusive blobs leave the nodes (Publisher.abandon) */
@@ -218,6 +221,9 @@ export class SessionPublisher {
       for (const id of staged) await this.unstage(id)
     }
     const contentId = signed.id.toString()
+    // A chunk the name held may have left a holder before this manifest reached it: then it is sent again.
+    const short = await checkHolders({ ...this.c, logger: this.log }, upload, contentId, cids, plan.replicas, signal)
+    if (short.size > 0) throw new MissingChunksError(cids.flatMap((cid, i) => short.has(cid) ? [i] : []))
     const expiresAt = plan.ttlSeconds != null ? this.now() + plan.ttlSeconds * 1000 : null
     await this.c.lifecycle.publish(upload, { contentId, size, chunkCount: cids.length, manifest: signed.bytes, expiresAt }, key,
       { size, chunks: cids.length, replicas: plan.replicas, publisher: session.owner, nodes: holders.size, uploaded: session.uploaded, reused: reusedChunks })

@@ -12,6 +12,7 @@
  * while, and verifications queue behind a small concurrency limit with a
  * bounded queue. So each accepted report costs at most one blob fetch.
  */
+import { COPY_HEADER } from '../../core/data-plane-wire.ts'
 import { LRUCache } from 'lru-cache'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { Agent, request } from 'undici'
@@ -21,8 +22,6 @@ import type { Logger } from '../../core/log.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import { RateLimitedError, TokenBuckets } from '../api/rate-limit.ts'
 
-/** Sent with the verification fetch: the node counts it as the pool's own traffic, not viewers' demand. */
-const COPY_HEADER = 'x-cdn-copy'
 
 export interface BadCopyReport {
   content: string

@@ -3,7 +3,7 @@
  * holders (findSources) it takes when the pool has moved the copies.
  */
 import { NoSourceError } from '../../core/errors.ts'
-import { hasChunk } from '../resolve/have-bitmap.ts'
+import { hasChunk } from '../../core/data-plane-wire.ts'
 import type { ContentSource } from '../resolve/sources.ts'
 
 export class HolderView {

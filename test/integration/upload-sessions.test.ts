@@ -6,17 +6,29 @@
  * one name are one blob on the nodes, and deleting an older generation
  * (keep) spares the blobs the newer one shares.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { rm, stat } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { blobFiles, cdnJson, eventually, startNetwork, type Network } from './harness.ts'
+import { blobFiles, CDN, cdnJson, eventually, startNetwork, type Network, type NetworkNode } from './harness.ts'
 
 const KiB = 1024
 const NAME = 'logs/sessions.bin'
 
 let net: Network
+const restarted: ChildProcess[] = []
 test.before(async () => { net = await startNetwork({ nodes: 3 }) })
-test.after(async () => { await net?.stop() })
+test.after(async () => {
+  for (const p of restarted) {
+    if (p.exitCode != null || p.signalCode != null) continue
+    const exited = new Promise(resolve => p.once('exit', resolve))
+    p.kill('SIGTERM')
+    await exited
+  }
+  await net?.stop()
+})
 
 interface Call { status: number, body: any }
 
@@ -136,6 +148,82 @@ test('another publisher is refused the name before sending anything; bad plans g
   const unknown = await call('POST', `${base}/upload-00000000-0000-0000-0000-000000000000/commit`)
   assert.is(unknown.status, 404)
 })
+
+/** Stops a node of the network for good (it was started by `cdn up --no-restart`), waiting until its process is gone. */
+async function killNode (pid: number): Promise<void> {
+  process.kill(pid, 'SIGKILL')
+  await eventually('the node to be gone', async () => {
+    try {
+      process.kill(pid, 0)
+      return false
+    } catch {
+      return true
+    }
+  })
+}
+
+/** Starts a node again from its data directory (same identity, same ports). */
+async function restartNode (node: NetworkNode): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [CDN, 'node', 'start', '--manager', net.managerMultiaddr, '--data', node.data, '--json'],
+    { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, CDN_LOG_LEVEL: 'silent', CDN_JOIN_TOKEN: net.joinToken } })
+  restarted.push(proc)
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).once('line', () => { resolve() })
+    proc.once('exit', (code) => { reject(new Error(`node exited with ${code}`)) })
+  })
+  return proc
+}
+
+test('a held chunk a holder lost before the commit is asked for again, and the generation is whole', async () => {
+  const name = 'race/lost.bin'
+  const at = `/api/names/${encodeURIComponent(name)}/uploads`
+  const v1 = [randomBytes(150 * KiB), randomBytes(160 * KiB)]
+  const first = await call('POST', at, planOf(v1))
+  for (const i of first.body.missing) assert.is((await call('PUT', `${at}/${first.body.upload}/chunks/${i}`, v1[i])).status, 200)
+  assert.is((await call('POST', `${at}/${first.body.upload}/commit`)).status, 201)
+
+  // The next generation counts both chunks as held...
+  const v2 = [...v1, randomBytes(30 * KiB)]
+  const second = await call('POST', at, planOf(v2))
+  assert.equal(second.body.missing, [2])
+  // ...then a holder loses one of them before the new manifest reaches it (as a drop or the GC would take a chunk
+  // no manifest of its own names any more). The catalog is not told.
+  const holder = await holderOfChunks(v1.length)
+  await killNode(holder.node.pid)
+  await rm(holder.chunkFile)
+  await restartNode(holder.node)
+  assert.is((await call('PUT', `${at}/${second.body.upload}/chunks/2`, v2[2])).status, 200)
+
+  // The commit finds the loss in the holder's have-bitmap once the manifest is there, and names the chunk.
+  let commit: Call = { status: 0, body: null }
+  await eventually('the commit to be answered by the restarted pool', async () => {
+    commit = await call('POST', `${at}/${second.body.upload}/commit`)
+    return commit.status < 500
+  }, 60_000)
+  assert.is(commit.status, 409, JSON.stringify(commit.body))
+  const lost: number[] = commit.body.error.missing
+  assert.is(lost.length, 1)
+  assert.ok(lost[0] < v1.length)
+  assert.is((await call('PUT', `${at}/${second.body.upload}/chunks/${lost[0]}`, v2[lost[0]])).status, 200)
+  const done = await call('POST', `${at}/${second.body.upload}/commit`)
+  assert.is(done.status, 201, JSON.stringify(done.body))
+  const res = await fetch(`${net.proxy}/c/${done.body.id}?k=${done.body.key}`, { signal: AbortSignal.timeout(60_000) })
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(Buffer.concat(v2)), 'the generation reads back whole')
+})
+
+/** A node holding a chunk blob, and that blob's file; the chunks of `race/lost.bin`'s first generation are the newest on disk. */
+async function holderOfChunks (count: number): Promise<{ node: NetworkNode, chunkFile: string }> {
+  const newest: Array<{ node: NetworkNode, file: string, mtime: number }> = []
+  for (const node of net.nodes) {
+    for (const [name, path] of await blobFiles(node.data)) {
+      if (name.startsWith('bafkrei')) newest.push({ node, file: path, mtime: (await stat(path)).mtimeMs })
+    }
+  }
+  newest.sort((a, b) => b.mtime - a.mtime)
+  // R = 2 copies of each of the generation's chunks were the last chunk blobs written.
+  const pick = newest.slice(0, 2 * count)[0]
+  return { node: pick.node, chunkFile: pick.file }
+}
 
 test('a publish streamed under a name (x-cdn-publish-name) stores only the chunks the name lacks', async () => {
   const name = 'streams/same.bin'

@@ -16,7 +16,7 @@ import { encodeKey, encryptChunk, newContentKey } from '../../core/chunk-crypto.
 import { chunkCid } from '../../core/ids.ts'
 import { sealMetadata, signManifest, type Manifest } from '../../core/manifest.ts'
 import { signRecord, type NodeListBody } from '../../core/signed-record.ts'
-import { bitmapOf } from '../../proxy/resolve/have-bitmap.ts'
+import { bitmapOf } from '../../core/data-plane-wire.ts'
 
 export interface Signer {
   key: PrivateKey

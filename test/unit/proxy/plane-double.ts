@@ -9,7 +9,7 @@
 import { TimeoutError, UpstreamError } from '../../../core/errors.ts'
 import type { CID } from 'multiformats/cid'
 import type { BlobFetcher, FetchBlobOptions, FetchedBlob } from '../../../proxy/fetch/chunk-fetcher.ts'
-import { bitmapOf } from '../../../proxy/resolve/have-bitmap.ts'
+import { bitmapOf } from '../../../core/data-plane-wire.ts'
 import type { ContentSource, SourceAddress } from '../../../proxy/resolve/sources.ts'
 import type { TestContent } from '../proxy-standins.ts'
 

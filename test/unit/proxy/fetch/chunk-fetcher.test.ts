@@ -9,7 +9,7 @@ import { parseBlobId } from '../../../../core/ids.ts'
 import { silentLogger } from '../../../../core/log.ts'
 import { ChunkFetcher } from '../../../../proxy/fetch/chunk-fetcher.ts'
 import { DeadlineClock } from '../../../../proxy/fetch/deadline.ts'
-import { bitmapOf, hasChunk, parseHave } from '../../../../proxy/resolve/have-bitmap.ts'
+import { bitmapOf, hasChunk, parseHave } from '../../../../core/data-plane-wire.ts'
 import { makeContent, makeSigner, startStandInNode, type StandInNode, type TestContent } from '../../proxy-standins.ts'
 
 interface Ctx { node: StandInNode, content: TestContent, deadlines: DeadlineClock, fetcher: ChunkFetcher }

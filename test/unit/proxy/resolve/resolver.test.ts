@@ -10,7 +10,7 @@ import {
 import { silentLogger } from '../../../../core/log.ts'
 import { ChunkFetcher } from '../../../../proxy/fetch/chunk-fetcher.ts'
 import { DeadlineClock } from '../../../../proxy/fetch/deadline.ts'
-import { hasChunk } from '../../../../proxy/resolve/have-bitmap.ts'
+import { hasChunk } from '../../../../core/data-plane-wire.ts'
 import { ManagerClient, type ManagerApi } from '../../../../proxy/resolve/manager-client.ts'
 import { Resolver, type ProviderFinder, type ResolverComponents, type ResolverInit } from '../../../../proxy/resolve/resolver.ts'
 import type { SourceAddress } from '../../../../proxy/resolve/sources.ts'

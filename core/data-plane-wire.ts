@@ -1,4 +1,12 @@
-import { ProtocolError } from '../../core/errors.ts'
+/**
+ * The node data plane's wire, as its clients (proxies, the manager) and the
+ * node agree on it (docs/PROTOCOLS.md): have-bitmaps, and the header that
+ * marks the pool's own traffic.
+ */
+import { ProtocolError } from './errors.ts'
+
+/** Sent by the pool's own fetches (copies, checks): the node counts them apart from viewers' demand. */
+export const COPY_HEADER = 'x-cdn-copy'
 
 /**
  * The have-bitmap of PROTOCOLS.md: bit i (byte i>>3, mask 0x80 >> (i & 7)) is
