@@ -1,10 +1,12 @@
 /**
  * How much a name costs over an id, through the proxy: time to first byte of
- * `/n/<name>` against `/c/<id>` for contents of the same size, on a manager
- * and 3 nodes (bench/cdn-network.ts, every role its own process).
- * - cold: a fresh proxy (already in the DHT, nothing resolved) asked for a
- *   content it never saw, by id or, for another content, by its name;
- * - warm: the same proxy asked again for both, alternating.
+ * `/n/<name>` against `/c/<id>` for the same content (a generation published
+ * with `cdn publish --name`, so its chunking and manifest are the same both
+ * ways), on a manager and 3 nodes (bench/cdn-network.ts, every role its own
+ * process).
+ * - cold: a fresh proxy (already in the DHT, nothing resolved) asked for the
+ *   content, by id or by name, each on a proxy of its own;
+ * - warm: the same proxy asked again both ways, alternating.
  * The issue's target: a name within 1.2× of an id.
  *
  *   node bench/name-resolution.ts [--runs 5] [--size 4MiB]
@@ -41,16 +43,15 @@ try {
   const cold = { id: [] as number[], name: [] as number[] }
   const warm = { id: [] as number[], name: [] as number[] }
   for (let r = 0; r < runs; r++) {
-    const id = await publish(`by-id-${r}`)
     const name = `bench/films/run-${r}.bin`
-    await publish(`by-name-${r}`, name)
+    const id = await publish(`run-${r}`, name)
     // Alternate which goes first, so neither always meets a proxy one request older.
     const order: Array<'id' | 'name'> = r % 2 === 0 ? ['id', 'name'] : ['name', 'id']
     for (const kind of order) {
       await net.freshProxy()
       cold[kind].push(await ttfb(kind === 'id' ? `/c/${id}` : `/n/${name}`))
     }
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 10; i++) {
       warm.id.push(await ttfb(`/c/${id}`))
       warm.name.push(await ttfb(`/n/${name}`))
     }
