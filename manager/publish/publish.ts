@@ -24,7 +24,7 @@ import { encodeKey, encryptChunk, newContentKey, TAG_BYTES } from '../../core/ch
 import { BadInputError, CapacityError, CdnError, describeError, TimeoutError, TooLargeError, UnavailableError, UpstreamError } from '../../core/errors.ts'
 import { chunkCid, MANIFEST_CODEC } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
-import { MAX_MANIFEST_BYTES, sealMetadata, signManifest } from '../../core/manifest.ts'
+import { MAX_MANIFEST_BYTES, sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import { withDefaults } from '../../core/with-defaults.ts'
 import { MANAGER_DEFAULTS } from '../defaults.ts'
@@ -140,6 +140,32 @@ function checkInt (name: string, v: number, min: number, max: number): number {
   return v
 }
 
+/** One upload's chunk phase, as takeChunks needs it. */
+interface ChunkRun {
+  req: PublishRequest
+  uploadId: string
+  key: Uint8Array
+  chunking: Chunking
+  chunkSize: number
+  signal: AbortSignal
+  dispatcher: CopyDispatcher
+  staged: Set<string>
+  named?: NamedChunks
+}
+
+/** One upload's manifest placement, as placeManifest needs it. */
+interface ManifestRun {
+  uploadId: string
+  signed: SignedManifest
+  chunkIds: string[]
+  replicas: number
+  signal: AbortSignal
+  staged: Set<string>
+  dispatcher: CopyDispatcher
+  named: boolean
+  log: Logger
+}
+
 export class Publisher {
   private readonly c: PublishComponents
   private readonly log: Logger
@@ -240,31 +266,8 @@ export class Publisher {
 
     try {
       // ---- chunks --------------------------------------------------------
-      const chunkIds: string[] = []
-      const offsets: number[] = []
       const named = req.lineage != null ? new NamedChunks(req.lineage, uploadId, replicas) : undefined
-      let added = 0
-      const chunks = chunksOf(readBody(req.body, signal), chunking, { maxBytes: this.maxUploadBytes })
-      let step = await chunks.next()
-      while (step.done !== true) {
-        const { index, bytes } = step.value
-        this.c.onReceived?.(bytes.length)
-        if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
-        offsets.push(step.value.offset ?? index * chunkSize)
-        const held = named != null ? await named.held(this.c, bytes) : undefined
-        let id = held
-        if (id == null) {
-          const { cid, size } = named != null ? await this.stageNamed(named, bytes) : await this.stageChunk(key, index, bytes)
-          id = cid.toString()
-          staged.add(id)
-          await dispatcher.add(cid, size)
-          added += bytes.length
-        }
-        await this.c.catalog.addChunk(uploadId, index, id, bytes.length + TAG_BYTES)
-        chunkIds.push(id)
-        step = await chunks.next()
-      }
-      const size = step.value
+      const { chunkIds, offsets, size, added } = await this.takeChunks({ req, uploadId, key, chunking, chunkSize, signal, dispatcher, staged, named })
       if (req.length != null && size !== req.length) {
         throw new BadInputError(`upload truncated: received ${size} of ${req.length} announced bytes`)
       }
@@ -285,14 +288,7 @@ export class Publisher {
       }, this.c.signer.privateKey, this.c.signer.peerId)
       const contentId = signed.id.toString()
       signal.throwIfAborted()
-      // Under a name, holders of chunks it already had hold this content too.
-      const chunkHolders = named != null ? new Set((await this.c.catalog.copiesOf(uploadId)).filter(r => r.state === 'confirmed').map(r => r.node)) : dispatcher.holders()
-      const holders = await storeManifest(this.c, { upload: uploadId, signed, holders: chunkHolders, replicas, signal: orderSignal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
-      if (named != null && this.c.have != null) {
-        const short = await checkHolders({ catalog: this.c.catalog, have: this.c.have, logger: log }, uploadId, contentId, chunkIds, replicas, orderSignal)
-        // Their bytes are gone with the request body: the publisher sends them again, and they are stored this time.
-        if (short.size > 0) throw new UpstreamError(`${short.size} chunks the name held were lost from their holders while this publish ran; publish again`)
-      }
+      const holders = await this.placeManifest({ uploadId, signed, chunkIds, replicas, signal: orderSignal, staged, dispatcher, named: named != null, log })
 
       // ---- visible -------------------------------------------------------
       signal.throwIfAborted()
@@ -330,6 +326,49 @@ export class Publisher {
     if (length != null && free < length * replicas) {
       throw new CapacityError(`${replicas} copies of ${length} bytes need more than the ${free} bytes free in the pool`)
     }
+  }
+
+  /** Reads the body's chunks; each new one is encrypted, staged and handed to the dispatcher, each one a name holds is counted. */
+  private async takeChunks (u: ChunkRun): Promise<{ chunkIds: string[], offsets: number[], size: number, added: number }> {
+    const chunkIds: string[] = []
+    const offsets: number[] = []
+    let added = 0
+    const chunks = chunksOf(readBody(u.req.body, u.signal), u.chunking, { maxBytes: this.maxUploadBytes })
+    let step = await chunks.next()
+    while (step.done !== true) {
+      const { index, bytes } = step.value
+      this.c.onReceived?.(bytes.length)
+      if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
+      offsets.push(step.value.offset ?? index * u.chunkSize)
+      let id = u.named != null ? await u.named.held(this.c, bytes) : undefined
+      if (id == null) {
+        const { cid, size } = u.named != null ? await this.stageNamed(u.named, bytes) : await this.stageChunk(u.key, index, bytes)
+        id = cid.toString()
+        u.staged.add(id)
+        await u.dispatcher.add(cid, size)
+        added += bytes.length
+      }
+      await this.c.catalog.addChunk(u.uploadId, index, id, bytes.length + TAG_BYTES)
+      chunkIds.push(id)
+      step = await chunks.next()
+    }
+    return { chunkIds, offsets, size: step.value, added }
+  }
+
+  /**
+   * Stores the manifest on every chunk holder. Under a name, holders of the
+   * chunks it already had are holders too, and they are checked once the
+   * manifest is there (holder-check.ts): a chunk one lost meanwhile fails
+   * the publish, since its bytes went with the request body.
+   */
+  private async placeManifest (p: ManifestRun): Promise<string[]> {
+    const chunkHolders = p.named ? new Set((await this.c.catalog.copiesOf(p.uploadId)).filter(r => r.state === 'confirmed').map(r => r.node)) : p.dispatcher.holders()
+    const holders = await storeManifest(this.c, { upload: p.uploadId, signed: p.signed, holders: chunkHolders, replicas: p.replicas, signal: p.signal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged: p.staged })
+    if (p.named && this.c.have != null) {
+      const short = await checkHolders({ catalog: this.c.catalog, have: this.c.have, logger: p.log }, p.uploadId, p.signed.id.toString(), p.chunkIds, p.replicas, p.signal)
+      if (short.size > 0) throw new UpstreamError(`${short.size} chunks the name held were lost from their holders while this publish ran; publish again`)
+    }
+    return holders
   }
 
   /** Encrypts a chunk of a name under its derived key and stages it. */

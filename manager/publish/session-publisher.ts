@@ -22,7 +22,7 @@ import { BadInputError, CapacityError, CdnError, describeError, ForbiddenError, 
 import { chunkCid } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
 import type { PublishComponents } from './publish.ts'
-import { sealMetadata, signManifest } from '../../core/manifest.ts'
+import { sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
 import type { LineageStore } from '../catalog/lineage.ts'
 import type { Principal } from '../catalog/tokens.ts'
 import type { SessionRow, UploadSessionStore, UploadPlan } from '../catalog/upload-sessions.ts'
@@ -191,42 +191,15 @@ export class SessionPublisher {
   async commit (name: string, upload: string, who: Principal): Promise<CommittedSession> {
     const session = await this.session(name, upload, who)
     const { plan } = session
-    const { missing, cids } = await this.resolve(name, upload, plan.tags, plan.replicas)
-    if (missing.length > 0) throw new MissingChunksError(missing)
+    const { cids, reusedChunks } = await this.settleChunks(name, upload, plan)
     const lineage = await this.c.lineage.key(name)
     if (lineage == null) throw new NotFoundError(`the name ${name} has no lineage key`)
-    const reusedChunks = (await this.c.catalog.sharedWithOthers(upload, cids)).size
-    await this.forgetUnplanned(upload, new Set(cids))
-    const size = plan.sizes.reduce((a, b) => a + b, 0)
-    await this.c.catalog.setChunks(upload, cids.map((cid, i) => ({ cid, size: plan.sizes[i] + TAG_BYTES })))
-    const key = newContentKey()
-    const offsets: number[] = []
-    plan.sizes.reduce((at, s) => { offsets.push(at); return at + s }, 0)
-    const signed = await signManifest({
-      size,
-      chunkSize: Math.max(1, ...plan.sizes),
-      chunks: cids,
-      offsets,
-      keys: sealChunkKeysOf(key, lineage, plan.tags),
-      createdAt: new Date(this.now()).toISOString(),
-      publisher: session.owner,
-      meta: sealMetadata(key, { name: plan.file, type: plan.type })
-    }, this.c.signer.privateKey, this.c.signer.peerId)
-    const holders = new Set((await this.c.catalog.copiesOf(upload)).filter(r => r.state === 'confirmed').map(r => r.node))
-    const staged = new Set<string>()
-    const signal = AbortSignal.any([AbortSignal.timeout(this.orderTimeoutMs), this.c.shutdown])
-    try {
-      await storeManifest(this.c, { upload, signed, holders, replicas: plan.replicas, signal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
-    } finally {
-      for (const id of staged) await this.unstage(id)
-    }
+    const { signed, key, size } = await this.sign(session, cids, lineage)
     const contentId = signed.id.toString()
-    // A chunk the name held may have left a holder before this manifest reached it: then it is sent again.
-    const short = await checkHolders({ ...this.c, logger: this.log }, upload, contentId, cids, plan.replicas, signal)
-    if (short.size > 0) throw new MissingChunksError(cids.flatMap((cid, i) => short.has(cid) ? [i] : []))
+    const holders = await this.place(upload, signed, cids, plan.replicas)
     const expiresAt = plan.ttlSeconds != null ? this.now() + plan.ttlSeconds * 1000 : null
     await this.c.lifecycle.publish(upload, { contentId, size, chunkCount: cids.length, manifest: signed.bytes, expiresAt }, key,
-      { size, chunks: cids.length, replicas: plan.replicas, publisher: session.owner, nodes: holders.size, uploaded: session.uploaded, reused: reusedChunks })
+      { size, chunks: cids.length, replicas: plan.replicas, publisher: session.owner, nodes: holders.length, uploaded: session.uploaded, reused: reusedChunks })
     // The session row followed its upload row to the content id (ON UPDATE CASCADE); its work is done.
     await this.c.sessions.drop(contentId)
     this.c.onPublished?.(size)
@@ -243,6 +216,64 @@ export class SessionPublisher {
       reusedChunks,
       ...(plan.keep != null ? { keep: plan.keep } : {})
     }
+  }
+
+  /**
+   * Every planned chunk with R copies (else MissingChunksError), recorded as
+   * the upload's chunks in order; rows of chunks no longer planned go.
+   */
+  private async settleChunks (name: string, upload: string, plan: UploadPlan): Promise<{ cids: string[], reusedChunks: number }> {
+    const { missing, cids } = await this.resolve(name, upload, plan.tags, plan.replicas)
+    if (missing.length > 0) throw new MissingChunksError(missing)
+    const reusedChunks = (await this.c.catalog.sharedWithOthers(upload, cids)).size
+    await this.forgetUnplanned(upload, new Set(cids))
+    await this.c.catalog.setChunks(upload, cids.map((cid, i) => ({ cid, size: plan.sizes[i] + TAG_BYTES })))
+    return { cids, reusedChunks }
+  }
+
+  /** A version 3 manifest under a fresh content key: offsets from the plan, chunk keys sealed under that key. */
+  private async sign (session: SessionRow, cids: string[], lineage: Uint8Array): Promise<{ signed: SignedManifest, key: Uint8Array, size: number }> {
+    const { plan } = session
+    const key = newContentKey()
+    const offsets: number[] = []
+    let size = 0
+    let largest = 1
+    for (const s of plan.sizes) {
+      offsets.push(size)
+      size += s
+      largest = Math.max(largest, s)
+    }
+    const signed = await signManifest({
+      size,
+      chunkSize: largest,
+      chunks: cids,
+      offsets,
+      keys: sealChunkKeys(key, plan.tags.map(t => chunkKeyOf(lineage, t))),
+      createdAt: new Date(this.now()).toISOString(),
+      publisher: session.owner,
+      meta: sealMetadata(key, { name: plan.file, type: plan.type })
+    }, this.c.signer.privateKey, this.c.signer.peerId)
+    return { signed, key, size }
+  }
+
+  /**
+   * Stores the manifest on every holder, then checks them (holder-check.ts):
+   * a held chunk a holder lost before the manifest reached it is asked for
+   * again (MissingChunksError) rather than counted.
+   */
+  private async place (upload: string, signed: SignedManifest, cids: string[], replicas: number): Promise<string[]> {
+    const holders = new Set((await this.c.catalog.copiesOf(upload)).filter(r => r.state === 'confirmed').map(r => r.node))
+    const staged = new Set<string>()
+    const signal = AbortSignal.any([AbortSignal.timeout(this.orderTimeoutMs), this.c.shutdown])
+    let stored: string[]
+    try {
+      stored = await storeManifest(this.c, { upload, signed, holders, replicas, signal, ordersInFlight: this.ordersInFlight, orderTimeoutMs: this.orderTimeoutMs, staged })
+    } finally {
+      for (const id of staged) await this.unstage(id)
+    }
+    const short = await checkHolders({ ...this.c, logger: this.log }, upload, signed.id.toString(), cids, replicas, signal)
+    if (short.size > 0) throw new MissingChunksError(cids.flatMap((cid, i) => short.has(cid) ? [i] : []))
+    return stored
   }
 
   /** Discards sessions nobody used for `idleMs` (the controller's chore); returns how many. */
@@ -316,6 +347,3 @@ export class SessionPublisher {
   }
 }
 
-function sealChunkKeysOf (contentKey: Uint8Array, lineage: Uint8Array, tags: readonly string[]): string {
-  return sealChunkKeys(contentKey, tags.map(t => chunkKeyOf(lineage, t)))
-}
