@@ -10,7 +10,7 @@
  */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFile, rm } from 'node:fs/promises'
 import { cdn, cdnJson, eventually, getJson, hotLoad, poolContents, poolNodes, randomFile, sha256File, startNetwork, tempDir, watchReplication, type Network, type ReplicationWatch } from './harness.ts'
 
@@ -86,6 +86,27 @@ test('the managers agree on one pool: the same identity, every manager listed, o
     return lists.every(l => l.length === 3)
   })
   await eventually('exactly one controller', async () => (await controllers(ctx)).length === 1)
+})
+
+test('an upload session opened on one manager takes chunks on another and commits on the third', async (ctx) => {
+  const { net } = ctx
+  const chunks = [randomBytes(300 * 1024), randomBytes(200 * 1024), randomBytes(100 * 1024)]
+  const at = `/api/names/${encodeURIComponent('shared/session.bin')}/uploads`
+  const call = async (url: string, method: string, path: string, body?: BodyInit, json = false): Promise<{ status: number, body: any }> => {
+    const res = await fetch(`${url}${path}`, { method, body, headers: { authorization: `Bearer ${net.token}`, ...(json ? { 'content-type': 'application/json' } : {}) }, signal: AbortSignal.timeout(120_000) })
+    return { status: res.status, body: await res.json() }
+  }
+  const plan = { chunks: chunks.map(c => ({ hash: sha256(c), size: c.length })), file: 'session.bin', type: 'application/octet-stream' }
+  const opened = await call(ctx.urls[0], 'POST', at, JSON.stringify(plan), true)
+  assert.equal(opened.body.missing, [0, 1, 2])
+  for (const i of opened.body.missing) {
+    const put = await call(ctx.urls[1 + (i % 2)], 'PUT', `${at}/${opened.body.upload}/chunks/${i}`, chunks[i] as unknown as BodyInit)
+    assert.is(put.status, 200, JSON.stringify(put.body))
+  }
+  const done = await call(ctx.urls[2], 'POST', `${at}/${opened.body.upload}/commit`)
+  assert.is(done.status, 201, JSON.stringify(done.body))
+  const res = await fetch(`${net.proxy}/n/shared/session.bin`, { signal: AbortSignal.timeout(60_000) })
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(Buffer.concat(chunks)), 'the generation reads back through the proxy')
 })
 
 test('kill -9 of the controller\'s manager during a publish on another manager and downloads: nothing fails, the controller moves', async (ctx) => {
