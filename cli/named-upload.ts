@@ -41,7 +41,7 @@ export interface NamedUploadOptions {
   onOpen?: (s: { missingChunks: number, missingBytes: number, resumed: boolean }) => void
   /** a chunk was acknowledged */
   onSent?: (bytes: number) => void
-  /** chunks sent at once (default 4) */
+  /** chunks sent at once (default 8: each waits for its copies, so the pipeline's depth sets the pace; 4 → 8 was 7% faster on one machine, 16 hardly more) */
   parallel?: number
   /** tries per chunk before giving up (default 5) */
   attempts?: number
@@ -154,7 +154,7 @@ async function sendChunks (indexes: readonly number[], send: (chunk: FileChunk, 
       }
     }
   }
-  const workers = Math.max(1, Math.min(opts.parallel ?? 4, indexes.length))
+  const workers = Math.max(1, Math.min(opts.parallel ?? 8, indexes.length))
   await Promise.all(Array.from({ length: workers }, worker))
   if (failure != null) throw failure.error
   if (opts.api.signal?.aborted === true) throw opts.api.signal.reason
