@@ -6,11 +6,9 @@
 import type { SqlEngine } from './engine.ts'
 import type { EventStore } from './events.ts'
 import { Store } from './store.ts'
+import { inBatches } from './in-batches.ts'
 import { as, blobCopyRow, nodeRow, one, type BlobCopyColumns, type NodeColumns } from './rows.ts'
 import type { BlobCopyRow, ChunkAtRisk, CopyRow, CopyState, CopySummary, NewEvent, NodeHoldings, NodeRow, ReplicationSummary } from './types.ts'
-
-/** Blob ids per holder lookup: well under both engines' parameter limits. */
-const HOLDERS_BATCH = 500
 
 export class CopyStore extends Store<ReturnType<typeof prepare>> {
   constructor (db: SqlEngine, events: EventStore) {
@@ -65,26 +63,16 @@ export class CopyStore extends Store<ReturnType<typeof prepare>> {
    * whichever content: what a later generation of a name may count as its own.
    */
   async countedHolders (cids: readonly string[]): Promise<Map<string, string[]>> {
+    const rows = await inBatches(cids, async (batch, marks) => as<{ cid: string, node: string }>(await this.db.prepare(`SELECT DISTINCT cid, node FROM counted_copies WHERE cid IN (${marks})`).all(...batch)))
     const holders = new Map<string, string[]>()
-    const unique = [...new Set(cids)]
-    for (let i = 0; i < unique.length; i += HOLDERS_BATCH) {
-      const batch = unique.slice(i, i + HOLDERS_BATCH)
-      const rows = as<{ cid: string, node: string }>(await this.db.prepare(`SELECT DISTINCT cid, node FROM counted_copies WHERE cid IN (${batch.map(() => '?').join(', ')})`).all(...batch))
-      for (const r of rows) holders.set(r.cid, [...holders.get(r.cid) ?? [], r.node])
-    }
+    for (const r of rows) holders.set(r.cid, [...holders.get(r.cid) ?? [], r.node])
     return holders
   }
 
   /** Those of `cids` that a content other than `content` holds copies of (a generation's chunks it shares with others). */
   async sharedWithOthers (content: string, cids: readonly string[]): Promise<Set<string>> {
-    const shared = new Set<string>()
-    const unique = [...new Set(cids)]
-    for (let i = 0; i < unique.length; i += HOLDERS_BATCH) {
-      const batch = unique.slice(i, i + HOLDERS_BATCH)
-      const rows = as<{ cid: string }>(await this.db.prepare(`SELECT DISTINCT cid FROM copies WHERE content != ? AND cid IN (${batch.map(() => '?').join(', ')})`).all(content, ...batch))
-      for (const r of rows) shared.add(r.cid)
-    }
-    return shared
+    const rows = await inBatches(cids, async (batch, marks) => as<{ cid: string }>(await this.db.prepare(`SELECT DISTINCT cid FROM copies WHERE content != ? AND cid IN (${marks})`).all(content, ...batch)))
+    return new Set(rows.map(r => r.cid))
   }
 
   /**

@@ -9,6 +9,7 @@ import { newLineageKey } from '../../core/chunk-keys.ts'
 import { ForbiddenError } from '../../core/errors.ts'
 import type { SqlEngine } from './engine.ts'
 import type { KeySealer } from './key-sealing.ts'
+import { inBatches } from './in-batches.ts'
 
 export interface LineageChunk {
   tag: string
@@ -16,9 +17,6 @@ export interface LineageChunk {
   /** plaintext bytes */
   size: number
 }
-
-/** Tags per lookup statement: well under both engines' parameter limits. */
-const LOOKUP_BATCH = 500
 
 export class LineageStore {
   private readonly db: SqlEngine
@@ -63,15 +61,9 @@ export class LineageStore {
 
   /** The chunks of `name` among `tags` (each found once, whatever its copies now). */
   async lookup (name: string, tags: readonly string[]): Promise<Map<string, LineageChunk>> {
-    const found = new Map<string, LineageChunk>()
-    const unique = [...new Set(tags)]
-    for (let i = 0; i < unique.length; i += LOOKUP_BATCH) {
-      const batch = unique.slice(i, i + LOOKUP_BATCH)
-      const rows = await this.db.prepare(`SELECT tag, cid, size FROM lineage_chunks WHERE name = ? AND tag IN (${batch.map(() => '?').join(', ')})`)
-        .all(name, ...batch) as Array<{ tag: string, cid: string, size: number }>
-      for (const r of rows) found.set(r.tag, { tag: r.tag, cid: r.cid, size: Number(r.size) })
-    }
-    return found
+    const rows = await inBatches(tags, async (batch, marks) => await this.db.prepare(`SELECT tag, cid, size FROM lineage_chunks WHERE name = ? AND tag IN (${marks})`)
+      .all(name, ...batch) as Array<{ tag: string, cid: string, size: number }>)
+    return new Map(rows.map(r => [r.tag, { tag: r.tag, cid: r.cid, size: Number(r.size) }]))
   }
 
   /** A chunk of `name` now has its copies; a later generation finds it by its tag. */
