@@ -256,6 +256,7 @@ export async function startManager (config: ManagerConfig): Promise<ManagerDaemo
       abandon: async (uploads, why) => await publisher.abandon(uploads, why),
       logger: log.child({ part: 'sessions' })
     }, { replicas: config.replicas, maxChunkBytes, maxUploadBytes: config.maxUploadBytes })
+    closeOnStop('upload sessions', async () => { await sessionPublisher.close() })
     const deleter = new ContentDeleter({ catalog, lifecycle, nodes, logger: log.child({ part: 'delete' }) })
     closeOnStop('deletes', async () => { await deleter.close() })
     const reports = new ReportVerifier({ catalog, logger: log.child({ part: 'reports' }) })

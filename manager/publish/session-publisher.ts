@@ -108,6 +108,8 @@ export class SessionPublisher {
   readonly idleMs: number
   private readonly ordersInFlight: number
   private readonly orderTimeoutMs: number
+  /** chunks being stored and commits under way, which a stop waits for */
+  private readonly active = new Set<Promise<unknown>>()
 
   constructor (components: SessionPublisherComponents, init: SessionPublisherInit = {}) {
     this.c = components
@@ -165,6 +167,10 @@ export class SessionPublisher {
    * (`stored: false`).
    */
   async putChunk (name: string, upload: string, index: number, who: Principal, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<{ stored: boolean }> {
+    return await this.track(this.takeChunk(name, upload, index, who, body, signal))
+  }
+
+  private async takeChunk (name: string, upload: string, index: number, who: Principal, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<{ stored: boolean }> {
     const session = await this.session(name, upload, who)
     const { plan } = session
     if (!Number.isSafeInteger(index) || index < 0 || index >= plan.tags.length) throw new BadInputError(`chunk ${index} is not in this upload (it has ${plan.tags.length})`)
@@ -189,6 +195,24 @@ export class SessionPublisher {
    * generation to the name service, as a streamed publish does.
    */
   async commit (name: string, upload: string, who: Principal): Promise<CommittedSession> {
+    return await this.track(this.finish(name, upload, who))
+  }
+
+  /** Waits for the chunks and commits under way (they stop early once `shutdown` fires). */
+  async close (): Promise<void> {
+    while (this.active.size > 0) await Promise.allSettled([...this.active])
+  }
+
+  private async track<T> (work: Promise<T>): Promise<T> {
+    this.active.add(work)
+    try {
+      return await work
+    } finally {
+      this.active.delete(work)
+    }
+  }
+
+  private async finish (name: string, upload: string, who: Principal): Promise<CommittedSession> {
     const session = await this.session(name, upload, who)
     const { plan } = session
     const { cids, reusedChunks } = await this.settleChunks(name, upload, plan)
