@@ -8,10 +8,11 @@
 import { createReadStream } from 'node:fs'
 import { CDC_DEFAULTS } from '../core/cdc-chunker.ts'
 import { plaintextHash } from '../core/chunk-keys.ts'
+import { MANAGER_DEFAULTS } from '../manager/defaults.ts'
 import { chunksOf, type Chunking, type ChunkingMode } from '../core/chunker.ts'
 
-/** `--chunking fixed` with a name: chunks of this size, the last one shorter. */
-export const FIXED_CHUNK_BYTES = 1024 * 1024
+/** `--chunking fixed` with a name: the manager's fixed size, the last one shorter. */
+export const FIXED_CHUNK_BYTES = MANAGER_DEFAULTS.chunkSize
 
 export interface FileChunk {
   index: number

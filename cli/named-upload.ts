@@ -9,8 +9,8 @@
  * manager of the pool too. The plan and the commit are POSTs: they follow
  * callManager's rule and go elsewhere only when they surely never arrived.
  */
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { plaintextHash } from '../core/chunk-keys.ts'
 import { BadInputError, UpstreamError } from '../core/errors.ts'
 import { FAILOVER_STATUSES } from '../core/manager-failover.ts'
 import type { FileChunk } from './file-chunks.ts'
@@ -162,7 +162,7 @@ async function sendChunks (indexes: readonly number[], send: (chunk: FileChunk, 
 
 async function sendChunk (api: ApiOptions, at: string, chunk: FileChunk, signal: AbortSignal, opts: NamedUploadOptions, timeout: number): Promise<void> {
   const bytes = await opts.readChunk(chunk, signal)
-  if (bytes.length !== chunk.size || createHash('sha256').update(bytes).digest('hex') !== chunk.hash) {
+  if (bytes.length !== chunk.size || Buffer.from(plaintextHash(bytes)).toString('hex') !== chunk.hash) {
     throw new BadInputError(`the file changed while it was being published (chunk ${chunk.index} at byte ${chunk.offset} no longer has the bytes hashed before); run the command again`)
   }
   const body = { data: bytes, headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.size) } }

@@ -26,6 +26,11 @@ export function mayManage (content: ContentAccess, who: Principal): boolean {
   return who.role === 'publisher' && content.owner != null && content.owner === who.id
 }
 
+/** A name and an upload session: an admin, or the token that owns it (the name's first publisher, the session's opener). */
+export function mayUseOwned (owner: string, who: Principal): boolean {
+  return who.role === 'admin' || owner === who.id
+}
+
 /** Resolving a private content without a capability: admins, readers, and its owner. */
 export function mayReadPrivate (content: ContentAccess, who: Principal): boolean {
   return who.role === 'admin' || who.role === 'reader' || (who.role === 'publisher' && content.owner === who.id)

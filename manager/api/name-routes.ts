@@ -15,7 +15,7 @@ import { parseName } from '../../core/names.ts'
 import type { Catalog } from '../catalog/catalog.ts'
 import type { NameStore } from '../catalog/names.ts'
 import type { Principal, TokenStore } from '../catalog/tokens.ts'
-import { LIST_ROLES, mayReadPrivate } from './access.ts'
+import { LIST_ROLES, mayReadPrivate, mayUseOwned } from './access.ts'
 import type { Capabilities } from './capabilities.ts'
 import type { NameService } from './name-service.ts'
 import { optionalSeconds, readObjectBody, singleHeader } from './wire.ts'
@@ -84,7 +84,7 @@ export function nameRoutes (c: NameRoutesComponents): Array<{ pattern: RegExp, m
     const who = await c.tokens.authorize(req.headers.authorization, ['admin', 'publisher'])
     const found = await c.names.get(name)
     if (found == null) throw new NotFoundError(`no name ${name}`)
-    if (who.role !== 'admin' && who.id !== found.owner) throw new ForbiddenError(`the name ${name} belongs to another publisher`)
+    if (!mayUseOwned(found.owner, who)) throw new ForbiddenError(`the name ${name} belongs to another publisher`)
     const issued = await c.capabilities.issueForName(name, optionalSeconds((await readObjectBody(req)).ttlSeconds, 'ttlSeconds'))
     const expiresAt = new Date(issued.expiresAt).toISOString()
     await c.catalog.recordEvent({ kind: 'content-shared', detail: { name, by: who.id, expiresAt } })

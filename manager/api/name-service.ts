@@ -15,6 +15,7 @@ import type { Principal } from '../catalog/tokens.ts'
 import type { GenerationRow, NameStore } from '../catalog/names.ts'
 import type { LineageStore } from '../catalog/lineage.ts'
 import type { ContentDeleter } from '../publish/delete.ts'
+import { mayUseOwned } from './access.ts'
 import { intHeader, singleHeader } from './wire.ts'
 
 /** A name record is good for 30 days: a proxy cut off from the manager stops believing it then. */
@@ -50,7 +51,7 @@ export interface SignedName {
 
 /** An admin may add to any name (as it may delete any content); a publisher only to its own. */
 function mayAppend (who: Principal): (owner: string) => boolean {
-  return owner => who.role === 'admin' || owner === who.id
+  return owner => mayUseOwned(owner, who)
 }
 
 export class NameService {
@@ -60,11 +61,6 @@ export class NameService {
   constructor (components: NameServiceComponents) {
     this.c = components
     this.now = components.now ?? Date.now
-  }
-
-  /** Whether `who` may add to a name owned by `owner`: the owner itself, or an admin. */
-  mayAppend (who: Principal): (owner: string) => boolean {
-    return mayAppend(who)
   }
 
   /**

@@ -16,7 +16,7 @@ import type { ManagerMetrics } from '../metrics.ts'
 import { MAX_CHUNKS, MAX_REPLICAS } from '../publish/publish.ts'
 import type { SessionPublisher } from '../publish/session-publisher.ts'
 import { watchUpload } from '../publish/stall-watch.ts'
-import { PUBLISH_ROLES } from './access.ts'
+import { mayUseOwned, PUBLISH_ROLES } from './access.ts'
 import { nameOf } from './name-routes.ts'
 import type { NameService } from './name-service.ts'
 import { parsePlanRequest } from './session-wire.ts'
@@ -24,7 +24,7 @@ import { publishOutcome } from './wire.ts'
 
 export interface UploadRoutesComponents {
   sessions: SessionPublisher
-  service: Pick<NameService, 'afterPublish' | 'mayAppend'>
+  service: Pick<NameService, 'afterPublish'>
   catalog: Pick<Catalog, 'sync'>
   tokens: Pick<TokenStore, 'authorize'>
   metrics: Pick<ManagerMetrics, 'publishes' | 'bytesReceived'>
@@ -55,7 +55,7 @@ export function uploadRoutes (c: UploadRoutesComponents): Array<{ pattern: RegEx
     // A plan is part of what a publisher sends: counted with the chunks' bytes.
     const body = await readJsonBody(req, MAX_PLAN_BYTES, bytes => { c.metrics.bytesReceived.inc(bytes) })
     const request = parsePlanRequest(body, { maxChunkBytes: c.maxChunkBytes, maxChunks: MAX_CHUNKS, maxReplicas: MAX_REPLICAS })
-    const opened = await c.sessions.open(name, who, request, c.service.mayAppend(who))
+    const opened = await c.sessions.open(name, who, request, owner => mayUseOwned(owner, who))
     await c.catalog.sync()
     sendJson(res, 200, opened)
   }

@@ -25,7 +25,6 @@ export class NamedChunks {
   private readonly tags: string[] = []
   /** chunks this upload stores, by tag */
   private readonly fresh = new Map<string, { cid: string, size: number }>()
-  private current?: string
 
   constructor (lineage: { name: string, key: Uint8Array }, upload: string, replicas: number) {
     this.name = lineage.name
@@ -34,21 +33,19 @@ export class NamedChunks {
     this.replicas = replicas
   }
 
-  /** Tags the chunk; returns its blob id when it need not be stored (the name or this upload already has it). */
-  async held (c: NamedChunksComponents, bytes: Uint8Array): Promise<string | undefined> {
+  /** Tags the chunk; with its blob id when it need not be stored (the name or this upload already has it). */
+  async held (c: NamedChunksComponents, bytes: Uint8Array): Promise<{ tag: string, cid?: string }> {
     const tag = chunkTags(this.key, [plaintextHash(bytes)])[0]
     this.tags.push(tag)
-    this.current = tag
     const mine = this.fresh.get(tag)
-    if (mine != null) return mine.cid
-    if (c.lineage == null) return undefined
+    if (mine != null) return { tag, cid: mine.cid }
+    if (c.lineage == null) return { tag }
     const { missing, cids } = await adoptHeldChunks({ catalog: c.catalog, lineage: c.lineage }, this.name, this.upload, [tag], this.replicas)
-    return missing.length === 0 ? cids[0] : undefined
+    return missing.length === 0 ? { tag, cid: cids[0] } : { tag }
   }
 
-  /** Encrypts the chunk last tagged (by `held`), and remembers it as this upload's own. */
-  encrypt (bytes: Uint8Array): { blob: Uint8Array, cid: CID } {
-    const tag = this.current!
+  /** Encrypts a chunk `held` tagged and found missing, and remembers it as this upload's own. */
+  encrypt (tag: string, bytes: Uint8Array): { blob: Uint8Array, cid: CID } {
     const blob = encryptWithChunkKey(chunkKeyOf(this.key, tag), bytes)
     const cid = chunkCid(blob)
     this.fresh.set(tag, { cid: cid.toString(), size: bytes.length })

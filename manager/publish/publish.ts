@@ -332,6 +332,7 @@ export class Publisher {
   private async takeChunks (u: ChunkRun): Promise<{ chunkIds: string[], offsets: number[], size: number, added: number }> {
     const chunkIds: string[] = []
     const offsets: number[] = []
+    const named = u.named
     let added = 0
     const chunks = chunksOf(readBody(u.req.body, u.signal), u.chunking, { maxBytes: this.maxUploadBytes })
     let step = await chunks.next()
@@ -340,12 +341,14 @@ export class Publisher {
       this.c.onReceived?.(bytes.length)
       if (index >= MAX_CHUNKS) throw new TooLargeError(`upload needs more than ${MAX_CHUNKS} chunks; use larger chunks`)
       offsets.push(step.value.offset ?? index * u.chunkSize)
-      let id = u.named != null ? await u.named.held(this.c, bytes) : undefined
+      const held = named != null ? await named.held(this.c, bytes) : undefined
+      let id = held?.cid
       if (id == null) {
-        const { cid, size } = u.named != null ? await this.stageNamed(u.named, bytes) : await this.stageChunk(u.key, index, bytes)
-        id = cid.toString()
+        const { blob, cid } = named != null && held != null ? named.encrypt(held.tag, bytes) : { blob: encryptChunk(u.key, index, bytes), cid: undefined }
+        const staged = await this.stage(blob, cid)
+        id = staged.toString()
         u.staged.add(id)
-        await u.dispatcher.add(cid, size)
+        await u.dispatcher.add(staged, blob.length)
         added += bytes.length
       }
       await this.c.catalog.addChunk(u.uploadId, index, id, bytes.length + TAG_BYTES)
@@ -371,19 +374,10 @@ export class Publisher {
     return holders
   }
 
-  /** Encrypts a chunk of a name under its derived key and stages it. */
-  private async stageNamed (named: NamedChunks, bytes: Uint8Array): Promise<{ cid: CID, size: number }> {
-    const { blob, cid } = named.encrypt(bytes)
+  /** Stages an encrypted chunk under its id; the ciphertext is garbage as soon as staging has copied it. */
+  private async stage (blob: Uint8Array, cid = chunkCid(blob)): Promise<CID> {
     await this.c.staging.put(cid.toString(), blob)
-    return { cid, size: blob.length }
-  }
-
-  /** Encrypts and stages one chunk; the ciphertext is garbage as soon as staging has copied it. */
-  private async stageChunk (key: Uint8Array, index: number, bytes: Uint8Array): Promise<{ cid: CID, size: number }> {
-    const blob = encryptChunk(key, index, bytes)
-    const cid = chunkCid(blob)
-    await this.c.staging.put(cid.toString(), blob)
-    return { cid, size: blob.length }
+    return cid
   }
 
   /** Turns whatever ended an upload into the error the client should see. */

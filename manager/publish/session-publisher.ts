@@ -22,13 +22,17 @@ import { BadInputError, CapacityError, CdnError, describeError, ForbiddenError, 
 import { chunkCid } from '../../core/ids.ts'
 import type { Logger } from '../../core/log.ts'
 import type { PublishComponents } from './publish.ts'
+import { withDefaults } from '../../core/with-defaults.ts'
+import { CDC_DEFAULTS } from '../../core/cdc-chunker.ts'
+import { MANAGER_DEFAULTS } from '../defaults.ts'
+import { mayUseOwned } from '../api/access.ts'
 import { sealMetadata, signManifest, type SignedManifest } from '../../core/manifest.ts'
 import type { LineageStore } from '../catalog/lineage.ts'
 import type { Principal } from '../catalog/tokens.ts'
 import type { SessionRow, UploadSessionStore, UploadPlan } from '../catalog/upload-sessions.ts'
 import { CopyDispatcher } from './copy-dispatcher.ts'
 import { storeManifest } from './manifest-store.ts'
-import { adoptHeldChunks, type HeldChunks } from './held-chunks.ts'
+import { adoptHeldChunks } from './held-chunks.ts'
 import { checkHolders, type HaveFetch } from './holder-check.ts'
 import { readExactly } from './read-body.ts'
 
@@ -53,6 +57,15 @@ export interface SessionPublisherInit {
   idleMs?: number
   ordersInFlight?: number
   orderTimeoutMs?: number
+}
+
+const SESSION_DEFAULTS: Required<SessionPublisherInit> = {
+  replicas: MANAGER_DEFAULTS.replicas,
+  maxChunkBytes: CDC_DEFAULTS.max,
+  maxUploadBytes: MANAGER_DEFAULTS.maxUploadBytes,
+  idleMs: 6 * 3600_000,
+  ordersInFlight: MANAGER_DEFAULTS.ordersInFlight,
+  orderTimeoutMs: MANAGER_DEFAULTS.orderTimeoutMs
 }
 
 /** What a publisher announces (parsed from the wire by manager/api/session-wire.ts). */
@@ -93,11 +106,6 @@ export interface CommittedSession {
   keep?: number
 }
 
-/** A caller may use a session it opened; an admin any. */
-function mayUse (who: Principal, session: SessionRow): boolean {
-  return who.role === 'admin' || session.owner === who.id
-}
-
 export class SessionPublisher {
   private readonly c: SessionPublisherComponents
   private readonly log: Logger
@@ -115,12 +123,13 @@ export class SessionPublisher {
     this.c = components
     this.log = components.logger
     this.now = components.now ?? Date.now
-    this.replicas = init.replicas ?? 3
-    this.maxChunkBytes = init.maxChunkBytes ?? 2 * 1024 * 1024
-    this.maxUploadBytes = init.maxUploadBytes ?? 64 * 1024 ** 3
-    this.idleMs = init.idleMs ?? 6 * 3600_000
-    this.ordersInFlight = init.ordersInFlight ?? 8
-    this.orderTimeoutMs = init.orderTimeoutMs ?? 120_000
+    const o = withDefaults(SESSION_DEFAULTS, init)
+    this.replicas = o.replicas
+    this.maxChunkBytes = o.maxChunkBytes
+    this.maxUploadBytes = o.maxUploadBytes
+    this.idleMs = o.idleMs
+    this.ordersInFlight = o.ordersInFlight
+    this.orderTimeoutMs = o.orderTimeoutMs
   }
 
   /**
@@ -154,7 +163,7 @@ export class SessionPublisher {
       if (found != null) await this.c.abandon([found.upload], 'replaced by a session with other settings')
       upload = await this.create(name, who, plan)
     }
-    const { missing } = await this.resolve(name, upload, plan.tags, plan.replicas)
+    const { missing } = await adoptHeldChunks(this.c, name, upload, plan.tags, plan.replicas)
     const missingBytes = missing.reduce((sum, i) => sum + plan.sizes[i], 0)
     this.log.info({ upload, name, chunks: plan.tags.length, missing: missing.length, missingBytes, resumed: found?.upload === upload }, found?.upload === upload ? 'upload session resumed' : 'upload session opened')
     return { upload, missing, missingBytes, chunks: plan.tags.length, resumed: found?.upload === upload }
@@ -247,7 +256,7 @@ export class SessionPublisher {
    * the upload's chunks in order; rows of chunks no longer planned go.
    */
   private async settleChunks (name: string, upload: string, plan: UploadPlan): Promise<{ cids: string[], reusedChunks: number }> {
-    const { missing, cids } = await this.resolve(name, upload, plan.tags, plan.replicas)
+    const { missing, cids } = await adoptHeldChunks(this.c, name, upload, plan.tags, plan.replicas)
     if (missing.length > 0) throw new MissingChunksError(missing)
     const reusedChunks = (await this.c.catalog.sharedWithOthers(upload, cids)).size
     await this.forgetUnplanned(upload, new Set(cids))
@@ -310,7 +319,7 @@ export class SessionPublisher {
   private async session (name: string, upload: string, who: Principal): Promise<SessionRow> {
     const session = await this.c.sessions.get(upload)
     if (session == null || session.name !== name) throw new NotFoundError(`no upload session ${upload} for ${name} (finished, or discarded after ${Math.round(this.idleMs / 60_000)} idle minutes)`)
-    if (!mayUse(who, session)) throw new ForbiddenError(`upload session ${upload} belongs to another publisher`)
+    if (!mayUseOwned(session.owner, who)) throw new ForbiddenError(`upload session ${upload} belongs to another publisher`)
     return session
   }
 
@@ -324,12 +333,8 @@ export class SessionPublisher {
     return upload
   }
 
-  private async resolve (name: string, upload: string, tags: readonly string[], replicas: number): Promise<HeldChunks> {
-    return await adoptHeldChunks(this.c, name, upload, tags, replicas)
-  }
-
   private async held (name: string, upload: string, tag: string, replicas: number): Promise<boolean> {
-    return (await this.resolve(name, upload, [tag], replicas)).missing.length === 0
+    return (await adoptHeldChunks(this.c, name, upload, [tag], replicas)).missing.length === 0
   }
 
   /** Gets R confirmed copies of one blob, recorded under the session's upload. */

@@ -70,6 +70,9 @@ test('a version 3 manifest signs its sealed keys, and its chunks open with them'
   const open = chunkOpener(decoded, contentKey)
   assert.equal(Buffer.from(open(1, blobs[1])), two)
   assert.throws(() => open(0, blobs[1]), (e: unknown) => e instanceof DecryptError)
+  // The keys opened for this manifest are kept with it, and never handed to another content key.
+  assert.equal(Buffer.from(chunkOpener(decoded, contentKey)(0, blobs[0])), one)
+  assert.throws(() => chunkOpener(decoded, newContentKey()), (e: unknown) => e instanceof DecryptError)
   // Keys swapped for others are a different manifest: the signature no longer holds.
   try {
     await verifyManifest({ ...decoded, keys: sealChunkKeys(contentKey, [keys[1], keys[0]]) })

@@ -50,6 +50,15 @@ function open (ctx: Ctx, freshMs = 0): NameRecords {
   return new NameRecords({ manager: ctx.manager, trusted: () => [ctx.pool.id], logger: silentLogger() }, { file: join(ctx.dir, 'names.json'), freshMs })
 }
 
+/** A proxy's records that resolved NAME to generation `seq` once (it keeps that record). */
+async function openHolding (ctx: Ctx, seq: number): Promise<NameRecords> {
+  const r = open(ctx)
+  const signed = await record(ctx.pool, seq)
+  ctx.manager.answer = async () => signed
+  await r.resolve(NAME)
+  return r
+}
+
 names('a record signed by the pool resolves the name to its generation', async (ctx) => {
   const r = open(ctx)
   const signed = await record(ctx.pool, 3)
@@ -88,10 +97,7 @@ names('a lower sequence number never replaces the one held; a higher one does', 
 })
 
 names('with the manager down the kept record answers, also after a restart; a 404 is not overruled', async (ctx) => {
-  const first = open(ctx)
-  const signed = await record(ctx.pool, 5)
-  ctx.manager.answer = async () => signed
-  await first.resolve(NAME)
+  const first = await openHolding(ctx, 5)
   ctx.manager.answer = async () => { throw new UpstreamError('manager at http://127.0.0.1:1 is unreachable') }
   assert.equal(await first.resolve(NAME), { name: NAME, seq: 5, content: contentOf(5), from: 'kept' })
   await first.close()
@@ -112,10 +118,7 @@ names('with the manager down the kept record answers, also after a restart; a 40
 })
 
 names('a kept record signed by an identity the pool no longer uses is not answered', async (ctx) => {
-  const first = open(ctx)
-  const signed = await record(ctx.pool, 5)
-  ctx.manager.answer = async () => signed
-  await first.resolve(NAME)
+  const first = await openHolding(ctx, 5)
   await first.close()
   const newPool = await makeSigner()
   const other = new NameRecords({ manager: ctx.manager, trusted: () => [newPool.id], logger: silentLogger() }, { file: join(ctx.dir, 'names.json') })
